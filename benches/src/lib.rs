@@ -1,0 +1,334 @@
+//! Shared pieces of the benchmarks: an authenticator over the file or the TPM keystore, and
+//! encoded requests, so each bench measures only the operation it names.
+
+use ciborium::Value;
+use protocol::cbor;
+use protocol::env::PresenceOutcome;
+use protocol::testing::{ManualClock, ScriptedPresence, SeededRng};
+use protocol::{Authenticator, AuthenticatorConfig};
+use storage::file::FileKeystore;
+use storage::{KeystoreOptions, TpmConfig, TpmKeys, TpmKeystore};
+
+pub type FileAuthenticator =
+    Authenticator<FileKeystore<SeededRng>, ScriptedPresence, ManualClock, SeededRng>;
+pub type TpmAuthenticator =
+    Authenticator<TpmKeystore<SeededRng>, ScriptedPresence, ManualClock, SeededRng>;
+
+/// An authenticator over a file keystore in a new `state` folder under `dir` (the keystore
+/// wants a 0700 folder of its own), whose presence is always granted: the bench measures the
+/// protocol and the keystore, not a person.
+pub fn file_authenticator(dir: &std::path::Path) -> FileAuthenticator {
+    let keystore =
+        FileKeystore::open(&dir.join("state"), SeededRng::new(11)).expect("open keystore");
+    Authenticator::new(
+        AuthenticatorConfig::default(),
+        keystore,
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        ManualClock::default(),
+        SeededRng::new(5),
+    )
+}
+
+/// An authenticator over the TPM keystore on the TPM at `tcti`, in a new `state` folder under
+/// `dir`, whose presence is always granted.
+pub fn tpm_authenticator(dir: &std::path::Path, tcti: &str) -> TpmAuthenticator {
+    let tpm = TpmKeys::open(&TpmConfig {
+        tcti: tcti.into(),
+        parent: None,
+    })
+    .expect("open the TPM");
+    let keystore = TpmKeystore::open(
+        &dir.join("state"),
+        tpm,
+        SeededRng::new(11),
+        KeystoreOptions::default(),
+    )
+    .expect("open keystore");
+    let config = AuthenticatorConfig {
+        max_credential_id_length: keystore.max_credential_id_len(),
+        ..AuthenticatorConfig::default()
+    };
+    Authenticator::new(
+        config,
+        keystore,
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        ManualClock::default(),
+        SeededRng::new(5),
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// authenticatorMakeCredential for `rp` with one algorithm, non-discoverable unless `rk`.
+pub fn make_credential_request(rp: &str, user_id: &[u8], alg: i64, rk: bool) -> Vec<u8> {
+    let mut params = vec![
+        (1, Value::Bytes(vec![0xcd; 32])),
+        (2, cbor::text_map(vec![("id", text(rp))])),
+        (
+            3,
+            cbor::text_map(vec![
+                ("id", Value::Bytes(user_id.to_vec())),
+                ("name", text("bench")),
+                ("displayName", text("Bench User")),
+            ]),
+        ),
+        (
+            4,
+            Value::Array(vec![cbor::text_map(vec![
+                ("alg", Value::Integer(alg.into())),
+                ("type", text("public-key")),
+            ])]),
+        ),
+    ];
+    if rk {
+        params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
+    }
+    [vec![0x01], cbor::encode(&cbor::int_map(params))].concat()
+}
+
+/// authenticatorGetAssertion for `rp`, with an allowList of `credential_id` if given.
+pub fn get_assertion_request(rp: &str, credential_id: Option<&[u8]>) -> Vec<u8> {
+    let mut params = vec![(1, text(rp)), (2, Value::Bytes(vec![0xab; 32]))];
+    if let Some(id) = credential_id {
+        let descriptor = cbor::text_map(vec![
+            ("id", Value::Bytes(id.to_vec())),
+            ("type", text("public-key")),
+        ]);
+        params.push((3, Value::Array(vec![descriptor])));
+    }
+    [vec![0x02], cbor::encode(&cbor::int_map(params))].concat()
+}
+
+/// The credential ID in a makeCredential response (status byte + CBOR).
+pub fn credential_id_of(response: &[u8]) -> Vec<u8> {
+    assert_eq!(
+        response[0], 0,
+        "makeCredential failed: status {:#04x}",
+        response[0]
+    );
+    let Value::Map(map) = cbor::decode(&response[1..]).expect("CBOR response") else {
+        panic!("not a map")
+    };
+    let auth_data = map
+        .into_iter()
+        .find(|(k, _)| *k == Value::Integer(2.into()))
+        .and_then(|(_, v)| v.into_bytes().ok())
+        .expect("authData");
+    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    auth_data[55..55 + len].to_vec()
+}
+
+/// The platform side of clientPIN, for benches: sets `pin` on `authenticator` (protocol two)
+/// and returns an encoded getPinUvAuthTokenUsingPinWithPermissions request (permissions ga
+/// for `rp`). The authenticator keeps its key agreement key while PINs are right, so the same
+/// request can be sent again and again.
+pub fn pin_token_request<K, P, C, R>(
+    authenticator: &mut Authenticator<K, P, C, R>,
+    pin: &str,
+    rp: &str,
+) -> Vec<u8>
+where
+    K: protocol::env::Keystore,
+    P: protocol::env::Presence,
+    C: protocol::env::Clock,
+    R: protocol::env::Rng,
+{
+    use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey};
+    use sha2::{Digest, Sha256};
+
+    let int = |i: i64| Value::Integer(i.into());
+    let client_pin =
+        |params: Vec<(i64, Value)>| [vec![0x06], cbor::encode(&cbor::int_map(params))].concat();
+    let response = authenticator.process_cbor(&client_pin(vec![(1, int(2)), (2, int(2))]));
+    assert_eq!(response[0], 0, "getKeyAgreement failed");
+    let Value::Map(map) = cbor::decode(&response[1..]).expect("CBOR") else {
+        panic!("not a map")
+    };
+    let authenticator_key = map.into_iter().next().expect("keyAgreement").1;
+    let platform = KeyAgreementKey::generate(|b| b.fill(0x21));
+    let shared = platform.decapsulate(
+        PinProtocol::Two,
+        &PlatformKey::parse(authenticator_key).expect("COSE key"),
+    );
+    let iv = |b: &mut [u8]| b.fill(0x42);
+
+    let mut padded = pin.as_bytes().to_vec();
+    padded.resize(64, 0);
+    let new_pin_enc = shared.encrypt(&padded, iv);
+    let set_pin = client_pin(vec![
+        (1, int(2)),
+        (2, int(3)),
+        (3, platform.public_cose_key()),
+        (4, Value::Bytes(shared.authenticate(&new_pin_enc))),
+        (5, Value::Bytes(new_pin_enc)),
+    ]);
+    assert_eq!(
+        authenticator.process_cbor(&set_pin),
+        vec![0],
+        "setPIN failed"
+    );
+
+    let pin_hash = &Sha256::digest(pin.as_bytes())[..16];
+    client_pin(vec![
+        (1, int(2)),
+        (2, int(9)),
+        (3, platform.public_cose_key()),
+        (6, Value::Bytes(shared.encrypt(pin_hash, iv))),
+        (9, int(0x02)),
+        (0x0A, Value::Text(rp.into())),
+    ])
+}
+
+/// An authenticator over the in-memory keystore: the protocol's own cost, without the disk.
+pub fn memory_authenticator(
+) -> Authenticator<protocol::testing::MemoryKeystore, ScriptedPresence, ManualClock, SeededRng> {
+    Authenticator::new(
+        AuthenticatorConfig::default(),
+        protocol::testing::MemoryKeystore::new(11),
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        ManualClock::default(),
+        SeededRng::new(5),
+    )
+}
+
+/// Makes `dir` a state directory holding `count` discoverable credentials: one ES256
+/// credential for `rp` (its ID is returned) and `count - 1` EdDSA ones spread over 100 other
+/// RPs, the way a key used for years fills up.
+///
+/// The store is built in memory (one fsync per record would take minutes for 10,000) and
+/// then written out file by file in the layout `FileKeystore` keeps, so opening `dir`
+/// afterwards reads exactly what a real store holds.
+pub fn populated_state_dir(dir: &std::path::Path, count: usize, rp: &str) -> Vec<u8> {
+    use protocol::env::{Algorithm, CredentialExtras, Keystore as _, NewCredential};
+    use protocol::env::{RelyingParty, UserEntity};
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt as _;
+    use storage::{KeystoreOptions, MemoryPersistence, Persistence as _};
+
+    let files = MemoryPersistence::new();
+    let options = KeystoreOptions {
+        max_discoverable: count.max(KeystoreOptions::DEFAULT_MAX_DISCOVERABLE),
+    };
+    let mut store = storage::Store::with_persistence(
+        Box::new(files.clone()),
+        storage::SoftwareKeys,
+        SeededRng::new(17),
+        options,
+    )
+    .expect("an in-memory store");
+    let mut create = |rp_id: &str, user: usize, algorithm| {
+        let rp = RelyingParty {
+            id: rp_id.to_owned(),
+            name: None,
+        };
+        let user = UserEntity {
+            id: (user as u64).to_be_bytes().to_vec(),
+            name: Some(format!("user{user}@{rp_id}")),
+            display_name: Some(format!("User {user}")),
+        };
+        let rp_id_hash: [u8; 32] = Sha256::digest(rp_id.as_bytes()).into();
+        let new = NewCredential {
+            rp: &rp,
+            rp_id_hash: &rp_id_hash,
+            user: &user,
+            algorithm,
+            discoverable: true,
+            extras: &CredentialExtras::default(),
+        };
+        store.create_credential(&new).expect("create").0.id
+    };
+    for i in 1..count {
+        create(&format!("rp{}.example", i % 100), i, Algorithm::EdDsa);
+    }
+    let target = create(rp, 0, Algorithm::Es256);
+    drop(store);
+
+    let private = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    std::fs::create_dir_all(dir.join("credentials")).expect("state dir");
+    private(dir, 0o700);
+    private(&dir.join("credentials"), 0o700);
+    for folder in ["", "credentials"] {
+        for name in files.list(folder).expect("list") {
+            let relative = if folder.is_empty() {
+                name
+            } else {
+                format!("{folder}/{name}")
+            };
+            let bytes = files.read(&relative).expect("read").expect("listed");
+            let path = dir.join(&relative);
+            std::fs::write(&path, bytes.as_slice()).expect("write");
+            private(&path, 0o600);
+        }
+    }
+    target
+}
+
+/// An authenticator over the file keystore already in `state_dir`.
+pub fn authenticator_in(state_dir: &std::path::Path) -> FileAuthenticator {
+    let keystore = FileKeystore::open(state_dir, SeededRng::new(11)).expect("open keystore");
+    Authenticator::new(
+        AuthenticatorConfig::default(),
+        keystore,
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        ManualClock::default(),
+        SeededRng::new(5),
+    )
+}
+
+/// A host of the CTAPHID engine, in process: a channel allocated by INIT, then whole
+/// requests as reports in and answers as reports out.
+pub struct HidHost {
+    pub engine: protocol::ctaphid::CtapHid,
+    pub cid: u32,
+}
+
+impl HidHost {
+    pub fn new() -> Self {
+        use protocol::ctaphid::{
+            fragment_message, Command, CtapHid, DeviceVersion, Event, BROADCAST_CID,
+        };
+        let mut engine = CtapHid::new(DeviceVersion::default());
+        let init = fragment_message(BROADCAST_CID, Command::Init, &[7; 8]).expect("INIT");
+        let events = engine.receive(&init[0], 0);
+        let Some(Event::Send(answer)) = events.first() else {
+            panic!("no INIT answer: {events:?}")
+        };
+        let cid = u32::from_be_bytes(answer[15..19].try_into().expect("4 bytes"));
+        HidHost { engine, cid }
+    }
+
+    /// The reports of a CTAPHID_CBOR request.
+    pub fn cbor_reports(&self, request: &[u8]) -> Vec<protocol::ctaphid::Report> {
+        use protocol::ctaphid::{fragment_message, Command};
+        fragment_message(self.cid, Command::Cbor, request).expect("fits a message")
+    }
+
+    /// Feeds `reports` to the engine, hands the request to `answer` and returns the reports
+    /// of the answer: one whole CTAPHID transaction.
+    pub fn transact(
+        &mut self,
+        reports: &[protocol::ctaphid::Report],
+        mut answer: impl FnMut(&[u8]) -> Vec<u8>,
+    ) -> Vec<protocol::ctaphid::Report> {
+        use protocol::ctaphid::Event;
+        for report in reports {
+            for event in self.engine.receive(report, 0) {
+                if let Event::Request { token, payload, .. } = event {
+                    let response = answer(&payload);
+                    return self.engine.respond(token, &response);
+                }
+            }
+        }
+        panic!("the reports made no request")
+    }
+}
+
+impl Default for HidHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,202 @@
+//! The configuration file, `/etc/fido2d/config.toml`: every command-line option is also a
+//! setting, under its long name (`state-dir = "/var/lib/fido2d"`, `presence-timeout = 30`).
+//! Options given on the command line win over the file.
+//!
+//! The file is turned into arguments placed before the real ones, so clap checks a setting
+//! exactly as it checks the option (same types, same allowed values) and a new option is a new
+//! setting with no code here.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser as _};
+
+use crate::cli::Cli;
+
+pub const DEFAULT_PATH: &str = "/etc/fido2d/config.toml";
+
+/// Options that make no sense in a file: they name the file, or run one session and exit.
+const NOT_SETTINGS: [&str; 5] = ["config", "check-config", "help", "version", "hybrid"];
+
+/// Parses the command line, with the configuration file's settings as defaults. Exits with
+/// clap's message on a bad option (as `Cli::parse` would); a bad file is an error.
+pub fn load(args: Vec<OsString>) -> anyhow::Result<Cli> {
+    let first = Cli::parse_from(&args);
+    let (path, required) = match &first.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from(DEFAULT_PATH), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => return Ok(first),
+        Err(err) => anyhow::bail!(
+            "cannot read the configuration file {}: {err}",
+            path.display()
+        ),
+    };
+    let settings = settings_as_args(&text, &path)?;
+    let mut merged = vec![args.first().cloned().unwrap_or_else(|| "fido2d".into())];
+    merged.extend(settings);
+    merged.extend(args.into_iter().skip(1));
+    let matches = Cli::command()
+        .args_override_self(true)
+        .try_get_matches_from(merged)
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "invalid setting in {} (or on the command line): {}",
+                path.display(),
+                err.render().to_string().trim()
+            )
+        })?;
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// `key = value` lines as `--key value` arguments.
+fn settings_as_args(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|err| anyhow::anyhow!("{} is not valid TOML: {err}", path.display()))?;
+    let command = Cli::command();
+    let mut args = Vec::new();
+    for (key, value) in table {
+        let name = key.replace('_', "-");
+        let option = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(name.as_str()))
+            .filter(|_| !NOT_SETTINGS.contains(&name.as_str()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown setting {key:?} in {} (see `fido2d --help` for the options)",
+                    path.display()
+                )
+            })?;
+        let flag = matches!(
+            option.get_action(),
+            ArgAction::SetTrue | ArgAction::SetFalse
+        );
+        let values = match value {
+            toml::Value::Array(items) if matches!(option.get_action(), ArgAction::Append) => items,
+            toml::Value::Array(_) => anyhow::bail!(
+                "setting {key:?} in {} takes one value, not a list",
+                path.display()
+            ),
+            single => vec![single],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) if flag => {
+                    if b {
+                        args.push(format!("--{name}").into());
+                    }
+                    continue;
+                }
+                toml::Value::Boolean(b) => b.to_string(),
+                other => anyhow::bail!(
+                    "setting {key:?} in {}: a {} is not a value here",
+                    path.display(),
+                    other.type_str()
+                ),
+            };
+            args.push(format!("--{name}").into());
+            args.push(text.into());
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load_with(path: &Path, extra: &[&str]) -> anyhow::Result<Cli> {
+        let mut args: Vec<OsString> = vec!["fido2d".into(), "--config".into(), path.into()];
+        args.extend(extra.iter().map(OsString::from));
+        load(args)
+    }
+
+    #[test]
+    fn settings_are_options_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "state-dir = \"/srv/keys\"\npresence_timeout = 12\ntransport = \"udp\"\n",
+        );
+
+        let cli = load_with(&path, &["--presence-timeout", "40"]).unwrap();
+
+        assert_eq!(cli.state_dir, PathBuf::from("/srv/keys"));
+        assert_eq!(cli.presence_timeout, 40, "the command line wins");
+        assert_eq!(cli.transport, crate::cli::TransportKind::Udp);
+    }
+
+    #[test]
+    fn unknown_settings_bad_values_and_bad_toml_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, needle) in [
+            ("colour = \"blue\"\n", "unknown setting \"colour\""),
+            ("presence-timeout = \"soon\"\n", "invalid setting"),
+            ("transport = \"carrier-pigeon\"\n", "invalid setting"),
+            ("state-dir = [\"a\", \"b\"]\n", "takes one value"),
+            (
+                "presence = { mode = \"agent\" }\n",
+                "a table is not a value here",
+            ),
+            ("config = \"/etc/other.toml\"\n", "unknown setting"),
+            ("state-dir = \n", "not valid TOML"),
+        ] {
+            let path = write(dir.path(), text);
+
+            let err = load_with(&path, &[]).unwrap_err().to_string();
+
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(err.contains(&path.display().to_string()), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist_the_default_one_may_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+
+        let err = load_with(&missing, &[]).unwrap_err().to_string();
+
+        assert!(err.contains("cannot read the configuration file"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_configuration_file_documents_every_option_and_parses() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/config.toml");
+        let text = std::fs::read_to_string(&shipped).expect("dist/config.toml");
+        // Every setting is there, commented out as `# key = value`.
+        let settings: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# ").filter(|l| l.contains(" = ")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &settings.join("\n"));
+
+        let cli = load_with(&path, &[]);
+
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        for option in Cli::command().get_arguments() {
+            let Some(name) = option.get_long().filter(|n| !NOT_SETTINGS.contains(n)) else {
+                continue;
+            };
+            assert!(
+                settings
+                    .iter()
+                    .any(|s| s.starts_with(&format!("{name} = "))),
+                "dist/config.toml does not document {name}"
+            );
+        }
+    }
+}

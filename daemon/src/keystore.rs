@@ -1,0 +1,260 @@
+//! Which keystore the daemon runs with, and opening it on the authenticator thread.
+//!
+//! `--keystore auto` (the default) follows the state directory when it already belongs to a
+//! backend (its credentials live there); a new state directory gets the TPM when one answers
+//! within `--tpm-timeout`, else the encrypted file. A TPM that answers and then fails (owner
+//! password, lockout, a cleared TPM) is an error, never a reason to use the file: that would
+//! split the person's credentials between two keystores.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use storage::{KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
+use tracing::{info, warn};
+
+use crate::cli::KeystoreChoice;
+use crate::worker::{self, NoProgress, OpenFailure, Progress, Starting};
+
+/// The master-secret files that tell which backend a state directory belongs to.
+const FILE_MASTER: &str = "master.key";
+const TPM_MASTER: &str = "master.tpm";
+
+/// What the command line says about the keystore.
+#[derive(Debug, Clone)]
+pub struct KeystoreSettings {
+    pub choice: KeystoreChoice,
+    pub state_dir: PathBuf,
+    /// The TCTI, already resolved (option, environment, default).
+    pub tcti: String,
+    /// A persistent parent key handle instead of a primary key in the owner hierarchy.
+    #[cfg_attr(not(feature = "tpm"), allow(dead_code))]
+    pub tpm_parent: Option<u32>,
+    /// How long a TPM may take to answer its first command.
+    pub tpm_timeout: Duration,
+}
+
+/// Which backend to open, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    File {
+        why: String,
+    },
+    /// `fallback`: if nothing answers at the TCTI, use the file (a new state directory only).
+    Tpm {
+        why: String,
+        fallback: bool,
+    },
+}
+
+/// The decision, from the choice and what the state directory holds.
+fn plan(
+    choice: KeystoreChoice,
+    has_file_master: bool,
+    has_tpm_master: bool,
+) -> anyhow::Result<Plan> {
+    Ok(match choice {
+        KeystoreChoice::File => Plan::File {
+            why: "--keystore file".into(),
+        },
+        KeystoreChoice::Tpm => Plan::Tpm {
+            why: "--keystore tpm".into(),
+            fallback: false,
+        },
+        KeystoreChoice::Auto => match (has_file_master, has_tpm_master) {
+            (true, true) => bail!(
+                "the state directory holds both {FILE_MASTER} and {TPM_MASTER}: choose with \
+                 --keystore file or --keystore tpm"
+            ),
+            (false, true) => Plan::Tpm {
+                why: format!("the state directory holds TPM credentials ({TPM_MASTER})"),
+                fallback: false,
+            },
+            (true, false) => Plan::File {
+                why: format!("the state directory holds file credentials ({FILE_MASTER})"),
+            },
+            (false, false) => Plan::Tpm {
+                why: "a new state directory, and a TPM is preferred".into(),
+                fallback: true,
+            },
+        },
+    })
+}
+
+/// Starts the authenticator thread with the keystore these settings pick, logs which one and
+/// why, and returns once it is open.
+pub fn start(settings: &KeystoreSettings) -> anyhow::Result<Starting> {
+    let dir = &settings.state_dir;
+    let plan = plan(
+        settings.choice,
+        dir.join(FILE_MASTER).exists(),
+        dir.join(TPM_MASTER).exists(),
+    )?;
+    match plan {
+        Plan::File { why } => {
+            info!("keystore: the encrypted file, because {why}");
+            opened(spawn_file(dir))
+        }
+        Plan::Tpm { why, fallback } => start_tpm(settings, &why, fallback),
+    }
+}
+
+fn start_tpm(settings: &KeystoreSettings, why: &str, fallback: bool) -> anyhow::Result<Starting> {
+    let tcti = &settings.tcti;
+    info!("keystore: the TPM at {tcti}, because {why}");
+    let starting = spawn_tpm(settings);
+    match starting.next_progress(Some(settings.tpm_timeout)) {
+        Ok(Progress::TpmAnswered(info)) => {
+            info!("TPM answered: {info}");
+            // From here on the TPM exists: any failure is an error, however long it takes.
+            opened(starting)
+        }
+        Ok(Progress::Failed(failure)) if failure.tpm_absent && fallback => {
+            info!(
+                "keystore: the encrypted file, because {} (--keystore auto)",
+                failure.message
+            );
+            opened(spawn_file(&settings.state_dir))
+        }
+        Ok(Progress::Failed(failure)) => Err(anyhow!("{} ({why})", failure.message)),
+        Ok(done @ Progress::Opened { .. }) => finish(starting, done),
+        Err(NoProgress::Timeout) if fallback => {
+            warn!(
+                "keystore: the encrypted file, because the TPM at {tcti} did not answer within \
+                 {:?} (--keystore auto)",
+                settings.tpm_timeout
+            );
+            // The thread stays blocked in the TPM library; it is never told to run.
+            opened(spawn_file(&settings.state_dir))
+        }
+        Err(NoProgress::Timeout) => bail!(
+            "the TPM at {tcti} did not answer within {:?} (--tpm-timeout)",
+            settings.tpm_timeout
+        ),
+        Err(NoProgress::Gone) => bail!("the authenticator thread stopped while opening the TPM"),
+    }
+}
+
+/// Waits until the thread has opened its keystore; logs what it opened.
+fn opened(starting: Starting) -> anyhow::Result<Starting> {
+    match starting.next_progress(None) {
+        Ok(progress) => finish(starting, progress),
+        Err(_) => bail!("the authenticator thread stopped while opening the keystore"),
+    }
+}
+
+fn finish(starting: Starting, progress: Progress) -> anyhow::Result<Starting> {
+    match progress {
+        Progress::Opened { status, damaged } => {
+            for file in damaged {
+                warn!(
+                    "a damaged credential record was moved aside: {}",
+                    file.display()
+                );
+            }
+            info!("keystore: {status}");
+            Ok(starting)
+        }
+        Progress::Failed(failure) => Err(anyhow!(failure.message)),
+        Progress::TpmAnswered(_) => opened(starting),
+    }
+}
+
+fn spawn_file(dir: &Path) -> Starting {
+    let dir = dir.to_path_buf();
+    worker::spawn(move |_| {
+        let backend: Box<dyn KeyBackend> = Box::new(SoftwareKeys);
+        Store::open_dir(&dir, backend, OsRng, KeystoreOptions::default()).map_err(|err| {
+            OpenFailure {
+                message: format!("cannot open the keystore: {err}"),
+                tpm_absent: false,
+            }
+        })
+    })
+}
+
+#[cfg(feature = "tpm")]
+fn spawn_tpm(settings: &KeystoreSettings) -> Starting {
+    use storage::{TpmConnection, TpmKeys};
+    let (dir, tcti, parent) = (
+        settings.state_dir.clone(),
+        settings.tcti.clone(),
+        settings.tpm_parent,
+    );
+    worker::spawn(move |report| {
+        let connection = TpmConnection::connect(&tcti).map_err(|err| OpenFailure {
+            tpm_absent: err.is_absent(),
+            message: err.to_string(),
+        })?;
+        report(Progress::TpmAnswered(connection.info().clone()));
+        let failure = |message: String| OpenFailure {
+            message,
+            tpm_absent: false,
+        };
+        let keys = TpmKeys::start(connection, parent).map_err(|err| failure(err.to_string()))?;
+        let backend: Box<dyn KeyBackend> = Box::new(keys);
+        Store::open_dir(&dir, backend, OsRng, KeystoreOptions::default())
+            .map_err(|err| failure(format!("cannot open the TPM keystore: {err}")))
+    })
+}
+
+#[cfg(not(feature = "tpm"))]
+fn spawn_tpm(_settings: &KeystoreSettings) -> Starting {
+    worker::spawn(move |_| {
+        Err(OpenFailure {
+            message: "this fido2d was built without TPM support (cargo feature tpm)".into(),
+            tpm_absent: true,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(why: &str) -> Plan {
+        Plan::File { why: why.into() }
+    }
+
+    #[test]
+    fn auto_follows_the_state_directory_and_prefers_the_tpm_for_a_new_one() {
+        let auto = |file, tpm| plan(KeystoreChoice::Auto, file, tpm);
+
+        assert_eq!(
+            auto(false, false).unwrap(),
+            Plan::Tpm {
+                why: "a new state directory, and a TPM is preferred".into(),
+                fallback: true
+            }
+        );
+        assert_eq!(
+            auto(true, false).unwrap(),
+            file("the state directory holds file credentials (master.key)")
+        );
+        assert!(matches!(
+            auto(false, true).unwrap(),
+            Plan::Tpm {
+                fallback: false,
+                ..
+            }
+        ));
+        assert!(auto(true, true).unwrap_err().to_string().contains("both"));
+    }
+
+    #[test]
+    fn an_explicit_choice_is_kept_whatever_the_state_directory_holds() {
+        for (file_master, tpm_master) in [(false, false), (true, false), (false, true)] {
+            assert_eq!(
+                plan(KeystoreChoice::File, file_master, tpm_master).unwrap(),
+                file("--keystore file")
+            );
+            assert_eq!(
+                plan(KeystoreChoice::Tpm, file_master, tpm_master).unwrap(),
+                Plan::Tpm {
+                    why: "--keystore tpm".into(),
+                    fallback: false
+                }
+            );
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! fido2d: a software FIDO2 security key.
+//!
+//! The daemon owns the I/O: it opens the keystore, runs the sans-IO authenticator on a worker
+//! thread, and carries CTAPHID reports between a transport and the CTAPHID engine.
+
+// The one exception is the kernel boundary, transport::uhid_abi.
+#![deny(unsafe_code)]
+
+mod cli;
+mod clock;
+mod config;
+mod control;
+mod hid_session;
+mod hybrid;
+mod keystore;
+mod presence;
+mod transport;
+mod uv;
+mod worker;
+
+use std::process::ExitCode;
+
+use tracing::{error, info, warn};
+
+use crate::cli::{Cli, TransportKind};
+
+fn main() -> ExitCode {
+    let cli = match config::load(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("fido2d: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.check_config {
+        println!("fido2d: the configuration and options are valid");
+        return ExitCode::SUCCESS;
+    }
+    quiet_tpm_library();
+    init_logging(&cli.log_level);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The TPM library (tpm2-tss) prints its own errors to stderr, also for failures fido2d
+/// expects and handles (a tampered credential ID, an absent TPM). Silence it unless someone set
+/// TSS2_LOG to debug it. Runs before any other thread exists.
+fn quiet_tpm_library() {
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
+}
+
+/// Logs to the journal, with each line's priority, when systemd connected stderr to it
+/// (`JOURNAL_STREAM`); otherwise to stderr.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // tss-esapi logs every failed TPM command at error level; fido2d reports those that
+    // matter itself. FIDO2D_LOG=...,tss_esapi=debug shows them.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIDO2D_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},tss_esapi=off"))
+    });
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|layer| layer.with_syslog_identifier("fido2d".into()));
+    let stderr = journald
+        .is_none()
+        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (broker, broker_calls) = control::Broker::new();
+    let presence_mode = cli.presence_mode(broker.clone());
+    let owner = match &cli.owner {
+        Some(owner) => control::OwnerPolicy::configured(owner)?,
+        None => control::OwnerPolicy::active_seat(),
+    };
+    let verifier = match cli.user_verification.method() {
+        None => None,
+        Some(method) => {
+            if !matches!(presence_mode, presence::PresenceMode::Agent { .. }) {
+                anyhow::bail!(
+                    "--user-verification {} asks through the desktop agent: it needs \
+                     --presence agent",
+                    method.name()
+                );
+            }
+            Some(uv::UserVerifier {
+                method,
+                service: cli
+                    .pam_service
+                    .clone()
+                    .unwrap_or_else(|| method.default_service().to_owned()),
+                broker,
+                owner: owner.clone(),
+            })
+        }
+    };
+    let status = control::StatusBoard::default();
+    {
+        let mut status = status.lock().expect("not shared yet");
+        status.daemon_version = env!("CARGO_PKG_VERSION").into();
+        status.presence_mode = presence_mode.name().into();
+        status.user_verification = verifier.as_ref().map_or("off", |v| v.method.name()).into();
+    }
+    // The authenticator thread opens the keystore (every TPM call happens on it).
+    let starting = keystore::start(&cli.keystore_settings()?)?;
+    let presence = presence::DaemonPresence::new(presence_mode, verifier);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (worker, authenticator_thread) = starting.run(presence, status.clone())?;
+    let served = runtime.block_on(async move {
+        // Handlers first: a SIGTERM right after the ready line must still shut down cleanly.
+        let shutdown = shutdown_signal()?;
+        // The device first: without /dev/uhid nothing else matters, and its error says so.
+        let transport = match cli.hybrid.clone() {
+            Some(qr_text) => Transport::HybridOnce(qr_text),
+            None => match cli.transport {
+                TransportKind::Uhid => {
+                    let uniq = transport::uhid::default_uniq();
+                    let device = transport::uhid::UhidTransport::create(&uniq)?;
+                    Transport::Uhid(device, uniq)
+                }
+                TransportKind::Udp => {
+                    Transport::Udp(transport::udp::UdpTransport::bind(cli.udp_port).await?)
+                }
+            },
+        };
+        let control = control::ControlServer::bind(&cli.control_socket, owner, status.clone())?;
+        info!(
+            "control socket on {} (agent and fido2ctl)",
+            control.path().display()
+        );
+        let hybrid = hybrid::HybridService::new(worker.clone(), cli.hybrid_options());
+        tokio::spawn(control.with_hybrid(hybrid).run(broker_calls));
+        tokio::pin!(shutdown);
+        match transport {
+            Transport::HybridOnce(qr_text) => run_hybrid_once(&qr_text, &cli, worker).await,
+            Transport::Uhid(mut device, uniq) => {
+                let node = tokio::select! {
+                    node = device.wait_until_ready() => node?,
+                    _ = &mut shutdown => return Ok(()),
+                };
+                let id = format!(
+                    "{:04x}:{:04x}",
+                    transport::uhid::VENDOR_ID,
+                    transport::uhid::PRODUCT_ID
+                );
+                status.lock().expect("poisoned").device = match &node {
+                    Some(node) => format!("uhid {} (USB {id})", node.display()),
+                    None => format!("uhid (USB {id}, hidraw node not found)"),
+                };
+                match node {
+                    Some(node) => info!(
+                        "fido2d ready: virtual security key on {} (uhid, USB {id}, serial {uniq})",
+                        node.display()
+                    ),
+                    None => info!(
+                        "fido2d ready: virtual security key created through {} (USB {id}, \
+                         serial {uniq}); its hidraw node was not found in /sys/class/hidraw",
+                        transport::uhid::UHID_PATH
+                    ),
+                }
+                hid_session::run(device, worker, shutdown).await
+            }
+            Transport::Udp(transport) => {
+                status.lock().expect("poisoned").device = format!("udp {}", transport.local_addr());
+                warn!(
+                    "the UDP transport is for development and tests only: any local program can \
+                     talk to the key through it"
+                );
+                info!(
+                    "fido2d ready: CTAPHID over UDP on {}",
+                    transport.local_addr()
+                );
+                hid_session::run(transport, worker, shutdown).await
+            }
+        }
+    });
+    // Every transport has let go of the authenticator: its thread closes the keystore (and
+    // flushes what it loaded into the TPM). Wait for that, but not forever.
+    authenticator_thread.wait(SHUTDOWN_GRACE);
+    served
+}
+
+/// How long the authenticator thread may take to finish at shutdown (it may be waiting for a
+/// person).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How this run of the daemon serves platforms.
+enum Transport {
+    Uhid(transport::uhid::UhidTransport, String),
+    Udp(transport::udp::UdpTransport),
+    /// One hybrid session for a QR code given on the command line, then exit.
+    HybridOnce(String),
+}
+
+/// `fido2d --hybrid QR`: one hybrid session, then exit (the running daemon serves
+/// `fido2ctl hybrid` through its control socket instead).
+async fn run_hybrid_once(
+    qr_text: &str,
+    cli: &Cli,
+    worker: worker::WorkerHandle,
+) -> anyhow::Result<()> {
+    let options = cli.hybrid_options();
+    let summary = hybrid::serve(qr_text, &options, worker, |step| {
+        info!("hybrid: {step:?}");
+    })
+    .await
+    .map_err(|err| anyhow::anyhow!("hybrid: {err}"))?;
+    info!(
+        requests = summary.requests,
+        tunnel_open_ms = summary.tunnel_open.as_millis() as u64,
+        advertising_ms = summary.advertising.as_millis() as u64,
+        initiator_joined_ms = summary.initiator_joined.as_millis() as u64,
+        handshake_us = summary.handshake.as_micros() as u64,
+        "hybrid session done"
+    );
+    Ok(())
+}
+
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = int.recv() => info!("SIGINT: shutting down"),
+        }
+    })
+}

@@ -1,0 +1,4 @@
+//! See `fido2d_fuzz::storage_file` for the input layout and the invariants checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fido2d_fuzz::storage_file::run(data));

@@ -1,0 +1,151 @@
+//! The authenticator: one state machine that answers CTAP2 (CTAPHID_CBOR) and CTAP1/U2F
+//! (CTAPHID_MSG) requests with the same credentials.
+
+use crate::ctap2::{CredentialEnumeration, LargeBlobWrite, PersistentState, PinSession};
+use crate::ctap2::{NextAssertionState, StatusCode};
+use crate::env::{Clock, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng};
+
+/// What the daemon tells the authenticator about itself; reported by authenticatorGetInfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorConfig {
+    /// Identifies the authenticator model (not the unit) to relying parties.
+    pub aaguid: [u8; 16],
+    /// The largest CTAP message the transport carries (getInfo maxMsgSize).
+    pub max_msg_size: usize,
+    /// The longest credential ID the keystore issues (getInfo maxCredentialIdLength).
+    pub max_credential_id_length: usize,
+    /// The transports the key is reachable by, e.g. "usb" or "hybrid".
+    pub transports: Vec<String>,
+    pub firmware_version: u64,
+}
+
+/// fido2d's AAGUID: a fixed random value that names this software model.
+pub const FIDO2D_AAGUID: [u8; 16] = [
+    0x6d, 0x44, 0xba, 0x9b, 0xf6, 0xec, 0x4c, 0x4d, 0x9c, 0x2e, 0x3b, 0x1f, 0x52, 0x0d, 0x6a, 0x91,
+];
+
+impl Default for AuthenticatorConfig {
+    fn default() -> Self {
+        AuthenticatorConfig {
+            aaguid: FIDO2D_AAGUID,
+            max_msg_size: crate::ctaphid::MAX_MESSAGE_LEN,
+            // A file-keystore ID with every extension (hmac-secret, a 32-byte credBlob,
+            // largeBlobKey) is 197 bytes.
+            max_credential_id_length: 256,
+            transports: vec!["usb".into()],
+            firmware_version: firmware_version_from(env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// "major.minor.patch" as 0xMMmmpp, the way security keys usually encode their firmware version.
+fn firmware_version_from(version: &str) -> u64 {
+    version.split('.').take(3).fold(0, |acc, part| {
+        (acc << 8) | part.parse::<u64>().unwrap_or(0).min(0xff)
+    })
+}
+
+/// How long after power-up authenticatorReset is allowed (CTAP 2.1 §6.6).
+pub const RESET_WINDOW_MS: u64 = 10_000;
+
+pub struct Authenticator<K, P, C, R> {
+    pub(crate) config: AuthenticatorConfig,
+    pub(crate) keystore: K,
+    pub(crate) presence: P,
+    pub(crate) clock: C,
+    pub(crate) rng: R,
+    /// When the authenticator was "powered up": the reset window starts here.
+    pub(crate) powered_up_ms: u64,
+    /// The credentials a getAssertion left for getNextAssertion.
+    pub(crate) next_assertion: Option<NextAssertionState>,
+    /// The PIN and config state, as last read from or written to the keystore.
+    pub(crate) persistent: Option<PersistentState>,
+    /// clientPIN's volatile state: key agreement keys, pinUvAuthTokens, wrong-PIN count.
+    pub(crate) pin: PinSession,
+    /// What credential management's enumerate*Begin left for its GetNext subcommands.
+    pub(crate) enumeration: Option<CredentialEnumeration>,
+    /// A large-blob array being written in fragments.
+    pub(crate) large_blob_write: Option<LargeBlobWrite>,
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub fn new(config: AuthenticatorConfig, keystore: K, presence: P, clock: C, rng: R) -> Self {
+        let powered_up_ms = clock.now_ms();
+        Authenticator {
+            config,
+            keystore,
+            presence,
+            clock,
+            rng,
+            powered_up_ms,
+            next_assertion: None,
+            persistent: None,
+            pin: PinSession::default(),
+            enumeration: None,
+            large_blob_write: None,
+        }
+    }
+
+    /// Answers a CTAPHID_CBOR message: command byte + CBOR parameters in, status byte + CBOR
+    /// response out.
+    pub fn process_cbor(&mut self, request: &[u8]) -> Vec<u8> {
+        crate::ctap2::process(self, request)
+    }
+
+    /// Answers a CTAPHID_MSG message: an ISO 7816-4 command APDU in, a response APDU out.
+    pub fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        crate::ctap1::process(self, apdu)
+    }
+
+    /// Gives the keystore back: what survives a power cycle.
+    pub fn into_keystore(self) -> K {
+        self.keystore
+    }
+
+    pub fn keystore(&self) -> &K {
+        &self.keystore
+    }
+
+    pub fn keystore_mut(&mut self) -> &mut K {
+        &mut self.keystore
+    }
+
+    pub fn presence_mut(&mut self) -> &mut P {
+        &mut self.presence
+    }
+
+    pub fn config(&self) -> &AuthenticatorConfig {
+        &self.config
+    }
+
+    /// Asks the person for a gesture and maps the outcome to the status a hardware key gives.
+    pub(crate) fn collect_presence(
+        &mut self,
+        operation: Operation,
+        rp_id: Option<&str>,
+        user_name: Option<&str>,
+    ) -> Result<(), StatusCode> {
+        let request = PresenceRequest {
+            operation,
+            rp_id,
+            user_name,
+        };
+        match self.presence.request_presence(&request) {
+            PresenceOutcome::Approved => Ok(()),
+            PresenceOutcome::Denied => Err(StatusCode::OperationDenied),
+            PresenceOutcome::TimedOut => Err(StatusCode::UserActionTimeout),
+            PresenceOutcome::Cancelled => Err(StatusCode::KeepaliveCancel),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_version_packs_semver_into_bytes() {
+        assert_eq!(firmware_version_from("1.2.3"), 0x010203);
+        assert_eq!(firmware_version_from("0.1.0"), 0x000100);
+    }
+}

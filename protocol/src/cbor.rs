@@ -1,0 +1,230 @@
+//! CBOR in and out of the CTAP wire format.
+//!
+//! Requests are parsed into [`ciborium::Value`] and read field by field, so every malformed input
+//! maps to the precise CTAP status: undecodable bytes are CTAP2_ERR_INVALID_CBOR, a field of the
+//! wrong type CTAP2_ERR_CBOR_UNEXPECTED_TYPE, an absent required field
+//! CTAP2_ERR_MISSING_PARAMETER. Responses are encoded in CTAP2 canonical form: definite lengths
+//! and map keys sorted by major type, then length, then bytes.
+
+use ciborium::Value;
+
+use crate::ctap2::StatusCode;
+
+/// Encodes a value in CTAP2 canonical form (maps sorted recursively).
+pub fn encode(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every value we build is encodable.
+    ciborium::into_writer(&canonicalize(value), &mut out).expect("CBOR encoding into a Vec");
+    out
+}
+
+fn canonicalize(value: &Value) -> Value {
+    match value {
+        Value::Map(entries) => {
+            let mut sorted: Vec<(Vec<u8>, Value, Value)> = entries
+                .iter()
+                .map(|(k, v)| {
+                    let k = canonicalize(k);
+                    let mut key_bytes = Vec::new();
+                    ciborium::into_writer(&k, &mut key_bytes).expect("CBOR encoding into a Vec");
+                    (key_bytes, k, canonicalize(v))
+                })
+                .collect();
+            sorted.sort_by(|a, b| {
+                let major = |bytes: &[u8]| bytes[0] >> 5;
+                (major(&a.0), a.0.len(), &a.0).cmp(&(major(&b.0), b.0.len(), &b.0))
+            });
+            Value::Map(sorted.into_iter().map(|(_, k, v)| (k, v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonicalize).collect()),
+        Value::Tag(tag, inner) => Value::Tag(*tag, Box::new(canonicalize(inner))),
+        other => other.clone(),
+    }
+}
+
+/// Decodes exactly one CBOR data item; trailing bytes are invalid CBOR.
+pub fn decode(bytes: &[u8]) -> Result<Value, StatusCode> {
+    let mut reader = bytes;
+    let value: Value = ciborium::from_reader(&mut reader).map_err(|_| StatusCode::InvalidCbor)?;
+    if !reader.is_empty() {
+        return Err(StatusCode::InvalidCbor);
+    }
+    Ok(value)
+}
+
+/// A request's top-level map with integer keys, read field by field.
+pub struct RequestMap {
+    entries: Vec<(i128, Value)>,
+}
+
+impl RequestMap {
+    /// Parses a CTAP2 command parameter map. An empty parameter buffer is an empty map
+    /// (commands without parameters, or with only optional ones, may send none).
+    pub fn parse(bytes: &[u8]) -> Result<Self, StatusCode> {
+        if bytes.is_empty() {
+            return Ok(RequestMap {
+                entries: Vec::new(),
+            });
+        }
+        let Value::Map(raw) = decode(bytes)? else {
+            return Err(StatusCode::CborUnexpectedType);
+        };
+        let mut entries: Vec<(i128, Value)> = Vec::with_capacity(raw.len());
+        for (key, value) in raw {
+            let Value::Integer(key) = key else {
+                return Err(StatusCode::CborUnexpectedType);
+            };
+            let key = i128::from(key);
+            if entries.iter().any(|(k, _)| *k == key) {
+                // A duplicate key makes the map ambiguous: not valid CTAP CBOR.
+                return Err(StatusCode::InvalidCbor);
+            }
+            entries.push((key, value));
+        }
+        Ok(RequestMap { entries })
+    }
+
+    /// Removes and returns the value under `key`; unknown keys are simply never taken.
+    pub fn take(&mut self, key: i128) -> Option<Value> {
+        let pos = self.entries.iter().position(|(k, _)| *k == key)?;
+        Some(self.entries.swap_remove(pos).1)
+    }
+
+    pub fn required(&mut self, key: i128) -> Result<Value, StatusCode> {
+        self.take(key).ok_or(StatusCode::MissingParameter)
+    }
+}
+
+/// Typed readers for a single value: the wrong type is CTAP2_ERR_CBOR_UNEXPECTED_TYPE.
+pub fn into_bytes(value: Value) -> Result<Vec<u8>, StatusCode> {
+    match value {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(StatusCode::CborUnexpectedType),
+    }
+}
+
+pub fn into_text(value: Value) -> Result<String, StatusCode> {
+    match value {
+        Value::Text(t) => Ok(t),
+        _ => Err(StatusCode::CborUnexpectedType),
+    }
+}
+
+pub fn into_bool(value: Value) -> Result<bool, StatusCode> {
+    match value {
+        Value::Bool(b) => Ok(b),
+        _ => Err(StatusCode::CborUnexpectedType),
+    }
+}
+
+pub fn into_int(value: Value) -> Result<i128, StatusCode> {
+    match value {
+        Value::Integer(i) => Ok(i128::from(i)),
+        _ => Err(StatusCode::CborUnexpectedType),
+    }
+}
+
+pub fn into_array(value: Value) -> Result<Vec<Value>, StatusCode> {
+    match value {
+        Value::Array(a) => Ok(a),
+        _ => Err(StatusCode::CborUnexpectedType),
+    }
+}
+
+/// A map with text keys (rp, user, options, credential descriptors, extensions).
+pub fn into_text_map(value: Value) -> Result<Vec<(String, Value)>, StatusCode> {
+    let Value::Map(raw) = value else {
+        return Err(StatusCode::CborUnexpectedType);
+    };
+    let mut entries: Vec<(String, Value)> = Vec::with_capacity(raw.len());
+    for (key, value) in raw {
+        let Value::Text(key) = key else {
+            return Err(StatusCode::CborUnexpectedType);
+        };
+        if entries.iter().any(|(k, _)| *k == key) {
+            return Err(StatusCode::InvalidCbor);
+        }
+        entries.push((key, value));
+    }
+    Ok(entries)
+}
+
+/// Removes the entry `key` from a text-keyed map.
+pub fn take_field(map: &mut Vec<(String, Value)>, key: &str) -> Option<Value> {
+    let pos = map.iter().position(|(k, _)| k == key)?;
+    Some(map.swap_remove(pos).1)
+}
+
+/// Builds a response map with integer keys; [`encode`] puts the keys in canonical order.
+pub fn int_map(entries: Vec<(i64, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Integer(k.into()), v))
+            .collect(),
+    )
+}
+
+/// Builds a map with text keys.
+pub fn text_map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Text(k.to_owned()), v))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_are_sorted_canonically_by_type_then_length_then_bytes() {
+        let value = Value::Map(vec![
+            (Value::Text("up".into()), Value::Bool(true)),
+            (Value::Integer((-1).into()), Value::Null),
+            (Value::Text("a".into()), Value::Bool(true)),
+            (Value::Integer(24.into()), Value::Null),
+            (Value::Integer(3.into()), Value::Null),
+            (Value::Text("b".into()), Value::Bool(true)),
+        ]);
+        let bytes = encode(&value);
+        // a6; 03 f6; 18 18 f6; 20 f6; 61 'a' f5; 61 'b' f5; 62 'u' 'p' f5
+        assert_eq!(
+            bytes,
+            hex::decode("a603f61818f620f66161f56162f5627570f5").unwrap()
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_and_garbage_are_invalid_cbor() {
+        assert_eq!(decode(&[0xa0, 0x00]).unwrap_err(), StatusCode::InvalidCbor);
+        assert_eq!(decode(&[0xff]).unwrap_err(), StatusCode::InvalidCbor);
+        assert_eq!(
+            decode(&[0x5a, 0xff, 0xff, 0xff, 0xff]).unwrap_err(),
+            StatusCode::InvalidCbor
+        );
+        assert_eq!(decode(&[]).unwrap_err(), StatusCode::InvalidCbor);
+    }
+
+    #[test]
+    fn request_maps_need_integer_keys_and_no_duplicates() {
+        assert_eq!(
+            RequestMap::parse(&[0x80]).err(),
+            Some(StatusCode::CborUnexpectedType)
+        );
+        assert_eq!(
+            RequestMap::parse(&hex::decode("a1616101").unwrap()).err(),
+            Some(StatusCode::CborUnexpectedType)
+        );
+        assert_eq!(
+            RequestMap::parse(&hex::decode("a201010102").unwrap()).err(),
+            Some(StatusCode::InvalidCbor)
+        );
+        let mut map = RequestMap::parse(&hex::decode("a2010218ff03").unwrap()).unwrap();
+        assert_eq!(map.take(1), Some(Value::Integer(2.into())));
+        assert_eq!(map.required(1).err(), Some(StatusCode::MissingParameter));
+        assert!(RequestMap::parse(&[]).unwrap().take(1).is_none());
+    }
+}

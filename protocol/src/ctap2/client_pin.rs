@@ -1,0 +1,487 @@
+//! authenticatorClientPIN (CTAP 2.1 §6.5): PIN retries, key agreement, setPIN, changePIN and
+//! the pinUvAuthToken subcommands, and, with built-in user verification, getUVRetries and
+//! getPinUvAuthTokenUsingUvWithPermissions.
+//!
+//! The retry counters are written to the keystore before the PIN is compared (or the person is
+//! verified) and before any answer leaves, so pulling the plug mid-guess never gives a free try.
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::authenticator::Authenticator;
+use crate::cbor::{self, RequestMap};
+use crate::ctap2::built_in_uv::UvResult;
+use crate::ctap2::persistent_state::{StoredPin, MAX_PIN_RETRIES, MAX_UV_RETRIES};
+use crate::ctap2::pin_protocol::{PinProtocol, PlatformKey, SharedSecret};
+use crate::ctap2::pin_token::{permission, MAX_CONSECUTIVE_MISMATCHES};
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, Keystore, Operation, Presence, PresenceRequest, Rng};
+
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x01;
+const SUB_COMMAND: i128 = 0x02;
+const KEY_AGREEMENT: i128 = 0x03;
+const PIN_UV_AUTH_PARAM: i128 = 0x04;
+const NEW_PIN_ENC: i128 = 0x05;
+const PIN_HASH_ENC: i128 = 0x06;
+const PERMISSIONS: i128 = 0x09;
+const RP_ID: i128 = 0x0A;
+
+const RESPONSE_KEY_AGREEMENT: i64 = 0x01;
+const RESPONSE_PIN_UV_AUTH_TOKEN: i64 = 0x02;
+const RESPONSE_PIN_RETRIES: i64 = 0x03;
+const RESPONSE_POWER_CYCLE_STATE: i64 = 0x04;
+const RESPONSE_UV_RETRIES: i64 = 0x05;
+
+const GET_PIN_RETRIES: i128 = 0x01;
+const GET_KEY_AGREEMENT: i128 = 0x02;
+const SET_PIN: i128 = 0x03;
+const CHANGE_PIN: i128 = 0x04;
+const GET_PIN_TOKEN: i128 = 0x05;
+const GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS: i128 = 0x06;
+const GET_UV_RETRIES: i128 = 0x07;
+const GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS: i128 = 0x09;
+
+/// A new PIN arrives padded with zeros to 64 bytes (§6.5.5.5), so at most 63 bytes long.
+const PADDED_PIN_LEN: usize = 64;
+pub const MAX_PIN_BYTES: usize = PADDED_PIN_LEN - 1;
+
+struct Request {
+    protocol: Option<i128>,
+    sub_command: i128,
+    key_agreement: Option<Value>,
+    pin_uv_auth_param: Option<Vec<u8>>,
+    new_pin_enc: Option<Vec<u8>>,
+    pin_hash_enc: Option<Vec<u8>>,
+    permissions: Option<i128>,
+    rp_id: Option<String>,
+}
+
+fn parse(params: &[u8]) -> Result<Request, StatusCode> {
+    let mut map = RequestMap::parse(params)?;
+    let protocol = map
+        .take(PIN_UV_AUTH_PROTOCOL)
+        .map(cbor::into_int)
+        .transpose()?;
+    let sub_command = map.take(SUB_COMMAND).map(cbor::into_int).transpose()?;
+    let key_agreement = map.take(KEY_AGREEMENT);
+    if let Some(Value::Map(_)) | None = &key_agreement {
+    } else {
+        return Err(StatusCode::CborUnexpectedType);
+    }
+    let pin_uv_auth_param = map
+        .take(PIN_UV_AUTH_PARAM)
+        .map(cbor::into_bytes)
+        .transpose()?;
+    let new_pin_enc = map.take(NEW_PIN_ENC).map(cbor::into_bytes).transpose()?;
+    let pin_hash_enc = map.take(PIN_HASH_ENC).map(cbor::into_bytes).transpose()?;
+    let permissions = map.take(PERMISSIONS).map(cbor::into_int).transpose()?;
+    let rp_id = map.take(RP_ID).map(cbor::into_text).transpose()?;
+    Ok(Request {
+        protocol,
+        sub_command: sub_command.ok_or(StatusCode::MissingParameter)?,
+        key_agreement,
+        pin_uv_auth_param,
+        new_pin_enc,
+        pin_hash_enc,
+        permissions,
+        rp_id,
+    })
+}
+
+/// §6.5.5.7.2/§6.5.5.7.3 steps 3-4: at least one permission (INVALID_PARAMETER), only ones
+/// this key grants (UNAUTHORIZED_PERMISSION: no bio enrollment, nothing unknown), and mc and
+/// ga always for one RP (§6.5.5.7 "permissions RP ID": MISSING_PARAMETER without it).
+fn token_permissions(permissions: i128, rp_id: Option<&str>) -> Result<u8, StatusCode> {
+    if permissions == 0 {
+        return Err(StatusCode::InvalidParameter);
+    }
+    let permissions = u8::try_from(permissions)
+        .ok()
+        .filter(|p| p & !permission::SUPPORTED == 0)
+        .ok_or(StatusCode::UnauthorizedPermission)?;
+    if permissions & (permission::MAKE_CREDENTIAL | permission::GET_ASSERTION) != 0
+        && rp_id.is_none()
+    {
+        return Err(StatusCode::MissingParameter);
+    }
+    Ok(permissions)
+}
+
+/// A parameter the subcommand needs: absent is CTAP2_ERR_MISSING_PARAMETER.
+fn required<T>(value: Option<T>) -> Result<T, StatusCode> {
+    value.ok_or(StatusCode::MissingParameter)
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn client_pin(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let request = parse(params)?;
+        match request.sub_command {
+            GET_PIN_RETRIES => self.get_pin_retries(),
+            GET_KEY_AGREEMENT => self.get_key_agreement(&request),
+            SET_PIN => self.set_pin(request),
+            CHANGE_PIN => self.change_pin(request),
+            GET_PIN_TOKEN => self.get_pin_token(request),
+            GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS => self.get_token_with_pin(request),
+            // Built-in UV is what these two need; without it they are not supported, as on a
+            // security key without a fingerprint reader.
+            GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS if self.presence.built_in_uv() => {
+                self.get_token_with_uv(request)
+            }
+            GET_UV_RETRIES if self.presence.built_in_uv() => self.get_uv_retries(),
+            _ => Err(StatusCode::InvalidSubcommand),
+        }
+    }
+
+    /// §6.5.5.1 getPinRetries: the counter, and whether a power cycle is needed first.
+    fn get_pin_retries(&mut self) -> Result<Value, StatusCode> {
+        let retries = self.state()?.pin_retries;
+        let power_cycle = self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES;
+        Ok(cbor::int_map(vec![
+            (RESPONSE_PIN_RETRIES, Value::Integer(retries.into())),
+            (RESPONSE_POWER_CYCLE_STATE, Value::Bool(power_cycle)),
+        ]))
+    }
+
+    /// §6.5.5.3 getUVRetries: the built-in UV attempts left.
+    fn get_uv_retries(&mut self) -> Result<Value, StatusCode> {
+        let retries = self.state()?.uv_retries;
+        Ok(cbor::int_map(vec![(
+            RESPONSE_UV_RETRIES,
+            Value::Integer(retries.into()),
+        )]))
+    }
+
+    /// §6.5.5.2 getKeyAgreement: the public key of the protocol's key agreement key.
+    fn get_key_agreement(&mut self, request: &Request) -> Result<Value, StatusCode> {
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let rng = &mut self.rng;
+        let key = self.pin.key_agreement(protocol, |b| rng.fill_bytes(b));
+        Ok(cbor::int_map(vec![(
+            RESPONSE_KEY_AGREEMENT,
+            key.public_cose_key(),
+        )]))
+    }
+
+    /// The shared secret with the platform's keyAgreement key (decapsulate).
+    pub(crate) fn shared_secret(
+        &mut self,
+        protocol: PinProtocol,
+        platform_key: Value,
+    ) -> Result<SharedSecret, StatusCode> {
+        let platform_key = PlatformKey::parse(platform_key)?;
+        let rng = &mut self.rng;
+        let key = self.pin.key_agreement(protocol, |b| rng.fill_bytes(b));
+        Ok(key.decapsulate(protocol, &platform_key))
+    }
+
+    /// §6.5.5.5 setPIN: only on a key without a PIN.
+    fn set_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+        // 1-2. Mandatory parameters, known protocol.
+        let key_agreement = required(request.key_agreement)?;
+        let new_pin_enc = required(request.new_pin_enc)?;
+        let pin_uv_auth_param = required(request.pin_uv_auth_param)?;
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        // 3. A PIN already set is changed with changePIN, never overwritten.
+        if self.state()?.pin.is_some() {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        // 4-5. Shared secret; the platform proves it holds it by a MAC over newPinEnc.
+        let shared = self.shared_secret(protocol, key_agreement)?;
+        if !shared.verify(&new_pin_enc, &pin_uv_auth_param) {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        // 6-8. Decrypt, check against the policy, store the hash with full retries.
+        let pin = self.decrypt_new_pin(&shared, &new_pin_enc)?;
+        self.update_state(|state| {
+            state.pin = Some(pin);
+            state.pin_retries = MAX_PIN_RETRIES;
+        })?;
+        Ok(Value::Null)
+    }
+
+    /// §6.5.5.6 changePIN.
+    fn change_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+        // 1-2. Mandatory parameters, known protocol.
+        let key_agreement = required(request.key_agreement)?;
+        let pin_hash_enc = required(request.pin_hash_enc)?;
+        let new_pin_enc = required(request.new_pin_enc)?;
+        let pin_uv_auth_param = required(request.pin_uv_auth_param)?;
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        // 3. No retries left, or three wrong in a row since power-up.
+        self.check_pin_usable()?;
+        // 4-5. Shared secret; the MAC covers newPinEnc || pinHashEnc.
+        let shared = self.shared_secret(protocol, key_agreement)?;
+        let message = [&new_pin_enc[..], &pin_hash_enc[..]].concat();
+        if !shared.verify(&message, &pin_uv_auth_param) {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        // 6-7. The current PIN (retries spent first, restored on a match).
+        self.check_pin_hash(protocol, &shared, &pin_hash_enc)?;
+        // 8. The new PIN against the policy; under forcePINChange it must differ.
+        let pin = self.decrypt_new_pin(&shared, &new_pin_enc)?;
+        let state = self.state()?;
+        if state.force_pin_change
+            && state
+                .pin
+                .as_ref()
+                .is_some_and(|old| bool::from(old.hash.ct_eq(pin.hash.as_slice())))
+        {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        // 9-10. Store it; every token handed out under the old PIN stops working.
+        self.update_state(|state| {
+            state.pin = Some(pin);
+            state.force_pin_change = false;
+        })?;
+        let rng = &mut self.rng;
+        self.pin.reset_tokens(|b| rng.fill_bytes(b));
+        Ok(Value::Null)
+    }
+
+    /// §6.5.5.7.1 getPinToken (the CTAP 2.0 way): a token with the default mc and ga
+    /// permissions, for any RP.
+    fn get_pin_token(&mut self, request: Request) -> Result<Value, StatusCode> {
+        // 1-2. Mandatory parameters, known protocol.
+        let key_agreement = required(request.key_agreement)?;
+        let pin_hash_enc = required(request.pin_hash_enc)?;
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        // 3-4. Permissions belong to the 2.1 subcommand.
+        if request.permissions.is_some() || request.rp_id.is_some() {
+            return Err(StatusCode::InvalidParameter);
+        }
+        self.issue_token_for_pin(
+            protocol,
+            key_agreement,
+            &pin_hash_enc,
+            permission::MAKE_CREDENTIAL | permission::GET_ASSERTION,
+            None,
+            // forcePINChange: getPinToken answers PIN_INVALID (§6.5.5.7.1 step 11).
+            StatusCode::PinInvalid,
+        )
+    }
+
+    /// §6.5.5.7.2 getPinUvAuthTokenUsingPinWithPermissions.
+    fn get_token_with_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+        // 1-2. Mandatory parameters, known protocol.
+        let key_agreement = required(request.key_agreement)?;
+        let pin_hash_enc = required(request.pin_hash_enc)?;
+        let permissions = required(request.permissions)?;
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        // 3-4. Permissions this key grants, with an RP ID where they need one.
+        let permissions = token_permissions(permissions, request.rp_id.as_deref())?;
+        self.issue_token_for_pin(
+            protocol,
+            key_agreement,
+            &pin_hash_enc,
+            permissions,
+            request.rp_id,
+            StatusCode::PinPolicyViolation,
+        )
+    }
+
+    /// The shared steps of both PIN token subcommands: check the PIN, then hand out a fresh
+    /// token, encrypted to the platform.
+    fn issue_token_for_pin(
+        &mut self,
+        protocol: PinProtocol,
+        key_agreement: Value,
+        pin_hash_enc: &[u8],
+        permissions: u8,
+        rp_id: Option<String>,
+        force_pin_change_status: StatusCode,
+    ) -> Result<Value, StatusCode> {
+        // 5. PIN set, retries left, no power cycle needed.
+        self.check_pin_usable()?;
+        // 6. Shared secret.
+        let shared = self.shared_secret(protocol, key_agreement)?;
+        // 7-10. Spend a retry, compare, restore the retries on a match.
+        self.check_pin_hash(protocol, &shared, pin_hash_enc)?;
+        // 11. A PIN that must be changed first gives no token.
+        if self.state()?.force_pin_change {
+            return Err(force_pin_change_status);
+        }
+        // 12-15. A PIN is no gesture: the token's user present flag starts false.
+        self.hand_out_token(protocol, &shared, permissions, rp_id, false)
+    }
+
+    /// §6.5.5.7.3 getPinUvAuthTokenUsingUvWithPermissions (only with built-in UV).
+    fn get_token_with_uv(&mut self, request: Request) -> Result<Value, StatusCode> {
+        // 1-2. Mandatory parameters, known protocol.
+        let key_agreement = required(request.key_agreement)?;
+        let permissions = required(request.permissions)?;
+        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        // 3-4. Permissions this key grants (uvAcfg: acfg included), with an RP ID where they
+        //    need one.
+        let permissions = token_permissions(permissions, request.rp_id.as_deref())?;
+        // 5. Built-in UV is configured: the dispatcher only comes here with it.
+        // 6. preferredPlatformUvAttempts > 1: the platform retries, so internalRetry is false.
+        // 7. No attempt left: UV_BLOCKED, without asking anyone.
+        if self.state()?.uv_retries == 0 {
+            return Err(StatusCode::UvBlocked);
+        }
+        // The shared secret before the person is asked: a bad keyAgreement costs no attempt.
+        let shared = self.shared_secret(protocol, key_agreement)?;
+        // 8-9. The prompt (our "display": the person may refuse) and the verification, for the
+        //    operation the permissions are for.
+        let operation = if permissions & permission::MAKE_CREDENTIAL != 0 {
+            Operation::Register
+        } else if permissions & permission::GET_ASSERTION != 0 {
+            Operation::Authenticate
+        } else {
+            Operation::ManageKey
+        };
+        let uv_request = PresenceRequest {
+            operation,
+            rp_id: request.rp_id.as_deref(),
+            user_name: None,
+        };
+        match self.perform_built_in_uv(&uv_request, false)? {
+            UvResult::Verified => {}
+            // 8. Not approved.
+            UvResult::Denied => return Err(StatusCode::OperationDenied),
+            // 10.1. A user action timeout.
+            UvResult::TimedOut => return Err(StatusCode::UserActionTimeout),
+            UvResult::Cancelled => return Err(StatusCode::KeepaliveCancel),
+            // 10.2-10.3. No attempt left, or a wrong secret.
+            UvResult::Failed { blocked: true } => return Err(StatusCode::UvBlocked),
+            UvResult::Failed { blocked: false } => return Err(StatusCode::UvInvalid),
+            // The verifier is broken: like a method that is not configured (step 5), and no
+            //  attempt is spent.
+            UvResult::Unavailable => return Err(StatusCode::NotAllowed),
+        }
+        // 11-15. The person acted to be verified: the token's user present flag starts true.
+        self.hand_out_token(protocol, &shared, permissions, request.rp_id, true)
+    }
+
+    /// New tokens for every protocol (resetPinUvAuthToken), this one in use
+    /// (beginUsingPinUvAuthToken) with its permissions and permissions RP ID, encrypted to the
+    /// platform.
+    fn hand_out_token(
+        &mut self,
+        protocol: PinProtocol,
+        shared: &SharedSecret,
+        permissions: u8,
+        rp_id: Option<String>,
+        user_present: bool,
+    ) -> Result<Value, StatusCode> {
+        let rng = &mut self.rng;
+        self.pin.reset_tokens(|b| rng.fill_bytes(b));
+        let now = self.clock.now_ms();
+        self.pin
+            .token
+            .begin_using(user_present, permissions, rp_id, now);
+        let token = Zeroizing::new(
+            *self
+                .pin
+                .token_bytes(protocol)
+                .expect("tokens were just reset"),
+        );
+        let rng = &mut self.rng;
+        let encrypted = shared.encrypt(token.as_slice(), |iv| rng.fill_bytes(iv));
+        Ok(cbor::int_map(vec![(
+            RESPONSE_PIN_UV_AUTH_TOKEN,
+            Value::Bytes(encrypted),
+        )]))
+    }
+
+    /// May a PIN be tried now? PIN_NOT_SET, PIN_BLOCKED (no retries left, until reset) or
+    /// PIN_AUTH_BLOCKED (three wrong in a row, until a power cycle).
+    fn check_pin_usable(&mut self) -> Result<(), StatusCode> {
+        let state = self.state()?;
+        if state.pin.is_none() {
+            return Err(StatusCode::PinNotSet);
+        }
+        if state.pin_retries == 0 {
+            return Err(StatusCode::PinBlocked);
+        }
+        if self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES {
+            return Err(StatusCode::PinAuthBlocked);
+        }
+        Ok(())
+    }
+
+    /// Compares pinHashEnc with the stored PIN hash, in constant time. The retry counter is
+    /// decremented and written first; a match restores it. A mismatch (or a pinHashEnc that
+    /// does not even decrypt to 16 bytes) regenerates the key agreement key, so the platform
+    /// must start over.
+    fn check_pin_hash(
+        &mut self,
+        protocol: PinProtocol,
+        shared: &SharedSecret,
+        pin_hash_enc: &[u8],
+    ) -> Result<(), StatusCode> {
+        let retries = self.state()?.pin_retries;
+        self.update_state(|state| state.pin_retries = retries.saturating_sub(1))?;
+        let given = shared.decrypt(pin_hash_enc);
+        let state = self.state()?;
+        let stored = state.pin.as_ref().ok_or(StatusCode::PinNotSet)?;
+        let matches = given
+            .as_deref()
+            .filter(|given| given.len() == 16)
+            .is_some_and(|given| bool::from(stored.hash.ct_eq(given)));
+        if !matches {
+            let retries_left = state.pin_retries;
+            self.pin.regenerate(protocol);
+            self.pin.consecutive_mismatches = self.pin.consecutive_mismatches.saturating_add(1);
+            return Err(if retries_left == 0 {
+                StatusCode::PinBlocked
+            } else if self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES {
+                StatusCode::PinAuthBlocked
+            } else {
+                StatusCode::PinInvalid
+            });
+        }
+        // The right PIN also unblocks built-in UV, as on a YubiKey Bio: the PIN is the
+        // fallback that proves the person when UV has failed too often.
+        self.pin.consecutive_mismatches = 0;
+        self.update_state(|state| {
+            state.pin_retries = MAX_PIN_RETRIES;
+            state.uv_retries = MAX_UV_RETRIES;
+        })?;
+        Ok(())
+    }
+
+    /// Decrypts newPinEnc and checks it against the PIN policy: 64 padded bytes, the PIN
+    /// itself UTF-8 of at least minPINLength code points and at most 63 bytes.
+    fn decrypt_new_pin(
+        &mut self,
+        shared: &SharedSecret,
+        new_pin_enc: &[u8],
+    ) -> Result<StoredPin, StatusCode> {
+        let padded = shared
+            .decrypt(new_pin_enc)
+            .ok_or(StatusCode::InvalidParameter)?;
+        if padded.len() != PADDED_PIN_LEN {
+            return Err(StatusCode::InvalidParameter);
+        }
+        // The PIN is what comes before the zero padding; the last byte must be padding.
+        let len = padded
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(PADDED_PIN_LEN);
+        if len > MAX_PIN_BYTES || padded[len..].iter().any(|&b| b != 0) {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        let pin = &padded[..len];
+        let code_points = std::str::from_utf8(pin)
+            .map_err(|_| StatusCode::PinPolicyViolation)?
+            .chars()
+            .count();
+        if code_points < usize::from(self.state()?.min_pin_length) {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        let digest = Zeroizing::new(Sha256::digest(pin));
+        let mut hash = Zeroizing::new([0u8; 16]);
+        hash.copy_from_slice(&digest[..16]);
+        Ok(StoredPin {
+            hash,
+            // At most 63 code points, so it fits.
+            code_points: code_points as u8,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,581 @@
+//! authenticatorClientPIN against the spec, both PIN/UV auth protocols, every status path.
+
+use ciborium::Value;
+
+use crate::cbor;
+use crate::ctap2::persistent_state::PersistentState;
+use crate::ctap2::test_support::*;
+use crate::env::{Keystore as _, StateSlot};
+
+const PROTOCOLS: [PinProtocol; 2] = [PinProtocol::One, PinProtocol::Two];
+
+fn retries(a: &mut TestAuthenticator) -> (i64, bool) {
+    let r = call(a, CLIENT_PIN, vec![(2, int(1))]).unwrap();
+    let Some(Value::Integer(n)) = field(&r, 3) else {
+        panic!("no pinRetries")
+    };
+    let Some(Value::Bool(power_cycle)) = field(&r, 4) else {
+        panic!("no powerCycleState")
+    };
+    (i128::from(*n) as i64, *power_cycle)
+}
+
+fn stored(a: &mut TestAuthenticator) -> PersistentState {
+    let bytes = a
+        .keystore_mut()
+        .read_state(StateSlot::Authenticator)
+        .unwrap()
+        .expect("state written");
+    PersistentState::decode(&bytes).unwrap()
+}
+
+fn change_pin_params(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    current: &str,
+    new: &[u8],
+) -> Vec<(i64, Value)> {
+    let (key, shared) = key_agreement(a, protocol);
+    let new_pin_enc = shared.encrypt(&padded(new), iv);
+    let pin_hash_enc = shared.encrypt(&pin_hash(current.as_bytes()), iv);
+    let auth = shared.authenticate(&[&new_pin_enc[..], &pin_hash_enc[..]].concat());
+    vec![
+        (1, int(protocol.number().into())),
+        (2, int(4)),
+        (3, key),
+        (4, bytes(&auth)),
+        (5, bytes(&new_pin_enc)),
+        (6, bytes(&pin_hash_enc)),
+    ]
+}
+
+fn get_pin_token_params(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    pin: &str,
+) -> Vec<(i64, Value)> {
+    let (key, shared) = key_agreement(a, protocol);
+    vec![
+        (1, int(protocol.number().into())),
+        (2, int(5)),
+        (3, key),
+        (6, bytes(&shared.encrypt(&pin_hash(pin.as_bytes()), iv))),
+    ]
+}
+
+#[test]
+fn a_new_key_has_eight_retries_and_needs_no_power_cycle() {
+    let (mut a, _) = authenticator();
+    assert_eq!(retries(&mut a), (8, false));
+}
+
+#[test]
+fn get_key_agreement_returns_a_p256_ecdh_cose_key() {
+    for protocol in PROTOCOLS {
+        let (mut a, _) = authenticator();
+        let r = call(
+            &mut a,
+            CLIENT_PIN,
+            vec![(1, int(protocol.number().into())), (2, int(2))],
+        )
+        .unwrap();
+        let key = field(&r, 1).unwrap();
+        assert_eq!(field(key, 1), Some(&int(2)), "kty EC2");
+        assert_eq!(field(key, 3), Some(&int(-25)), "alg ECDH-ES+HKDF-256");
+        assert_eq!(field(key, -1), Some(&int(1)), "crv P-256");
+        assert_eq!(as_bytes(field(key, -2).unwrap()).len(), 32);
+        assert_eq!(as_bytes(field(key, -3).unwrap()).len(), 32);
+    }
+}
+
+#[test]
+fn get_key_agreement_needs_a_known_protocol() {
+    let (mut a, _) = authenticator();
+    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(2))]), Err(0x14));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(1, int(3)), (2, int(2))]),
+        Err(0x02)
+    );
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(1, int(0)), (2, int(2))]),
+        Err(0x02)
+    );
+}
+
+#[test]
+fn malformed_requests_and_unknown_subcommands() {
+    let (mut a, _) = authenticator();
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(1, int(2))]),
+        Err(0x14),
+        "no subCommand"
+    );
+    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, text("1"))]), Err(0x11));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, int(1)), (3, bytes(b"key"))]),
+        Err(0x11)
+    );
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, int(1)), (9, text("mc"))]),
+        Err(0x11)
+    );
+    assert_eq!(call_raw(&mut a, &[CLIENT_PIN, 0xa1, 0x02]), Err(0x12));
+    for sub in [0x08, 0x0A, 0xff] {
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, vec![(1, int(2)), (2, int(sub))]),
+            Err(0x3E),
+            "{sub}"
+        );
+    }
+}
+
+#[test]
+fn without_built_in_uv_the_uv_subcommands_are_not_supported() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let (key, _) = key_agreement(&mut a, PinProtocol::Two);
+    let p = vec![
+        (1, int(2)),
+        (2, int(6)),
+        (3, key),
+        (9, int(PERM_GA.into())),
+        (0x0A, text("x.org")),
+    ];
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x3E));
+    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(7))]), Err(0x3E));
+}
+
+#[test]
+fn set_pin_stores_the_hash_with_full_retries_under_both_protocols() {
+    for protocol in PROTOCOLS {
+        let (mut a, _) = authenticator();
+        let p = set_pin_params(&mut a, protocol, &padded(b"123456"));
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
+        let state = stored(&mut a);
+        assert_eq!(
+            state.pin.as_ref().unwrap().hash.as_slice(),
+            pin_hash(b"123456").as_slice()
+        );
+        assert_eq!(state.pin.as_ref().unwrap().code_points, 6);
+        assert_eq!(state.pin_retries, 8);
+        assert!(pin_token(&mut a, protocol, "123456", PERM_GA, Some("x.org")).is_ok());
+    }
+}
+
+#[test]
+fn set_pin_when_a_pin_is_set_is_pin_auth_invalid() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"5678"));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x33));
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_GA, Some("x.org")).is_ok());
+}
+
+#[test]
+fn set_pin_missing_parameters_protocol_and_mac() {
+    for key in [1, 3, 4, 5] {
+        let (mut a, _) = authenticator();
+        let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
+        p.retain(|(k, _)| *k != key);
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+    }
+    let (mut a, _) = authenticator();
+    let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
+    p[0].1 = int(3);
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "unknown protocol");
+
+    let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
+    p[3].1 = bytes(&[0; 32]);
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(0x33),
+        "wrong pinUvAuthParam"
+    );
+
+    let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
+    p[2].1 = cbor::int_map(vec![
+        (1, int(2)),
+        (-1, int(1)),
+        (-2, bytes(&[1; 32])),
+        (-3, bytes(&[2; 32])),
+    ]);
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(0x02),
+        "keyAgreement not on the curve"
+    );
+
+    assert_eq!(retries(&mut a), (8, false));
+    assert!(
+        stored_or_none(&mut a).is_none_or(|s| s.pin.is_none()),
+        "no PIN was set"
+    );
+}
+
+fn stored_or_none(a: &mut TestAuthenticator) -> Option<PersistentState> {
+    a.keystore_mut()
+        .read_state(StateSlot::Authenticator)
+        .unwrap()
+        .map(|b| PersistentState::decode(&b).unwrap())
+}
+
+#[test]
+fn the_pin_policy_is_enforced() {
+    let cases: Vec<(Vec<u8>, u8, &str)> = vec![
+        (padded(b"123"), 0x37, "3 digits"),
+        (padded("ééé".as_bytes()), 0x37, "3 code points in 6 bytes"),
+        (vec![b'1'; 64], 0x37, "64 bytes: no room for padding"),
+        (padded(&[0xff, 0xfe, 0xfd, 0xfc]), 0x37, "not UTF-8"),
+        (
+            [&b"12"[..], &[0], &b"34"[..]]
+                .concat()
+                .into_iter()
+                .chain([0; 59])
+                .collect(),
+            0x37,
+            "bytes after the padding",
+        ),
+        (vec![b'1'; 48], 0x02, "padded to 48, not 64 bytes"),
+        (
+            padded(b"1234").into_iter().chain([0; 16]).collect(),
+            0x02,
+            "80 bytes",
+        ),
+    ];
+    for (pin, status, what) in cases {
+        for protocol in PROTOCOLS {
+            let (mut a, _) = authenticator();
+            let p = set_pin_params(&mut a, protocol, &pin);
+            assert_eq!(
+                call(&mut a, CLIENT_PIN, p),
+                Err(status),
+                "{what}, {protocol:?}"
+            );
+        }
+    }
+    for ok in [&b"1234"[..], "éééé".as_bytes(), &[b'9'; 63][..]] {
+        let (mut a, _) = authenticator();
+        let p = set_pin_params(&mut a, PinProtocol::One, &padded(ok));
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null), "{ok:?}");
+    }
+}
+
+#[test]
+fn change_pin_replaces_the_pin_and_invalidates_tokens() {
+    for protocol in PROTOCOLS {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "1234");
+        let token = pin_token(&mut a, protocol, "1234", PERM_CM, None).unwrap();
+        let p = change_pin_params(&mut a, protocol, "1234", b"98765");
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
+        assert_eq!(
+            pin_token(&mut a, protocol, "1234", PERM_GA, Some("x")),
+            Err(0x31)
+        );
+        assert!(pin_token(&mut a, protocol, "98765", PERM_GA, Some("x")).is_ok());
+        assert_eq!(stored(&mut a).pin.unwrap().code_points, 5);
+        // The token from before the change no longer authorizes anything.
+        let sub = [0x01];
+        let p = vec![
+            (1, int(1)),
+            (3, int(protocol.number().into())),
+            (4, auth_param(protocol, &token, &sub)),
+        ];
+        assert_eq!(call(&mut a, 0x0A, p), Err(0x33));
+    }
+}
+
+#[test]
+fn change_pin_error_paths() {
+    let (mut a, _) = authenticator();
+    let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x35), "no PIN set");
+
+    set_pin(&mut a, "1234");
+    for key in [1, 3, 4, 5, 6] {
+        let mut p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
+        p.retain(|(k, _)| *k != key);
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+    }
+    let mut p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
+    p[3].1 = bytes(&[0; 32]);
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x33), "wrong MAC");
+    assert_eq!(retries(&mut a), (8, false), "a wrong MAC costs no retry");
+
+    let p = change_pin_params(&mut a, PinProtocol::Two, "0000", b"5678");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x31), "wrong current PIN");
+    assert_eq!(retries(&mut a), (7, false));
+
+    let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"567");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "new PIN too short");
+    assert_eq!(
+        retries(&mut a),
+        (8, false),
+        "the right current PIN restored the retries"
+    );
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_GA, Some("x")).is_ok());
+}
+
+#[test]
+fn get_pin_token_gives_an_mc_ga_token_for_any_rp() {
+    for protocol in PROTOCOLS {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "1234");
+        let (key, shared) = key_agreement(&mut a, protocol);
+        let p = vec![
+            (1, int(protocol.number().into())),
+            (2, int(5)),
+            (3, key),
+            (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
+        ];
+        let r = call(&mut a, CLIENT_PIN, p).unwrap();
+        let encrypted = as_bytes(field(&r, 2).unwrap());
+        assert_eq!(
+            encrypted.len(),
+            if protocol == PinProtocol::One { 32 } else { 48 }
+        );
+        let token = shared.decrypt(encrypted).unwrap();
+        assert_eq!(a.pin.token.require(PERM_MC | PERM_GA), Ok(()));
+        assert_eq!(
+            a.pin.token.require(PERM_CM),
+            Err(crate::ctap2::StatusCode::PinAuthInvalid)
+        );
+        assert_eq!(a.pin.token.rp_id(), None);
+        assert!(!a.pin.token.user_present(), "a PIN is not a gesture");
+        assert!(a.pin.token.user_verified());
+        assert_eq!(token.as_slice(), a.pin.token_bytes(protocol).unwrap());
+    }
+}
+
+#[test]
+fn get_pin_token_error_paths() {
+    let (mut a, _) = authenticator();
+    let p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x35), "no PIN set");
+    set_pin(&mut a, "1234");
+    for key in [1, 3, 6] {
+        let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
+        p.retain(|(k, _)| *k != key);
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+    }
+    let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
+    p.push((9, int(1)));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "permissions");
+    let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
+    p.push((0x0A, text("x.org")));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "rpId");
+    let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
+    p[0].1 = int(7);
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "unknown protocol");
+    assert_eq!(retries(&mut a), (8, false));
+}
+
+#[test]
+fn token_with_permissions_carries_them_and_the_rp_id() {
+    for protocol in PROTOCOLS {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "1234");
+        pin_token(&mut a, protocol, "1234", PERM_GA | PERM_LBW, Some("x.org")).unwrap();
+        assert_eq!(a.pin.token.require(PERM_GA | PERM_LBW), Ok(()));
+        assert!(a.pin.token.require(PERM_MC).is_err());
+        assert_eq!(a.pin.token.rp_id(), Some("x.org"));
+        pin_token(&mut a, protocol, "1234", PERM_CM | PERM_ACFG, None).unwrap();
+        assert_eq!(a.pin.token.require(PERM_CM | PERM_ACFG), Ok(()));
+        assert!(
+            a.pin.token.require(PERM_GA).is_err(),
+            "the new token replaced the old"
+        );
+        assert_eq!(a.pin.token.rp_id(), None);
+    }
+}
+
+#[test]
+fn token_with_permissions_error_paths() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", 0, None),
+        Err(0x02),
+        "no permission"
+    );
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", 0x08, None),
+        Err(0x40),
+        "be"
+    );
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", 0x40, None),
+        Err(0x40),
+        "unknown bit"
+    );
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_MC, None),
+        Err(0x14),
+        "mc needs rpId"
+    );
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_GA, None),
+        Err(0x14),
+        "ga needs rpId"
+    );
+    let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
+    let p = vec![
+        (1, int(2)),
+        (2, int(9)),
+        (3, key),
+        (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
+    ];
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "no permissions");
+    let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
+    let p = vec![
+        (1, int(2)),
+        (2, int(9)),
+        (3, key),
+        (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
+        (9, int(256)),
+    ];
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(0x40),
+        "a permission beyond a byte"
+    );
+    assert_eq!(retries(&mut a), (8, false), "none of these spent a retry");
+}
+
+#[test]
+fn a_wrong_pin_is_written_down_before_the_answer() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "9999", PERM_CM, None),
+        Err(0x31)
+    );
+    assert_eq!(
+        stored(&mut a).pin_retries,
+        7,
+        "in the keystore, not only in memory"
+    );
+}
+
+#[test]
+fn a_wrong_pin_regenerates_the_key_agreement_key() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
+    let attempt = |pin: &[u8]| {
+        vec![
+            (1, int(2)),
+            (2, int(9)),
+            (3, key.clone()),
+            (6, bytes(&shared.encrypt(&pin_hash(pin), iv))),
+            (9, int(PERM_CM.into())),
+        ]
+    };
+    assert_eq!(call(&mut a, CLIENT_PIN, attempt(b"0000")), Err(0x31));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, attempt(b"1234")),
+        Err(0x31),
+        "the old shared secret no longer decrypts to the right hash"
+    );
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
+}
+
+#[test]
+fn three_wrong_pins_block_until_a_power_cycle_and_the_count_survives_it() {
+    let (mut a, clock) = authenticator();
+    set_pin(&mut a, "1234");
+    for expected in [0x31, 0x31, 0x34] {
+        assert_eq!(
+            pin_token(&mut a, PinProtocol::Two, "0000", PERM_CM, None),
+            Err(expected)
+        );
+    }
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::One, "1234", PERM_CM, None),
+        Err(0x34),
+        "even the right PIN, on either protocol"
+    );
+    let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x34));
+    assert_eq!(retries(&mut a), (5, true));
+
+    let mut a = restart(a, &clock);
+    assert_eq!(
+        retries(&mut a),
+        (5, false),
+        "the block is gone, the count is not"
+    );
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
+    assert_eq!(retries(&mut a), (8, false));
+}
+
+#[test]
+fn eight_wrong_pins_block_the_pin_until_reset() {
+    let (mut a, clock) = authenticator();
+    set_pin(&mut a, "1234");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..3 {
+            if retries(&mut a).0 == 0 {
+                break;
+            }
+            seen.push(pin_token(&mut a, PinProtocol::Two, "0000", PERM_CM, None).unwrap_err());
+        }
+        a = restart(a, &clock);
+    }
+    assert_eq!(seen, vec![0x31, 0x31, 0x34, 0x31, 0x31, 0x34, 0x31, 0x32]);
+    assert_eq!(retries(&mut a), (0, false));
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
+        Err(0x32)
+    );
+    let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x32));
+    let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"5678"));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(0x33),
+        "a blocked PIN is still set"
+    );
+
+    let mut a = restart(a, &clock);
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
+        Err(0x32),
+        "survives a restart"
+    );
+    assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null), "reset");
+    assert_eq!(retries(&mut a), (8, false));
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
+        Err(0x35)
+    );
+    set_pin(&mut a, "4321");
+    assert!(pin_token(&mut a, PinProtocol::Two, "4321", PERM_CM, None).is_ok());
+}
+
+#[test]
+fn a_damaged_state_slot_fails_closed() {
+    let (mut a, _) = authenticator();
+    a.keystore_mut()
+        .write_state(StateSlot::Authenticator, b"garbage")
+        .unwrap();
+    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(1))]), Err(0x7F));
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
+        Err(0x7F)
+    );
+}
+
+#[test]
+fn debug_output_of_the_pin_session_shows_no_secret() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).unwrap();
+    let debug = format!("{:?} {:?}", a.pin, a.persistent);
+    assert!(
+        !debug.contains(format!("{:?}", &token[..4]).trim_matches(['[', ']'])),
+        "{debug}"
+    );
+    assert!(debug.contains("StoredPin(<redacted>)"), "{debug}");
+}

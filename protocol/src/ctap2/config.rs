@@ -1,0 +1,375 @@
+//! authenticatorConfig (CTAP 2.1 §6.11): toggleAlwaysUv and setMinPINLength. Enterprise
+//! attestation is not something this key offers, so enableEnterpriseAttestation is an
+//! unsupported subcommand, as on a key without it.
+
+use ciborium::Value;
+
+use crate::authenticator::Authenticator;
+use crate::cbor::{self, RequestMap};
+use crate::ctap2::pin_token::permission;
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, Keystore, Presence, Rng};
+
+/// getInfo maxRPIDsForSetMinPINLength.
+pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;
+/// The longest minimum we accept: a longer one could never be met by a 63-byte PIN.
+const MAX_MIN_PIN_LENGTH: i128 = 63;
+
+const SUB_COMMAND: i128 = 0x01;
+const SUB_COMMAND_PARAMS: i128 = 0x02;
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
+const PIN_UV_AUTH_PARAM: i128 = 0x04;
+
+const TOGGLE_ALWAYS_UV: i128 = 0x02;
+const SET_MIN_PIN_LENGTH: i128 = 0x03;
+
+const NEW_MIN_PIN_LENGTH: i128 = 0x01;
+const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
+const FORCE_CHANGE_PIN: i128 = 0x03;
+
+/// The command byte that prefixes the signed message (§6.11 step 4.4).
+const COMMAND_BYTE: u8 = 0x0D;
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn authenticator_config(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let mut map = RequestMap::parse(params)?;
+        // 1. subCommand is mandatory.
+        let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
+        let sub_params = map.take(SUB_COMMAND_PARAMS);
+        if !matches!(sub_params, None | Some(Value::Map(_))) {
+            return Err(StatusCode::CborUnexpectedType);
+        }
+        let protocol = map
+            .take(PIN_UV_AUTH_PROTOCOL)
+            .map(cbor::into_int)
+            .transpose()?;
+        let pin_uv_auth_param = map
+            .take(PIN_UV_AUTH_PARAM)
+            .map(cbor::into_bytes)
+            .transpose()?;
+        // 2. Only the subcommands this key has (enableEnterpriseAttestation and
+        //    vendorPrototype are not).
+        if sub_command != TOGGLE_ALWAYS_UV && sub_command != SET_MIN_PIN_LENGTH {
+            return Err(StatusCode::InvalidParameter);
+        }
+        // 3-4. On a key protected by UV, or with alwaysUv on, a token with acfg over
+        //    32×0xff || 0x0d || subCommand || subCommandParams. The exception: alwaysUv may
+        //    be switched off on a key that has nothing to verify the user with.
+        let protected = self.is_protected()?;
+        let always_uv = self.state()?.always_uv;
+        let bypass = sub_command == TOGGLE_ALWAYS_UV && !protected && always_uv;
+        if !bypass && (protected || always_uv) {
+            let mut message = vec![0xff; 32];
+            message.push(COMMAND_BYTE);
+            message.push(sub_command as u8);
+            if let Some(params) = &sub_params {
+                message.extend(cbor::encode(params));
+            }
+            self.authorize_management(
+                pin_uv_auth_param,
+                protocol,
+                &message,
+                permission::AUTHENTICATOR_CONFIG,
+            )?;
+        }
+        // 5-6. The subcommand.
+        match sub_command {
+            TOGGLE_ALWAYS_UV => {
+                self.update_state(|state| state.always_uv = !state.always_uv)?;
+                Ok(Value::Null)
+            }
+            _ => self.set_min_pin_length(sub_params),
+        }
+    }
+
+    /// §6.11.4 setMinPINLength: raise (never lower) the minimum PIN length, name the RPs that
+    /// may read it, and/or make the PIN expire.
+    fn set_min_pin_length(&mut self, params: Option<Value>) -> Result<Value, StatusCode> {
+        let mut map = match &params {
+            Some(params) => RequestMap::parse(&cbor::encode(params))?,
+            None => RequestMap::parse(&[])?,
+        };
+        let new_min = map
+            .take(NEW_MIN_PIN_LENGTH)
+            .map(cbor::into_int)
+            .transpose()?;
+        let rp_ids = map
+            .take(MIN_PIN_LENGTH_RP_IDS)
+            .map(|ids| {
+                cbor::into_array(ids)?
+                    .into_iter()
+                    .map(cbor::into_text)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let force_change = map
+            .take(FORCE_CHANGE_PIN)
+            .map(cbor::into_bool)
+            .transpose()?
+            .unwrap_or(false);
+
+        let state = self.state()?.clone();
+        // 1-2. Absent means "keep"; smaller than now is a policy violation.
+        let new_min = new_min.unwrap_or(state.min_pin_length.into());
+        if new_min < i128::from(state.min_pin_length) {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        if new_min > MAX_MIN_PIN_LENGTH {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        // 3. No more RP IDs than getInfo promises.
+        if rp_ids
+            .as_ref()
+            .is_some_and(|ids| ids.len() > MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH)
+        {
+            return Err(StatusCode::InvalidParameter);
+        }
+        // 4. Expiring a PIN that does not exist makes no sense.
+        if force_change && state.pin.is_none() {
+            return Err(StatusCode::PinNotSet);
+        }
+        // 5-7. A PIN shorter than the new minimum must be changed before it is used again.
+        let too_short = state
+            .pin
+            .as_ref()
+            .is_some_and(|pin| i128::from(pin.code_points) < new_min);
+        self.update_state(|s| {
+            s.min_pin_length = new_min as u8;
+            if let Some(ids) = rp_ids {
+                s.min_pin_length_rp_ids = ids;
+            }
+            if force_change || too_short {
+                s.force_pin_change = true;
+            }
+        })?;
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::test_support::*;
+
+    const CONFIG: u8 = 0x0D;
+    const P2: PinProtocol = PinProtocol::Two;
+
+    fn config(
+        a: &mut TestAuthenticator,
+        token: Option<&[u8]>,
+        sub: i64,
+        params: Option<Value>,
+    ) -> Result<Value, u8> {
+        let mut message = vec![0xff; 32];
+        message.extend([0x0d, sub as u8]);
+        let mut p = vec![(1, int(sub))];
+        if let Some(params) = params {
+            message.extend(cbor::encode(&params));
+            p.push((2, params));
+        }
+        if let Some(token) = token {
+            p.push((3, int(2)));
+            p.push((4, auth_param(P2, token, &message)));
+        }
+        call(a, CONFIG, p)
+    }
+
+    fn min_length(len: i64) -> Value {
+        cbor::int_map(vec![(1, int(len))])
+    }
+
+    #[test]
+    fn without_a_pin_config_needs_no_token() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            config(&mut a, None, 3, Some(min_length(6))),
+            Ok(Value::Null)
+        );
+        assert_eq!(a.state().unwrap().min_pin_length, 6);
+        let p = set_pin_params(&mut a, P2, &padded(b"12345"));
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "5 < 6 code points");
+        assert_eq!(config(&mut a, None, 2, None), Ok(Value::Null));
+        assert!(a.state().unwrap().always_uv);
+    }
+
+    #[test]
+    fn with_a_pin_config_needs_an_acfg_token() {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "123456");
+        assert_eq!(
+            config(&mut a, None, 2, None),
+            Err(0x36),
+            "no pinUvAuthParam"
+        );
+        let cm = pin_token(&mut a, P2, "123456", PERM_CM, None).unwrap();
+        assert_eq!(
+            config(&mut a, Some(&cm), 2, None),
+            Err(0x33),
+            "no acfg permission"
+        );
+        let token = pin_token(&mut a, P2, "123456", PERM_ACFG, None).unwrap();
+        assert_eq!(
+            config(&mut a, Some(&[0; 32]), 2, None),
+            Err(0x33),
+            "another token"
+        );
+        let p = vec![(1, int(2)), (4, auth_param(P2, &token, &[0]))];
+        assert_eq!(call(&mut a, CONFIG, p), Err(0x14), "no protocol");
+        assert_eq!(config(&mut a, Some(&token), 2, None), Ok(Value::Null));
+        assert!(a.state().unwrap().always_uv);
+        assert_eq!(config(&mut a, Some(&token), 2, None), Ok(Value::Null));
+        assert!(!a.state().unwrap().always_uv, "a toggle");
+    }
+
+    #[test]
+    fn always_uv_without_a_pin_can_be_switched_off_without_a_token() {
+        let (mut a, _) = authenticator();
+        config(&mut a, None, 2, None).unwrap();
+        assert_eq!(
+            config(&mut a, None, 3, Some(min_length(6))),
+            Err(0x36),
+            "alwaysUv on: token needed"
+        );
+        assert_eq!(config(&mut a, None, 2, None), Ok(Value::Null));
+        assert!(!a.state().unwrap().always_uv);
+    }
+
+    #[test]
+    fn set_min_pin_length_rules() {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "123456");
+        let token = pin_token(&mut a, P2, "123456", PERM_ACFG, None).unwrap();
+        assert_eq!(
+            config(&mut a, Some(&token), 3, Some(min_length(3))),
+            Err(0x37),
+            "never lower"
+        );
+        assert_eq!(
+            config(&mut a, Some(&token), 3, Some(min_length(64))),
+            Err(0x37)
+        );
+        let ids = |n: usize| Value::Array((0..n).map(|i| text(&format!("rp{i}.org"))).collect());
+        let p = cbor::int_map(vec![(2, ids(9))]);
+        assert_eq!(
+            config(&mut a, Some(&token), 3, Some(p)),
+            Err(0x02),
+            "more than 8 RP IDs"
+        );
+        assert_eq!(
+            config(
+                &mut a,
+                Some(&token),
+                3,
+                Some(cbor::int_map(vec![(1, text("6"))]))
+            ),
+            Err(0x11)
+        );
+
+        assert_eq!(
+            config(&mut a, Some(&token), 3, Some(min_length(6))),
+            Ok(Value::Null)
+        );
+        assert!(
+            !a.state().unwrap().force_pin_change,
+            "the 6-digit PIN still fits"
+        );
+        let p = cbor::int_map(vec![(1, int(8)), (2, ids(2))]);
+        assert_eq!(config(&mut a, Some(&token), 3, Some(p)), Ok(Value::Null));
+        let state = a.state().unwrap().clone();
+        assert_eq!(state.min_pin_length, 8);
+        assert_eq!(state.min_pin_length_rp_ids, vec!["rp0.org", "rp1.org"]);
+        assert!(state.force_pin_change, "the PIN is now too short");
+    }
+
+    #[test]
+    fn force_change_pin_blocks_tokens_until_the_pin_is_changed() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            config(
+                &mut a,
+                None,
+                3,
+                Some(cbor::int_map(vec![(3, Value::Bool(true))]))
+            ),
+            Err(0x35),
+            "no PIN to expire"
+        );
+        set_pin(&mut a, "1234");
+        let token = pin_token(&mut a, P2, "1234", PERM_ACFG, None).unwrap();
+        let p = cbor::int_map(vec![(3, Value::Bool(true))]);
+        assert_eq!(config(&mut a, Some(&token), 3, Some(p)), Ok(Value::Null));
+        assert!(a.state().unwrap().force_pin_change);
+        assert_eq!(
+            pin_token(&mut a, P2, "1234", PERM_GA, Some("x")),
+            Err(0x37),
+            "with permissions"
+        );
+        let (key, shared) = key_agreement(&mut a, P2);
+        let p = vec![
+            (1, int(2)),
+            (2, int(5)),
+            (3, key),
+            (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
+        ];
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x31), "getPinToken");
+        assert_eq!(a.state().unwrap().pin_retries, 8, "the PIN was right");
+
+        // changePIN to the same PIN is refused, to another one clears the flag.
+        let change = |a: &mut TestAuthenticator, new: &[u8]| {
+            let (key, shared) = key_agreement(a, P2);
+            let new_pin_enc = shared.encrypt(&padded(new), iv);
+            let pin_hash_enc = shared.encrypt(&pin_hash(b"1234"), iv);
+            let mac = shared.authenticate(&[&new_pin_enc[..], &pin_hash_enc[..]].concat());
+            let p = vec![
+                (1, int(2)),
+                (2, int(4)),
+                (3, key),
+                (4, bytes(&mac)),
+                (5, bytes(&new_pin_enc)),
+                (6, bytes(&pin_hash_enc)),
+            ];
+            call(a, CLIENT_PIN, p)
+        };
+        assert_eq!(change(&mut a, b"1234"), Err(0x37));
+        assert_eq!(change(&mut a, b"4321"), Ok(Value::Null));
+        assert!(!a.state().unwrap().force_pin_change);
+    }
+
+    #[test]
+    fn unsupported_and_malformed_subcommands() {
+        let (mut a, _) = authenticator();
+        for sub in [0x01, 0xff, 0x04, 0] {
+            assert_eq!(
+                config(&mut a, None, sub, None),
+                Err(0x02),
+                "subcommand {sub:#x}"
+            );
+        }
+        assert_eq!(call(&mut a, CONFIG, vec![]), Err(0x14));
+        assert_eq!(call(&mut a, CONFIG, vec![(1, text("2"))]), Err(0x11));
+        assert_eq!(
+            call(&mut a, CONFIG, vec![(1, int(3)), (2, int(4))]),
+            Err(0x11)
+        );
+    }
+
+    #[test]
+    fn the_min_pin_length_extension_tells_only_listed_rps() {
+        let (mut a, _) = authenticator();
+        let p = cbor::int_map(vec![
+            (1, int(6)),
+            (2, Value::Array(vec![text("listed.org")])),
+        ]);
+        config(&mut a, None, 3, Some(p)).unwrap();
+        for (rp, expected) in [("listed.org", Some(int(6))), ("other.org", None)] {
+            let mut p = make_credential_params(rp, b"u", &[-7]);
+            p.push((6, cbor::text_map(vec![("minPinLength", Value::Bool(true))])));
+            let reg = parse_registration(&call(&mut a, 0x01, p).unwrap());
+            let output = reg
+                .extensions
+                .as_ref()
+                .and_then(|e| text_field(e, "minPinLength").cloned());
+            assert_eq!(output, expected, "{rp}");
+        }
+    }
+}

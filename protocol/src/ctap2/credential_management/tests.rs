@@ -1,0 +1,303 @@
+//! authenticatorCredentialManagement: every subcommand, the token rules, the error paths.
+
+use ciborium::Value;
+
+use crate::cbor;
+use crate::ctap2::test_support::*;
+use crate::env::Keystore as _;
+
+const CM: u8 = 0x0A;
+const P2: PinProtocol = PinProtocol::Two;
+
+/// A key with PIN "1234" and a cm token (optionally bound to an RP).
+fn managed(rp: Option<&str>) -> (TestAuthenticator, Vec<u8>) {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, rp).unwrap();
+    (a, token)
+}
+
+/// Registers with a token, as platforms do once a PIN is set.
+fn register_rk(
+    a: &mut TestAuthenticator,
+    rp: &str,
+    user_id: &[u8],
+    extensions: Option<Value>,
+) -> Registration {
+    let token = pin_token(a, P2, "1234", PERM_MC, Some(rp)).unwrap();
+    let mut p = make_credential_params(rp, user_id, &[-7]);
+    p.push((7, options(&[("rk", true)])));
+    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+    p.push((9, int(2)));
+    if let Some(ext) = extensions {
+        p.push((6, ext));
+    }
+    parse_registration(&call(a, 0x01, p).expect("makeCredential"))
+}
+
+fn cm(
+    a: &mut TestAuthenticator,
+    token: &[u8],
+    sub: u8,
+    params: Option<Value>,
+) -> Result<Value, u8> {
+    let mut message = vec![sub];
+    let mut p = vec![(1, int(sub.into()))];
+    if let Some(params) = params {
+        message.extend(cbor::encode(&params));
+        p.push((2, params));
+    }
+    p.push((3, int(2)));
+    p.push((4, auth_param(P2, token, &message)));
+    call(a, CM, p)
+}
+
+fn rp_hash_params(rp: &str) -> Value {
+    cbor::int_map(vec![(1, bytes(&rp_id_hash(rp)))])
+}
+
+#[test]
+fn metadata_counts_discoverable_credentials() {
+    let (mut a, _) = managed(None);
+    register_rk(&mut a, "a.org", b"u1", None);
+    register_rk(&mut a, "b.org", b"u2", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let r = cm(&mut a, &token, 1, None).unwrap();
+    assert_eq!(field(&r, 1), Some(&int(2)));
+    assert_eq!(field(&r, 2), Some(&int(98)));
+}
+
+#[test]
+fn rps_are_enumerated_one_by_one() {
+    let (mut a, _) = managed(None);
+    register_rk(&mut a, "b.org", b"u1", None);
+    register_rk(&mut a, "a.org", b"u2", None);
+    register_rk(&mut a, "a.org", b"u3", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let first = cm(&mut a, &token, 2, None).unwrap();
+    assert_eq!(field(&first, 5), Some(&int(2)), "totalRPs");
+    let second = call(&mut a, CM, vec![(1, int(3))]).unwrap();
+    assert!(field(&second, 5).is_none());
+    let mut seen = vec![];
+    for r in [&first, &second] {
+        let id = text_field(field(r, 3).unwrap(), "id").unwrap().clone();
+        let Value::Text(id) = id else { panic!() };
+        assert_eq!(as_bytes(field(r, 4).unwrap()), rp_id_hash(&id));
+        seen.push(id);
+    }
+    seen.sort();
+    assert_eq!(seen, vec!["a.org", "b.org"]);
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(3))]),
+        Err(0x30),
+        "no more RPs"
+    );
+}
+
+#[test]
+fn credentials_of_an_rp_are_enumerated_with_their_details() {
+    let (mut a, _) = managed(None);
+    let ext = cbor::text_map(vec![
+        ("credProtect", int(2)),
+        ("largeBlobKey", Value::Bool(true)),
+    ]);
+    let first = register_rk(&mut a, "a.org", b"u1", Some(ext));
+    let second = register_rk(&mut a, "a.org", b"u2", None);
+    register_rk(&mut a, "b.org", b"u3", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let r1 = cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).unwrap();
+    assert_eq!(field(&r1, 9), Some(&int(2)), "totalCredentials");
+    let r2 = call(&mut a, CM, vec![(1, int(5))]).unwrap();
+    assert_eq!(call(&mut a, CM, vec![(1, int(5))]), Err(0x30));
+
+    let by_id = |r: &Value| as_bytes(text_field(field(r, 7).unwrap(), "id").unwrap()).to_vec();
+    let (r_first, r_second) = if by_id(&r1) == first.credential_id {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    assert_eq!(by_id(r_second), second.credential_id);
+    assert_eq!(
+        field(r_first, 8),
+        Some(&first.cose_key),
+        "publicKey as registered"
+    );
+    assert_eq!(field(r_first, 0x0A), Some(&int(2)), "credProtect");
+    assert_eq!(
+        as_bytes(field(r_first, 0x0B).unwrap()).len(),
+        32,
+        "largeBlobKey"
+    );
+    assert_eq!(field(r_second, 0x0A), Some(&int(1)));
+    assert!(field(r_second, 0x0B).is_none());
+    let user = field(r_first, 6).unwrap();
+    assert_eq!(text_field(user, "id"), Some(&bytes(b"u1")));
+    assert_eq!(text_field(user, "name"), Some(&text("alice@example.com")));
+    assert_eq!(text_field(user, "displayName"), Some(&text("Display")));
+}
+
+#[test]
+fn enumeration_ends_with_any_other_command() {
+    let (mut a, _) = managed(None);
+    register_rk(&mut a, "a.org", b"u1", None);
+    register_rk(&mut a, "b.org", b"u2", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    cm(&mut a, &token, 2, None).unwrap();
+    call(&mut a, 0x04, vec![]).unwrap();
+    assert_eq!(call(&mut a, CM, vec![(1, int(3))]), Err(0x30));
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(5))]),
+        Err(0x30),
+        "nothing was begun"
+    );
+}
+
+#[test]
+fn delete_credential_removes_it_for_good() {
+    let (mut a, _) = managed(None);
+    let reg = register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id))]);
+    assert_eq!(cm(&mut a, &token, 6, Some(params.clone())), Ok(Value::Null));
+    assert_eq!(a.keystore().discoverable_count(), 0);
+    assert_eq!(
+        cm(&mut a, &token, 6, Some(params)),
+        Err(0x2E),
+        "already gone"
+    );
+    assert_eq!(cm(&mut a, &token, 2, None), Err(0x2E), "no RPs left");
+}
+
+#[test]
+fn update_user_information_changes_names_not_the_handle() {
+    let (mut a, _) = managed(None);
+    let reg = register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let new_user = cbor::text_map(vec![
+        ("id", bytes(b"u1")),
+        ("name", text("new@example.com")),
+    ]);
+    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, new_user)]);
+    assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
+    let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
+    let user = stored[0].user.clone().unwrap();
+    assert_eq!(user.name.as_deref(), Some("new@example.com"));
+    assert_eq!(user.display_name, None, "absent fields are removed");
+
+    let other = cbor::text_map(vec![("id", bytes(b"u2")), ("name", text("x"))]);
+    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, other)]);
+    assert_eq!(
+        cm(&mut a, &token, 7, Some(params)),
+        Err(0x02),
+        "another user handle"
+    );
+    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id))]);
+    assert_eq!(cm(&mut a, &token, 7, Some(params)), Err(0x14), "no user");
+    let user = cbor::text_map(vec![("id", bytes(b"u1"))]);
+    let params = cbor::int_map(vec![(2, descriptor(b"unknown")), (3, user)]);
+    assert_eq!(cm(&mut a, &token, 7, Some(params)), Err(0x2E));
+}
+
+#[test]
+fn the_token_must_be_right_and_carry_cm() {
+    let (mut a, token) = managed(None);
+    register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap_or(token);
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(1))]),
+        Err(0x36),
+        "no pinUvAuthParam"
+    );
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(1)), (4, bytes(&[0; 32]))]),
+        Err(0x14),
+        "no protocol"
+    );
+    assert_eq!(
+        call(
+            &mut a,
+            CM,
+            vec![(1, int(1)), (3, int(5)), (4, bytes(&[0; 32]))]
+        ),
+        Err(0x02),
+        "unknown protocol"
+    );
+    let wrong = auth_param(P2, &token, &[2]);
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(1)), (3, int(2)), (4, wrong)]),
+        Err(0x33),
+        "MAC over another subcommand"
+    );
+    let ga = pin_token(&mut a, P2, "1234", PERM_GA, Some("a.org")).unwrap();
+    assert_eq!(cm(&mut a, &ga, 1, None), Err(0x33), "no cm permission");
+}
+
+#[test]
+fn an_rp_bound_token_sees_only_its_rp() {
+    let (mut a, _) = managed(None);
+    register_rk(&mut a, "a.org", b"u1", None);
+    let b = register_rk(&mut a, "b.org", b"u2", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, Some("a.org")).unwrap();
+    assert_eq!(
+        cm(&mut a, &token, 1, None),
+        Err(0x33),
+        "metadata spans every RP"
+    );
+    assert_eq!(
+        cm(&mut a, &token, 2, None),
+        Err(0x33),
+        "so does RP enumeration"
+    );
+    assert_eq!(
+        cm(&mut a, &token, 4, Some(rp_hash_params("b.org"))),
+        Err(0x33)
+    );
+    assert!(cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).is_ok());
+    let params = cbor::int_map(vec![(2, descriptor(&b.credential_id))]);
+    assert_eq!(
+        cm(&mut a, &token, 6, Some(params)),
+        Err(0x33),
+        "another RP's credential"
+    );
+    assert_eq!(a.keystore().discoverable_count(), 2);
+}
+
+#[test]
+fn malformed_requests() {
+    let (mut a, token) = managed(None);
+    assert_eq!(call(&mut a, CM, vec![]), Err(0x14), "no subCommand");
+    assert_eq!(call(&mut a, CM, vec![(1, text("1"))]), Err(0x11));
+    assert_eq!(call(&mut a, CM, vec![(1, int(1)), (2, int(1))]), Err(0x11));
+    for sub in [0, 8, 0x40, 300] {
+        assert_eq!(call(&mut a, CM, vec![(1, int(sub))]), Err(0x3E), "{sub}");
+    }
+    assert_eq!(cm(&mut a, &token, 4, None), Err(0x14), "no rpIDHash");
+    assert_eq!(
+        cm(
+            &mut a,
+            &token,
+            4,
+            Some(cbor::int_map(vec![(1, bytes(&[1; 5]))]))
+        ),
+        Err(0x02)
+    );
+    assert_eq!(
+        cm(&mut a, &token, 4, Some(rp_hash_params("none.org"))),
+        Err(0x2E)
+    );
+    assert_eq!(
+        cm(&mut a, &token, 6, Some(cbor::int_map(vec![]))),
+        Err(0x14),
+        "no credentialID"
+    );
+}
+
+#[test]
+fn the_preview_command_0x41_answers_the_same() {
+    let (mut a, _) = managed(None);
+    register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let p = vec![(1, int(1)), (3, int(2)), (4, auth_param(P2, &token, &[1]))];
+    let r = call(&mut a, 0x41, p).unwrap();
+    assert_eq!(field(&r, 1), Some(&int(1)));
+}

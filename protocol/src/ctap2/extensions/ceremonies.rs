@@ -1,0 +1,450 @@
+//! Extensions through makeCredential and getAssertion, checked the way a platform and an RP
+//! check them.
+
+use ciborium::Value;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::cbor;
+use crate::ctap2::pin_protocol::SharedSecret;
+use crate::ctap2::test_support::*;
+use crate::env::Keystore as _;
+
+const MC: u8 = 0x01;
+const GA: u8 = 0x02;
+const P2: PinProtocol = PinProtocol::Two;
+
+fn register_with(
+    a: &mut TestAuthenticator,
+    rp: &str,
+    user: &[u8],
+    rk: bool,
+    ext: Value,
+) -> (Registration, Value) {
+    let mut p = make_credential_params(rp, user, &[-7]);
+    if rk {
+        p.push((7, options(&[("rk", true)])));
+    }
+    p.push((6, ext));
+    let r = call(a, MC, p).expect("makeCredential");
+    (parse_registration(&r), r)
+}
+
+fn ext(entries: Vec<(&str, Value)>) -> Value {
+    cbor::text_map(entries)
+}
+
+fn ga(
+    a: &mut TestAuthenticator,
+    rp: &str,
+    allow: Option<&[u8]>,
+    extensions: Option<Value>,
+    token: Option<&[u8]>,
+) -> Result<Value, u8> {
+    let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
+    if let Some(id) = allow {
+        p.push((3, Value::Array(vec![descriptor(id)])));
+    }
+    if let Some(e) = extensions {
+        p.push((4, e));
+    }
+    if let Some(token) = token {
+        p.push((6, auth_param(P2, token, &TEST_CLIENT_DATA_HASH)));
+        p.push((7, int(2)));
+    }
+    call(a, GA, p)
+}
+
+/// The authenticator extension outputs of an assertion.
+fn outputs(response: &Value) -> Option<Value> {
+    let auth_data = as_bytes(field(response, 2).unwrap());
+    (auth_data.len() > 37).then(|| cbor::decode(&auth_data[37..]).unwrap())
+}
+
+/// The hmac-secret input a platform builds for `salts`, with the secret to read the output.
+fn hmac_input(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    salts: &[u8],
+) -> (Value, SharedSecret) {
+    let (key, shared) = key_agreement(a, protocol);
+    let salt_enc = shared.encrypt(salts, iv);
+    let salt_auth = shared.authenticate(&salt_enc);
+    let input = cbor::int_map(vec![
+        (1, key),
+        (2, bytes(&salt_enc)),
+        (3, bytes(&salt_auth)),
+        (4, int(protocol.number().into())),
+    ]);
+    (input, shared)
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn hmac_secret(
+    a: &mut TestAuthenticator,
+    id: &[u8],
+    protocol: PinProtocol,
+    salts: &[u8],
+    token: Option<&[u8]>,
+) -> Vec<u8> {
+    let (input, shared) = hmac_input(a, protocol, salts);
+    let r = ga(
+        a,
+        "x.org",
+        Some(id),
+        Some(ext(vec![("hmac-secret", input)])),
+        token,
+    )
+    .unwrap();
+    let out = outputs(&r).expect("extension outputs");
+    shared
+        .decrypt(as_bytes(text_field(&out, "hmac-secret").unwrap()))
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn hmac_secret_derives_stable_secrets_from_the_credentials_cred_random() {
+    for protocol in [PinProtocol::One, PinProtocol::Two] {
+        let (mut a, _) = authenticator();
+        let (reg, _) = register_with(
+            &mut a,
+            "x.org",
+            b"u",
+            false,
+            ext(vec![("hmac-secret", Value::Bool(true))]),
+        );
+        assert_eq!(
+            text_field(reg.extensions.as_ref().unwrap(), "hmac-secret"),
+            Some(&Value::Bool(true))
+        );
+        let salt1 = [0x11; 32];
+        let salt2 = [0x22; 32];
+        let one = hmac_secret(&mut a, &reg.credential_id, protocol, &salt1, None);
+        let again = hmac_secret(&mut a, &reg.credential_id, protocol, &salt1, None);
+        let two = hmac_secret(
+            &mut a,
+            &reg.credential_id,
+            protocol,
+            &[salt1, salt2].concat(),
+            None,
+        );
+        assert_eq!(one.len(), 32);
+        assert_eq!(one, again, "same salt, same secret");
+        assert_eq!(two.len(), 64);
+        assert_eq!(&two[..32], &one[..]);
+        assert_ne!(&two[32..], &one[..]);
+        let stored = a
+            .keystore_mut()
+            .find_credential(&rp_id_hash("x.org"), &reg.credential_id)
+            .unwrap()
+            .unwrap();
+        let secret = stored.extras.hmac_secret.unwrap();
+        assert_eq!(
+            one,
+            hmac(secret.without_uv.as_slice(), &salt1),
+            "HMAC(CredRandomWithoutUV, salt)"
+        );
+    }
+}
+
+#[test]
+fn hmac_secret_with_uv_uses_the_other_cred_random() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        false,
+        ext(vec![("hmac-secret", Value::Bool(true))]),
+    );
+    let salt = [0x33; 32];
+    let without = hmac_secret(&mut a, &reg.credential_id, P2, &salt, None);
+    let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    let with = hmac_secret(&mut a, &reg.credential_id, P2, &salt, Some(&token));
+    assert_ne!(with, without, "UV and non-UV secrets differ");
+    let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    assert_eq!(
+        with,
+        hmac_secret(&mut a, &reg.credential_id, P2, &salt, Some(&token))
+    );
+}
+
+#[test]
+fn hmac_secret_input_errors() {
+    let (mut a, _) = authenticator();
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        false,
+        ext(vec![("hmac-secret", Value::Bool(true))]),
+    );
+    let (key, shared) = key_agreement(&mut a, P2);
+    let salt_enc = shared.encrypt(&[1; 32], iv);
+    let bad_auth = cbor::int_map(vec![
+        (1, key.clone()),
+        (2, bytes(&salt_enc)),
+        (3, bytes(&[0; 32])),
+        (4, int(2)),
+    ]);
+    assert_eq!(
+        ga(
+            &mut a,
+            "x.org",
+            Some(&reg.credential_id),
+            Some(ext(vec![("hmac-secret", bad_auth)])),
+            None
+        ),
+        Err(0x33)
+    );
+    let short = shared.encrypt(&[1; 16], iv);
+    let input = cbor::int_map(vec![
+        (1, key),
+        (2, bytes(&short)),
+        (3, bytes(&shared.authenticate(&short))),
+        (4, int(2)),
+    ]);
+    assert_eq!(
+        ga(
+            &mut a,
+            "x.org",
+            Some(&reg.credential_id),
+            Some(ext(vec![("hmac-secret", input)])),
+            None
+        ),
+        Err(0x02),
+        "one 16-byte salt"
+    );
+    assert!(
+        a.presence_mut()
+            .asked
+            .iter()
+            .all(|(op, ..)| *op != crate::env::Operation::Authenticate),
+        "no gesture for a bad input"
+    );
+}
+
+#[test]
+fn a_credential_without_hmac_secret_gives_no_output() {
+    let (mut a, _) = authenticator();
+    let reg = register(&mut a, "x.org", b"u", -7, false);
+    let (input, _) = hmac_input(&mut a, P2, &[1; 32]);
+    let r = ga(
+        &mut a,
+        "x.org",
+        Some(&reg.credential_id),
+        Some(ext(vec![("hmac-secret", input)])),
+        None,
+    )
+    .unwrap();
+    assert!(outputs(&r).is_none());
+}
+
+#[test]
+fn hmac_secret_mc_returns_the_first_secret_at_registration() {
+    let (mut a, _) = authenticator();
+    let salt = [0x44; 32];
+    let (input, shared) = hmac_input(&mut a, P2, &salt);
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        false,
+        ext(vec![
+            ("hmac-secret", Value::Bool(true)),
+            ("hmac-secret-mc", input),
+        ]),
+    );
+    let out = reg.extensions.unwrap();
+    let at_registration = shared
+        .decrypt(as_bytes(text_field(&out, "hmac-secret-mc").unwrap()))
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        at_registration,
+        hmac_secret(&mut a, &reg.credential_id, P2, &salt, None)
+    );
+}
+
+#[test]
+fn hmac_secret_applies_per_credential_through_get_next_assertion() {
+    let (mut a, _) = authenticator();
+    let on = || ext(vec![("hmac-secret", Value::Bool(true))]);
+    register_with(&mut a, "x.org", b"alice", true, on());
+    register_with(&mut a, "x.org", b"bob", true, on());
+    let (input, shared) = hmac_input(&mut a, P2, &[5; 32]);
+    let first = ga(
+        &mut a,
+        "x.org",
+        None,
+        Some(ext(vec![("hmac-secret", input)])),
+        None,
+    )
+    .unwrap();
+    let second = call(&mut a, 0x08, vec![]).unwrap();
+    let secret = |r: &Value| {
+        shared
+            .decrypt(as_bytes(
+                text_field(&outputs(r).unwrap(), "hmac-secret").unwrap(),
+            ))
+            .unwrap()
+            .to_vec()
+    };
+    assert_ne!(secret(&first), secret(&second));
+}
+
+#[test]
+fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    let protect = |level: i64| ext(vec![("credProtect", int(level))]);
+    let mc_token =
+        |a: &mut TestAuthenticator, rp: &str| pin_token(a, P2, "1234", PERM_MC, Some(rp)).unwrap();
+    let mut regs = Vec::new();
+    for (rp, level) in [("one.org", 1), ("two.org", 2), ("three.org", 3)] {
+        let token = mc_token(&mut a, rp);
+        let mut p = make_credential_params(rp, b"u", &[-7]);
+        p.push((7, options(&[("rk", true)])));
+        p.push((6, protect(level)));
+        p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+        p.push((9, int(2)));
+        let reg = parse_registration(&call(&mut a, MC, p).unwrap());
+        assert_eq!(
+            text_field(reg.extensions.as_ref().unwrap(), "credProtect"),
+            Some(&int(level))
+        );
+        regs.push(reg);
+    }
+    // Without UV: level 1 always, level 2 only when listed, level 3 never.
+    assert!(ga(&mut a, "one.org", None, None, None).is_ok());
+    assert_eq!(ga(&mut a, "two.org", None, None, None), Err(0x2E));
+    assert!(ga(&mut a, "two.org", Some(&regs[1].credential_id), None, None).is_ok());
+    assert_eq!(ga(&mut a, "three.org", None, None, None), Err(0x2E));
+    assert_eq!(
+        ga(
+            &mut a,
+            "three.org",
+            Some(&regs[2].credential_id),
+            None,
+            None
+        ),
+        Err(0x2E)
+    );
+    // With UV, all of them.
+    for (i, rp) in ["two.org", "three.org"].into_iter().enumerate() {
+        let token = pin_token(&mut a, P2, "1234", PERM_GA, Some(rp)).unwrap();
+        assert!(ga(&mut a, rp, None, None, Some(&token)).is_ok(), "{rp}");
+        let token = pin_token(&mut a, P2, "1234", PERM_GA, Some(rp)).unwrap();
+        assert!(ga(
+            &mut a,
+            rp,
+            Some(&regs[i + 1].credential_id),
+            None,
+            Some(&token)
+        )
+        .is_ok());
+    }
+    // excludeList: a level-3 credential is not revealed without UV.
+    let mut p = make_credential_params("three.org", b"v", &[-7]);
+    p.push((5, Value::Array(vec![descriptor(&regs[2].credential_id)])));
+    assert!(
+        call(&mut a, MC, p.clone()).is_ok(),
+        "not excluded without UV"
+    );
+    let token = mc_token(&mut a, "three.org");
+    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+    p.push((9, int(2)));
+    assert_eq!(call(&mut a, MC, p), Err(0x19), "excluded with UV");
+}
+
+#[test]
+fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
+    let (mut a, _) = authenticator();
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        true,
+        ext(vec![("credBlob", bytes(&[7; 32]))]),
+    );
+    assert_eq!(
+        text_field(reg.extensions.as_ref().unwrap(), "credBlob"),
+        Some(&Value::Bool(true))
+    );
+    let r = ga(
+        &mut a,
+        "x.org",
+        Some(&reg.credential_id),
+        Some(ext(vec![("credBlob", Value::Bool(true))])),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        text_field(&outputs(&r).unwrap(), "credBlob"),
+        Some(&bytes(&[7; 32]))
+    );
+
+    let (big, _) = register_with(
+        &mut a,
+        "x.org",
+        b"v",
+        false,
+        ext(vec![("credBlob", bytes(&[7; 33]))]),
+    );
+    assert_eq!(
+        text_field(big.extensions.as_ref().unwrap(), "credBlob"),
+        Some(&Value::Bool(false))
+    );
+    let r = ga(
+        &mut a,
+        "x.org",
+        Some(&big.credential_id),
+        Some(ext(vec![("credBlob", Value::Bool(true))])),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        text_field(&outputs(&r).unwrap(), "credBlob"),
+        Some(&bytes(&[]))
+    );
+}
+
+#[test]
+fn large_blob_key_comes_with_discoverable_credentials() {
+    let (mut a, _) = authenticator();
+    let on = || ext(vec![("largeBlobKey", Value::Bool(true))]);
+    let (reg, r) = register_with(&mut a, "x.org", b"u", true, on());
+    let key = as_bytes(field(&r, 5).expect("largeBlobKey in the response")).to_vec();
+    assert_eq!(key.len(), 32);
+    assert!(
+        reg.extensions.is_none(),
+        "not an authenticator extension output"
+    );
+    let assertion = ga(&mut a, "x.org", None, Some(on()), None).unwrap();
+    assert_eq!(field(&assertion, 7), Some(&bytes(&key)));
+    let plain = ga(&mut a, "x.org", None, None, None).unwrap();
+    assert!(field(&plain, 7).is_none(), "only when asked");
+
+    let (_, r) = register_with(&mut a, "y.org", b"u", false, on());
+    assert!(
+        field(&r, 5).is_none(),
+        "a non-discoverable credential has none"
+    );
+}
+
+#[test]
+fn the_platform_side_of_the_key_agreement_matches() {
+    // Guards the test helper itself: the platform's secret equals the authenticator's.
+    let (mut a, _) = authenticator();
+    let (key, shared) = key_agreement(&mut a, P2);
+    let ours = a.shared_secret(P2, key).unwrap();
+    let ct = shared.encrypt(&[9; 32], iv);
+    assert_eq!(ours.decrypt(&ct).unwrap().as_slice(), &[9; 32]);
+}

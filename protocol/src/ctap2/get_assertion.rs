@@ -1,0 +1,583 @@
+//! authenticatorGetAssertion (CTAP 2.1 §6.2).
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+
+use crate::authenticator::Authenticator;
+use crate::cbor::{self, RequestMap};
+use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
+use crate::ctap2::extensions::{self, GetAssertionExtensions, HmacSecretSalts};
+use crate::ctap2::pin_token::permission;
+use crate::ctap2::types::{self, Options};
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, CredProtect, Credential, Keystore, Operation, Presence, Rng};
+
+const RP_ID: i128 = 0x01;
+const CLIENT_DATA_HASH: i128 = 0x02;
+const ALLOW_LIST: i128 = 0x03;
+const EXTENSIONS: i128 = 0x04;
+const OPTIONS: i128 = 0x05;
+const PIN_UV_AUTH_PARAM: i128 = 0x06;
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x07;
+
+const RESPONSE_CREDENTIAL: i64 = 0x01;
+const RESPONSE_AUTH_DATA: i64 = 0x02;
+const RESPONSE_SIGNATURE: i64 = 0x03;
+const RESPONSE_USER: i64 = 0x04;
+const RESPONSE_NUMBER_OF_CREDENTIALS: i64 = 0x05;
+const RESPONSE_LARGE_BLOB_KEY: i64 = 0x07;
+
+/// How long getNextAssertion may follow its getAssertion (CTAP 2.1 §6.3: 30 seconds).
+pub const NEXT_ASSERTION_WINDOW_MS: u64 = 30_000;
+
+/// What getAssertion leaves for getNextAssertion: the remaining credentials, newest first.
+pub struct NextAssertionState {
+    pub(crate) rp_id_hash: [u8; 32],
+    pub(crate) client_data_hash: Vec<u8>,
+    pub(crate) flags: u8,
+    pub(crate) extensions: AssertionExtensions,
+    /// Still to be returned, in order.
+    pub(crate) remaining: std::collections::VecDeque<Credential>,
+    /// When the timer of §6.3 started (the previous assertion's time).
+    pub(crate) timer_start_ms: u64,
+}
+
+/// The extensions of a getAssertion, ready to be applied to each credential it returns.
+#[derive(Debug, Default)]
+pub(crate) struct AssertionExtensions {
+    hmac_secret: Option<HmacSecretSalts>,
+    cred_blob: bool,
+    large_blob_key: bool,
+}
+
+struct Request {
+    rp_id: String,
+    client_data_hash: Vec<u8>,
+    allow_list: Option<Vec<types::CredentialDescriptor>>,
+    extensions: GetAssertionExtensions,
+    options: Options,
+    pin_uv_auth_param: Option<Vec<u8>>,
+    pin_uv_auth_protocol: Option<i128>,
+}
+
+fn parse(params: &[u8]) -> Result<Request, StatusCode> {
+    let mut map = RequestMap::parse(params)?;
+    let rp_id = cbor::into_text(map.required(RP_ID)?)?;
+    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
+    let allow_list = map
+        .take(ALLOW_LIST)
+        .map(types::parse_credential_list)
+        .transpose()?;
+    let extensions = map
+        .take(EXTENSIONS)
+        .map(extensions::parse_get_assertion)
+        .transpose()?;
+    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
+    let pin_uv_auth_param = map
+        .take(PIN_UV_AUTH_PARAM)
+        .map(cbor::into_bytes)
+        .transpose()?;
+    let pin_uv_auth_protocol = map
+        .take(PIN_UV_AUTH_PROTOCOL)
+        .map(cbor::into_int)
+        .transpose()?;
+    Ok(Request {
+        rp_id,
+        client_data_hash,
+        allow_list,
+        extensions: extensions.unwrap_or_default(),
+        options: options.unwrap_or_default(),
+        pin_uv_auth_param,
+        pin_uv_auth_protocol,
+    })
+}
+
+/// credProtect (§12.1): may this credential be used? Level 3 only with UV; level 2 without
+/// UV only when the platform named it in an allowList.
+fn usable(credential: &Credential, uv: bool, listed: bool) -> bool {
+    match credential.extras.cred_protect {
+        CredProtect::UserVerificationOptional => true,
+        CredProtect::UserVerificationOptionalWithCredentialIdList => uv || listed,
+        CredProtect::UserVerificationRequired => uv,
+    }
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn get_assertion(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let request = parse(params)?;
+
+        // 1-2. pinUvAuthParam: the zero-length probe and protocol checks.
+        let auth =
+            self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
+
+        // 4. Options: "rk" has no meaning here. "uv": true asks for built-in user
+        //    verification; a pinUvAuthParam takes precedence; without built-in UV it is an
+        //    invalid option.
+        if request.options.rk.is_some() {
+            return Err(StatusCode::UnsupportedOption);
+        }
+        let mut built_in_uv = request.options.uv == Some(true) && auth.is_none();
+        if built_in_uv && !self.presence.built_in_uv() {
+            return Err(StatusCode::InvalidOption);
+        }
+        let want_presence = request.options.up != Some(false);
+
+        // 5. alwaysUv: an assertion with presence needs user verification (a silent probe,
+        //    "up": false, does not). No pinUvAuthParam and no built-in UV: PUAT_REQUIRED; with
+        //    built-in UV a CTAP 2.0 platform that sends no "uv" gets it anyway.
+        if want_presence && auth.is_none() && self.state()?.always_uv {
+            if !self.presence.built_in_uv() {
+                return Err(StatusCode::PuatRequired);
+            }
+            built_in_uv = true;
+        }
+
+        // 6.1. User verification through the pinUvAuthToken. (6.2, built-in, follows the
+        //    lookup below, so the prompt can name the account.)
+        let uv = match &auth {
+            Some(auth) => {
+                self.verify_ceremony_token(
+                    auth,
+                    &request.client_data_hash,
+                    permission::GET_ASSERTION,
+                    &request.rp_id,
+                )?;
+                true
+            }
+            None => built_in_uv,
+        };
+
+        // 7. Locate the credentials: the first of the allowList that is ours for this RP, or,
+        //    with no (or an empty) allowList, the RP's discoverable credentials, newest first;
+        //    credProtect decides which of them may be used without UV. With built-in UV the
+        //    lookup assumes the verification below succeeds: nothing found leaves otherwise.
+        let rp_id_hash: [u8; 32] = Sha256::digest(request.rp_id.as_bytes()).into();
+        let allow_list = request.allow_list.filter(|list| !list.is_empty());
+        let discovery = allow_list.is_none();
+        let mut credentials = match &allow_list {
+            Some(list) => {
+                let mut found = None;
+                for descriptor in list {
+                    if let Some(credential) =
+                        self.keystore.find_credential(&rp_id_hash, &descriptor.id)?
+                    {
+                        if usable(&credential, uv, true) {
+                            found = Some(credential);
+                            break;
+                        }
+                    }
+                }
+                found.into_iter().collect::<Vec<_>>()
+            }
+            None => {
+                let mut list = self.keystore.discoverable_credentials(&rp_id_hash)?;
+                list.retain(|c| usable(c, uv, false));
+                list.sort_by_key(|c| std::cmp::Reverse(c.created));
+                list
+            }
+        };
+        let only_account = match credentials.as_slice() {
+            [single] => single.user.as_ref().and_then(|u| u.name.clone()),
+            _ => None,
+        };
+        // 6.2. Built-in UV, whether or not anything was found: its prompt says nothing to the
+        //    platform, and skipping it would tell which credProtect=3 credentials exist.
+        if built_in_uv {
+            self.verify_for_ceremony(
+                Operation::Authenticate,
+                &request.rp_id,
+                only_account.as_deref(),
+            )?;
+        }
+        if credentials.is_empty() {
+            return Err(StatusCode::NoCredentials);
+        }
+
+        // hmac-secret's salts are checked before the presence gesture, so a bad request costs
+        // none (built-in UV comes first, as in the spec).
+        let extensions = AssertionExtensions {
+            hmac_secret: request
+                .extensions
+                .hmac_secret
+                .map(|input| self.hmac_secret_salts(input))
+                .transpose()?,
+            cred_blob: request.extensions.cred_blob,
+            large_blob_key: request.extensions.large_blob_key,
+        };
+
+        // 9. User presence, unless the platform asked for a silent check ("up": false), or the
+        //    token already carries it, or built-in UV was the gesture; then the token's flags
+        //    and permissions are spent.
+        let mut flags = 0;
+        if uv {
+            flags |= FLAG_UV;
+        }
+        if want_presence {
+            let user_present = built_in_uv || (auth.is_some() && self.pin.token.user_present());
+            if !user_present {
+                self.collect_presence(
+                    Operation::Authenticate,
+                    Some(&request.rp_id),
+                    only_account.as_deref(),
+                )?;
+            }
+            self.pin.token.consume_after_presence();
+            flags |= FLAG_UP;
+        }
+
+        // 10-12. Sign with the first credential; keep the others for getNextAssertion.
+        let count = credentials.len();
+        let first = credentials.remove(0);
+        let now = self.clock.now_ms();
+        let response = self.assertion_response(
+            &first,
+            &rp_id_hash,
+            flags,
+            &request.client_data_hash,
+            &extensions,
+            (discovery && count > 1).then_some(count),
+        )?;
+        if discovery && count > 1 {
+            self.next_assertion = Some(NextAssertionState {
+                rp_id_hash,
+                client_data_hash: request.client_data_hash,
+                flags,
+                extensions,
+                remaining: credentials.into(),
+                timer_start_ms: now,
+            });
+        }
+        Ok(response)
+    }
+
+    /// The signed response for one credential (shared with getNextAssertion).
+    pub(crate) fn assertion_response(
+        &mut self,
+        credential: &Credential,
+        rp_id_hash: &[u8; 32],
+        flags: u8,
+        client_data_hash: &[u8],
+        extensions: &AssertionExtensions,
+        number_of_credentials: Option<usize>,
+    ) -> Result<Value, StatusCode> {
+        let uv = flags & FLAG_UV != 0;
+        let mut outputs = Vec::new();
+        if let (Some(salts), Some(secret)) =
+            (&extensions.hmac_secret, &credential.extras.hmac_secret)
+        {
+            // The UV and non-UV CredRandoms differ: a secret derived without UV says nothing
+            // about the one derived with it.
+            let cred_random = if uv {
+                &secret.with_uv
+            } else {
+                &secret.without_uv
+            };
+            let rng = &mut self.rng;
+            let output = salts.output(cred_random, |iv| rng.fill_bytes(iv));
+            outputs.push((extensions::HMAC_SECRET, Value::Bytes(output)));
+        }
+        if extensions.cred_blob {
+            let blob = credential.extras.cred_blob.clone().unwrap_or_default();
+            outputs.push((extensions::CRED_BLOB, Value::Bytes(blob)));
+        }
+        let extension_outputs = (!outputs.is_empty()).then(|| cbor::text_map(outputs));
+
+        let sign_count = self.keystore.next_signature_counter()?;
+        let auth_data = authenticator_data::build(
+            rp_id_hash,
+            flags,
+            sign_count,
+            None,
+            extension_outputs.as_ref(),
+        );
+        let mut signed = auth_data.clone();
+        signed.extend_from_slice(client_data_hash);
+        let signature = self.keystore.sign(credential, &signed)?;
+
+        let mut response = vec![
+            (
+                RESPONSE_CREDENTIAL,
+                types::credential_descriptor(&credential.id),
+            ),
+            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
+            (RESPONSE_SIGNATURE, Value::Bytes(signature)),
+        ];
+        // The user entity of a discoverable credential. Without user verification only the
+        // user handle is returned: names identify the person (CTAP 2.1 §6.2.2, privacy).
+        if let Some(user) = &credential.user {
+            let mut entity = vec![("id", Value::Bytes(user.id.clone()))];
+            if uv {
+                if let Some(name) = &user.name {
+                    entity.push(("name", Value::Text(name.clone())));
+                }
+                if let Some(display_name) = &user.display_name {
+                    entity.push(("displayName", Value::Text(display_name.clone())));
+                }
+            }
+            response.push((RESPONSE_USER, cbor::text_map(entity)));
+        }
+        if let Some(count) = number_of_credentials {
+            response.push((
+                RESPONSE_NUMBER_OF_CREDENTIALS,
+                Value::Integer((count as u64).into()),
+            ));
+        }
+        if extensions.large_blob_key {
+            if let Some(key) = &credential.extras.large_blob_key {
+                response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
+            }
+        }
+        Ok(cbor::int_map(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::test_support::*;
+    use crate::env::PresenceOutcome;
+
+    const GA: u8 = 0x02;
+    const NEXT: u8 = 0x08;
+
+    fn ga_params(rp: &str, allow: &[&[u8]]) -> Vec<(i64, Value)> {
+        let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
+        if !allow.is_empty() {
+            p.push((
+                3,
+                Value::Array(allow.iter().map(|id| descriptor(id)).collect()),
+            ));
+        }
+        p
+    }
+
+    fn signature_verifies(reg: &Registration, response: &Value) -> bool {
+        let auth_data = as_bytes(field(response, 2).unwrap());
+        let signed = [auth_data, &TEST_CLIENT_DATA_HASH].concat();
+        verify(
+            &reg.cose_key,
+            &signed,
+            as_bytes(field(response, 3).unwrap()),
+        )
+    }
+
+    fn counter(response: &Value) -> u32 {
+        let d = as_bytes(field(response, 2).unwrap());
+        u32::from_be_bytes([d[33], d[34], d[35], d[36]])
+    }
+
+    #[test]
+    fn allow_list_assertion_verifies_and_the_counter_increases() {
+        for alg in [-7, -8] {
+            let (mut a, _) = authenticator();
+            let reg = register(&mut a, "x.org", b"alice", alg, false);
+            let first = call(
+                &mut a,
+                GA,
+                ga_params("x.org", &[b"nope", &reg.credential_id]),
+            )
+            .unwrap();
+            let second = call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])).unwrap();
+
+            assert!(signature_verifies(&reg, &first));
+            assert!(signature_verifies(&reg, &second));
+            let auth_data = as_bytes(field(&first, 2).unwrap());
+            assert_eq!(auth_data.len(), 37);
+            assert_eq!(&auth_data[..32], &rp_id_hash("x.org"));
+            assert_eq!(auth_data[32], FLAG_UP);
+            assert!(counter(&second) > counter(&first));
+            assert_eq!(
+                field(&first, 1),
+                Some(&types::credential_descriptor(&reg.credential_id))
+            );
+            assert!(
+                field(&first, 4).is_none(),
+                "no user for a non-discoverable credential"
+            );
+            assert!(field(&first, 5).is_none(), "no count with an allowList");
+        }
+    }
+
+    #[test]
+    fn a_credential_of_another_rp_is_not_found() {
+        let (mut a, _) = authenticator();
+        let reg = register(&mut a, "other.org", b"alice", -7, true);
+        assert_eq!(
+            call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+            Err(0x2E)
+        );
+        assert_eq!(call(&mut a, GA, ga_params("x.org", &[])), Err(0x2E));
+        assert!(
+            !a.presence_mut()
+                .asked
+                .iter()
+                .any(|(op, ..)| *op == Operation::Authenticate),
+            "no gesture is asked when nothing can sign"
+        );
+    }
+
+    #[test]
+    fn discovery_returns_newest_first_with_count_and_only_the_user_id() {
+        let (mut a, _) = authenticator();
+        let older = register(&mut a, "x.org", b"alice", -7, true);
+        let newer = register(&mut a, "x.org", b"bob", -8, true);
+        register(&mut a, "other.org", b"carol", -7, true);
+
+        let first = call(&mut a, GA, ga_params("x.org", &[])).unwrap();
+        assert_eq!(field(&first, 5), Some(&int(2)));
+        assert_eq!(
+            field(&first, 1),
+            Some(&types::credential_descriptor(&newer.credential_id))
+        );
+        assert!(signature_verifies(&newer, &first));
+        let user = field(&first, 4).unwrap();
+        assert_eq!(text_field(user, "id"), Some(&bytes(b"bob")));
+        assert!(
+            text_field(user, "name").is_none(),
+            "no name without user verification"
+        );
+        assert!(text_field(user, "displayName").is_none());
+
+        let second = call(&mut a, NEXT, vec![]).unwrap();
+        assert_eq!(
+            field(&second, 1),
+            Some(&types::credential_descriptor(&older.credential_id))
+        );
+        assert!(signature_verifies(&older, &second));
+        assert_eq!(
+            text_field(field(&second, 4).unwrap(), "id"),
+            Some(&bytes(b"alice"))
+        );
+        assert!(field(&second, 5).is_none());
+        assert_eq!(
+            as_bytes(field(&second, 2).unwrap())[32],
+            FLAG_UP,
+            "same flags as the first"
+        );
+
+        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30), "nothing left");
+        let asked = a
+            .presence_mut()
+            .asked
+            .iter()
+            .filter(|(op, ..)| *op == Operation::Authenticate);
+        assert_eq!(asked.count(), 1, "one gesture for the whole batch");
+    }
+
+    #[test]
+    fn an_empty_allow_list_means_discovery() {
+        let (mut a, _) = authenticator();
+        let reg = register(&mut a, "x.org", b"alice", -7, true);
+        let mut p = ga_params("x.org", &[]);
+        p.push((3, Value::Array(vec![])));
+        let r = call(&mut a, GA, p).unwrap();
+        assert!(signature_verifies(&reg, &r));
+        assert!(field(&r, 5).is_none(), "a single credential needs no count");
+        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+        assert_eq!(
+            a.presence_mut().asked.last().unwrap().2.as_deref(),
+            Some("alice@example.com")
+        );
+    }
+
+    #[test]
+    fn get_next_assertion_expires_after_30_seconds() {
+        let (mut a, clock) = authenticator();
+        register(&mut a, "x.org", b"alice", -7, true);
+        register(&mut a, "x.org", b"bob", -7, true);
+        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
+        clock.advance(NEXT_ASSERTION_WINDOW_MS + 1);
+        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+    }
+
+    #[test]
+    fn get_next_assertion_only_follows_get_assertion_directly() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            call(&mut a, NEXT, vec![]),
+            Err(0x30),
+            "no getAssertion before"
+        );
+        register(&mut a, "x.org", b"alice", -7, true);
+        register(&mut a, "x.org", b"bob", -7, true);
+        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
+        call(&mut a, 0x04, vec![]).unwrap();
+        assert_eq!(
+            call(&mut a, NEXT, vec![]),
+            Err(0x30),
+            "getInfo came in between"
+        );
+    }
+
+    #[test]
+    fn up_false_is_a_silent_assertion_without_the_up_flag() {
+        let (mut a, _) = authenticator();
+        let reg = register(&mut a, "x.org", b"alice", -7, false);
+        a.presence_mut().asked.clear();
+        let mut p = ga_params("x.org", &[&reg.credential_id]);
+        p.push((5, options(&[("up", false)])));
+        let r = call(&mut a, GA, p).unwrap();
+        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0);
+        assert!(signature_verifies(&reg, &r));
+        assert!(a.presence_mut().asked.is_empty());
+    }
+
+    #[test]
+    fn rk_option_is_unsupported_and_uv_is_invalid() {
+        let (mut a, _) = authenticator();
+        let reg = register(&mut a, "x.org", b"alice", -7, false);
+        for (opt, status) in [
+            (("rk", false), 0x2B),
+            (("rk", true), 0x2B),
+            (("uv", true), 0x2C),
+        ] {
+            let mut p = ga_params("x.org", &[&reg.credential_id]);
+            p.push((5, options(&[opt])));
+            assert_eq!(call(&mut a, GA, p), Err(status), "{opt:?}");
+        }
+    }
+
+    #[test]
+    fn refused_presence_gives_no_signature() {
+        for (outcome, status) in [
+            (PresenceOutcome::Denied, 0x27),
+            (PresenceOutcome::TimedOut, 0x2F),
+            (PresenceOutcome::Cancelled, 0x2D),
+        ] {
+            let (mut a, _) = authenticator();
+            let reg = register(&mut a, "x.org", b"alice", -7, false);
+            a.presence_mut().default = outcome;
+            assert_eq!(
+                call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+                Err(status)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_requests_get_precise_statuses() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            call(&mut a, GA, vec![(2, bytes(&TEST_CLIENT_DATA_HASH))]),
+            Err(0x14)
+        );
+        assert_eq!(call(&mut a, GA, vec![(1, text("x.org"))]), Err(0x14));
+        assert_eq!(
+            call(&mut a, GA, vec![(1, bytes(b"x")), (2, bytes(&[0; 32]))]),
+            Err(0x11)
+        );
+        let mut p = ga_params("x.org", &[]);
+        p.push((3, descriptor(b"not in an array")));
+        assert_eq!(call(&mut a, GA, p), Err(0x11));
+        assert_eq!(call_raw(&mut a, &[GA, 0xa1]), Err(0x12));
+    }
+
+    #[test]
+    fn empty_pin_uv_auth_param_probe_is_pin_not_set() {
+        let (mut a, _) = authenticator();
+        let mut p = ga_params("x.org", &[]);
+        p.push((6, bytes(&[])));
+        p.push((7, int(2)));
+        assert_eq!(call(&mut a, GA, p), Err(0x35));
+    }
+}

@@ -1,0 +1,377 @@
+//! authenticatorLargeBlobs (CTAP 2.1 §6.10): the serialized large-blob array, read in slices
+//! and replaced in fragments. The array's last 16 bytes are LEFT(SHA-256(the rest), 16); a
+//! write is committed only when its last fragment arrived and that check holds, so a
+//! half-written array never replaces the stored one.
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::authenticator::Authenticator;
+use crate::cbor::{self, RequestMap};
+use crate::ctap2::pin_token::permission;
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
+
+/// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
+pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
+/// What a new or reset key holds: the empty CBOR array 0x80, then LEFT(SHA-256(0x80), 16).
+pub const INITIAL_ARRAY: [u8; 17] = [
+    0x80, 0x76, 0xbe, 0x8b, 0x52, 0x8d, 0x00, 0x75, 0xf7, 0xaa, 0xe9, 0x8d, 0x6f, 0xa5, 0x7a, 0x6d,
+    0x3c,
+];
+const HASH_LEN: usize = 16;
+
+const GET: i128 = 0x01;
+const SET: i128 = 0x02;
+const OFFSET: i128 = 0x03;
+const LENGTH: i128 = 0x04;
+const PIN_UV_AUTH_PARAM: i128 = 0x05;
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x06;
+
+const RESPONSE_CONFIG: i64 = 0x01;
+
+/// A serialized large-blob array arriving in fragments.
+pub struct LargeBlobWrite {
+    expected_length: usize,
+    buffer: Zeroizing<Vec<u8>>,
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    /// maxFragmentLength: maxMsgSize minus room for the CBOR around the fragment.
+    fn max_fragment_length(&self) -> usize {
+        self.config.max_msg_size.saturating_sub(64)
+    }
+
+    pub(crate) fn large_blobs(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let mut map = RequestMap::parse(params)?;
+        let get = map.take(GET).map(cbor::into_int).transpose()?;
+        let set = map.take(SET).map(cbor::into_bytes).transpose()?;
+        let offset = map.take(OFFSET).map(cbor::into_int).transpose()?;
+        let length = map.take(LENGTH).map(cbor::into_int).transpose()?;
+        let pin_uv_auth_param = map
+            .take(PIN_UV_AUTH_PARAM)
+            .map(cbor::into_bytes)
+            .transpose()?;
+        let protocol = map
+            .take(PIN_UV_AUTH_PROTOCOL)
+            .map(cbor::into_int)
+            .transpose()?;
+        // 1-2. Exactly one of get and set; offset always.
+        let offset = match (&get, &set) {
+            (Some(_), Some(_)) | (None, None) => return Err(StatusCode::InvalidParameter),
+            _ => offset.ok_or(StatusCode::MissingParameter)?,
+        };
+        let offset = usize::try_from(offset).map_err(|_| StatusCode::InvalidParameter)?;
+        if let Some(get) = get {
+            // 3. Reading needs no token, and takes none of the write parameters.
+            if length.is_some() || pin_uv_auth_param.is_some() || protocol.is_some() {
+                return Err(StatusCode::InvalidParameter);
+            }
+            let get = usize::try_from(get).map_err(|_| StatusCode::InvalidLength)?;
+            if get > self.max_fragment_length() {
+                return Err(StatusCode::InvalidLength);
+            }
+            let array = self.large_blob_array()?;
+            if offset > array.len() {
+                return Err(StatusCode::InvalidParameter);
+            }
+            let end = offset.saturating_add(get).min(array.len());
+            return Ok(cbor::int_map(vec![(
+                RESPONSE_CONFIG,
+                Value::Bytes(array[offset..end].to_vec()),
+            )]));
+        }
+        let fragment = set.expect("get or set, checked above");
+        self.write_fragment(fragment, offset, length, pin_uv_auth_param, protocol)
+    }
+
+    /// §6.10.3 "set" steps.
+    fn write_fragment(
+        &mut self,
+        fragment: Vec<u8>,
+        offset: usize,
+        length: Option<i128>,
+        pin_uv_auth_param: Option<Vec<u8>>,
+        protocol: Option<i128>,
+    ) -> Result<Value, StatusCode> {
+        // 1. No fragment longer than maxFragmentLength.
+        if fragment.len() > self.max_fragment_length() {
+            return Err(StatusCode::InvalidLength);
+        }
+        // 2-3. The first fragment announces the whole length; the others do not.
+        let expected_length = if offset == 0 {
+            let length = length.ok_or(StatusCode::MissingParameter)?;
+            let length = usize::try_from(length).map_err(|_| StatusCode::InvalidParameter)?;
+            if length > MAX_SERIALIZED_LARGE_BLOB_ARRAY {
+                return Err(StatusCode::LargeBlobStorageFull);
+            }
+            if length < INITIAL_ARRAY.len() {
+                return Err(StatusCode::InvalidParameter);
+            }
+            length
+        } else {
+            if length.is_some() {
+                return Err(StatusCode::InvalidParameter);
+            }
+            // 4. Fragments come in order.
+            match &self.large_blob_write {
+                Some(write) if write.buffer.len() == offset => write.expected_length,
+                _ => return Err(StatusCode::InvalidSeq),
+            }
+        };
+        // 5. On a key with a PIN (or alwaysUv), a token with lbw over
+        //    32×0xff || h'0c00' || uint32LE(offset) || SHA-256(fragment).
+        if self.is_protected()? || self.state()?.always_uv {
+            let mut message = vec![0xff; 32];
+            message.extend([0x0c, 0x00]);
+            message.extend((offset as u32).to_le_bytes());
+            message.extend(Sha256::digest(&fragment));
+            self.authorize_management(
+                pin_uv_auth_param,
+                protocol,
+                &message,
+                permission::LARGE_BLOB_WRITE,
+            )?;
+        }
+        // 6. Not past the announced length.
+        if offset + fragment.len() > expected_length {
+            return Err(StatusCode::InvalidParameter);
+        }
+        // 7-8. Gather.
+        let write = if offset == 0 {
+            self.large_blob_write.insert(LargeBlobWrite {
+                expected_length,
+                buffer: Zeroizing::new(Vec::with_capacity(expected_length)),
+            })
+        } else {
+            self.large_blob_write.as_mut().expect("checked in step 4")
+        };
+        write.buffer.extend_from_slice(&fragment);
+        if write.buffer.len() < write.expected_length {
+            return Ok(Value::Null);
+        }
+        // 9. Complete: the trailing hash must match, then the array replaces the old one.
+        let write = self.large_blob_write.take().expect("present");
+        let (array, hash) = write.buffer.split_at(write.buffer.len() - HASH_LEN);
+        if Sha256::digest(array)[..HASH_LEN] != *hash {
+            return Err(StatusCode::IntegrityFailure);
+        }
+        self.keystore
+            .write_state(StateSlot::LargeBlobs, &write.buffer)?;
+        Ok(Value::Null)
+    }
+
+    /// The stored array, or the initial empty one.
+    fn large_blob_array(&mut self) -> Result<Zeroizing<Vec<u8>>, StatusCode> {
+        Ok(self
+            .keystore
+            .read_state(StateSlot::LargeBlobs)?
+            .unwrap_or_else(|| Zeroizing::new(INITIAL_ARRAY.to_vec())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::test_support::*;
+
+    const LB: u8 = 0x0C;
+    const P2: PinProtocol = PinProtocol::Two;
+
+    /// A serialized array: CBOR array of the given byte strings, then the truncated hash.
+    fn serialized(items: &[&[u8]]) -> Vec<u8> {
+        let mut array = cbor::encode(&Value::Array(items.iter().map(|i| bytes(i)).collect()));
+        let hash = Sha256::digest(&array);
+        array.extend_from_slice(&hash[..16]);
+        array
+    }
+
+    fn read_all(a: &mut TestAuthenticator) -> Vec<u8> {
+        let r = call(a, LB, vec![(1, int(7000)), (3, int(0))]).unwrap();
+        as_bytes(field(&r, 1).unwrap()).to_vec()
+    }
+
+    fn set(
+        a: &mut TestAuthenticator,
+        fragment: &[u8],
+        offset: usize,
+        length: Option<usize>,
+        token: Option<&[u8]>,
+    ) -> Result<Value, u8> {
+        let mut p = vec![(2, bytes(fragment)), (3, int(offset as i64))];
+        if let Some(length) = length {
+            p.push((4, int(length as i64)));
+        }
+        if let Some(token) = token {
+            let mut message = vec![0xff; 32];
+            message.extend([0x0c, 0x00]);
+            message.extend((offset as u32).to_le_bytes());
+            message.extend(Sha256::digest(fragment));
+            p.push((5, auth_param(P2, token, &message)));
+            p.push((6, int(2)));
+        }
+        call(a, LB, p)
+    }
+
+    #[test]
+    fn a_new_key_holds_the_empty_array() {
+        let (mut a, _) = authenticator();
+        assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
+        assert_eq!(serialized(&[]), INITIAL_ARRAY.to_vec());
+    }
+
+    #[test]
+    fn reads_take_slices() {
+        let (mut a, _) = authenticator();
+        let r = call(&mut a, LB, vec![(1, int(5)), (3, int(2))]).unwrap();
+        assert_eq!(as_bytes(field(&r, 1).unwrap()), &INITIAL_ARRAY[2..7]);
+        let r = call(&mut a, LB, vec![(1, int(5)), (3, int(17))]).unwrap();
+        assert_eq!(as_bytes(field(&r, 1).unwrap()), b"", "at the end");
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(5)), (3, int(18))]),
+            Err(0x02),
+            "past the end"
+        );
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(7546)), (3, int(0))]),
+            Err(0x03),
+            "over maxFragmentLength"
+        );
+        assert_eq!(call(&mut a, LB, vec![(1, int(5))]), Err(0x14), "no offset");
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(5)), (3, int(0)), (4, int(5))]),
+            Err(0x02)
+        );
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(5)), (3, int(0)), (6, int(2))]),
+            Err(0x02)
+        );
+        assert_eq!(
+            call(&mut a, LB, vec![(3, int(0))]),
+            Err(0x02),
+            "neither get nor set"
+        );
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(5)), (2, bytes(b"x")), (3, int(0))]),
+            Err(0x02),
+            "both"
+        );
+        assert_eq!(
+            call(&mut a, LB, vec![(1, text("5")), (3, int(0))]),
+            Err(0x11)
+        );
+    }
+
+    #[test]
+    fn a_write_in_fragments_replaces_the_array_when_complete() {
+        let (mut a, _) = authenticator();
+        let array = serialized(&[&[7; 100], &[8; 200]]);
+        let (first, rest) = array.split_at(150);
+        assert_eq!(
+            set(&mut a, first, 0, Some(array.len()), None),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            read_all(&mut a),
+            INITIAL_ARRAY.to_vec(),
+            "not yet committed"
+        );
+        assert_eq!(set(&mut a, rest, 150, None, None), Ok(Value::Null));
+        assert_eq!(read_all(&mut a), array);
+    }
+
+    #[test]
+    fn write_error_paths() {
+        let (mut a, _) = authenticator();
+        let array = serialized(&[&[7; 100]]);
+        assert_eq!(
+            set(&mut a, &array, 0, None, None),
+            Err(0x14),
+            "first fragment without length"
+        );
+        assert_eq!(
+            set(&mut a, &array, 0, Some(4097), None),
+            Err(0x18),
+            "over the maximum"
+        );
+        assert_eq!(
+            set(&mut a, &array[..10], 0, Some(10), None),
+            Err(0x02),
+            "shorter than an empty array"
+        );
+        assert_eq!(
+            set(&mut a, &array[..10], 10, None, None),
+            Err(0x04),
+            "nothing begun"
+        );
+        set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
+        assert_eq!(
+            set(&mut a, &array[60..], 60, None, None),
+            Err(0x04),
+            "a gap"
+        );
+        assert_eq!(
+            set(&mut a, &array[50..], 50, Some(array.len()), None),
+            Err(0x02),
+            "length again"
+        );
+        let mut long = array[50..].to_vec();
+        long.push(0);
+        assert_eq!(
+            set(&mut a, &long, 50, None, None),
+            Err(0x02),
+            "past the length"
+        );
+        assert_eq!(
+            set(&mut a, &vec![0; 7546], 0, Some(4096), None),
+            Err(0x03),
+            "fragment too long"
+        );
+
+        let mut corrupt = array.clone();
+        corrupt[3] ^= 1;
+        assert_eq!(
+            set(&mut a, &corrupt, 0, Some(corrupt.len()), None),
+            Err(0x3D),
+            "hash mismatch"
+        );
+        assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec(), "nothing changed");
+    }
+
+    #[test]
+    fn with_a_pin_writes_need_an_lbw_token() {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "1234");
+        let array = serialized(&[&[1; 40]]);
+        assert_eq!(set(&mut a, &array, 0, Some(array.len()), None), Err(0x36));
+        let ga = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+        assert_eq!(
+            set(&mut a, &array, 0, Some(array.len()), Some(&ga)),
+            Err(0x33),
+            "no lbw"
+        );
+        let token = pin_token(&mut a, P2, "1234", PERM_LBW, None).unwrap();
+        let (first, rest) = array.split_at(20);
+        assert_eq!(
+            set(&mut a, first, 0, Some(array.len()), Some(&token)),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            set(&mut a, rest, 20, None, Some(&[9; 32])),
+            Err(0x33),
+            "every fragment is signed"
+        );
+        assert_eq!(set(&mut a, rest, 20, None, Some(&token)), Ok(Value::Null));
+        assert_eq!(read_all(&mut a), array, "reads need no token");
+    }
+
+    #[test]
+    fn reset_brings_back_the_empty_array() {
+        let (mut a, _) = authenticator();
+        let array = serialized(&[&[1; 40]]);
+        set(&mut a, &array, 0, Some(array.len()), None).unwrap();
+        call(&mut a, 0x07, vec![]).unwrap();
+        assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
+    }
+}

@@ -1,0 +1,725 @@
+//! authenticatorMakeCredential (CTAP 2.1 §6.1).
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+
+use crate::authenticator::Authenticator;
+use crate::cbor::{self, RequestMap};
+use zeroize::Zeroizing;
+
+use crate::ctap2::authenticator_data::{self, AttestedCredential, FLAG_UP, FLAG_UV};
+use crate::ctap2::extensions::{self, HmacSecretSalts, MakeCredentialExtensions};
+use crate::ctap2::pin_token::permission;
+use crate::ctap2::types::{self, Options};
+use crate::ctap2::StatusCode;
+use crate::env::{
+    Algorithm, Clock, CredProtect, CredentialExtras, HmacSecret, Keystore, NewCredential,
+    Operation, Presence, Rng,
+};
+
+const CLIENT_DATA_HASH: i128 = 0x01;
+const RP: i128 = 0x02;
+const USER: i128 = 0x03;
+const PUB_KEY_CRED_PARAMS: i128 = 0x04;
+const EXCLUDE_LIST: i128 = 0x05;
+const EXTENSIONS: i128 = 0x06;
+const OPTIONS: i128 = 0x07;
+const PIN_UV_AUTH_PARAM: i128 = 0x08;
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x09;
+const ENTERPRISE_ATTESTATION: i128 = 0x0A;
+const ATTESTATION_FORMATS_PREFERENCE: i128 = 0x0B;
+
+const RESPONSE_FMT: i64 = 0x01;
+const RESPONSE_AUTH_DATA: i64 = 0x02;
+const RESPONSE_ATT_STMT: i64 = 0x03;
+const RESPONSE_LARGE_BLOB_KEY: i64 = 0x05;
+
+/// The attestation statement formats we can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttestationFormat {
+    /// `packed` self attestation: signed by the credential's own key, no certificate.
+    Packed,
+    None,
+}
+
+/// Authenticator extension outputs, by extension name.
+type ExtensionOutputs = Vec<(&'static str, Value)>;
+
+struct Request {
+    client_data_hash: Vec<u8>,
+    rp: crate::env::RelyingParty,
+    user: crate::env::UserEntity,
+    algorithm: Algorithm,
+    exclude_list: Vec<types::CredentialDescriptor>,
+    extensions: MakeCredentialExtensions,
+    options: Options,
+    pin_uv_auth_param: Option<Vec<u8>>,
+    pin_uv_auth_protocol: Option<i128>,
+    enterprise_attestation: Option<i128>,
+    attestation_format: AttestationFormat,
+}
+
+fn parse(params: &[u8], supports: impl Fn(Algorithm) -> bool) -> Result<Request, StatusCode> {
+    let mut map = RequestMap::parse(params)?;
+    // Parse every parameter before acting on any, so a malformed request changes nothing.
+    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
+    let rp = types::parse_rp(map.required(RP)?)?;
+    let user = types::parse_user(map.required(USER)?)?;
+    let pub_key_cred_params = map.required(PUB_KEY_CRED_PARAMS)?;
+    let exclude_list = map
+        .take(EXCLUDE_LIST)
+        .map(types::parse_credential_list)
+        .transpose()?;
+    let extensions = map
+        .take(EXTENSIONS)
+        .map(extensions::parse_make_credential)
+        .transpose()?;
+    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
+    let pin_uv_auth_param = map
+        .take(PIN_UV_AUTH_PARAM)
+        .map(cbor::into_bytes)
+        .transpose()?;
+    let pin_uv_auth_protocol = map
+        .take(PIN_UV_AUTH_PROTOCOL)
+        .map(cbor::into_int)
+        .transpose()?;
+    let enterprise_attestation = map
+        .take(ENTERPRISE_ATTESTATION)
+        .map(cbor::into_int)
+        .transpose()?;
+    let attestation_format = map
+        .take(ATTESTATION_FORMATS_PREFERENCE)
+        .map(parse_attestation_preference)
+        .transpose()?
+        .unwrap_or(AttestationFormat::Packed);
+    // An unsupported algorithm is reported after the types of all parameters are checked.
+    let algorithm = types::choose_algorithm(pub_key_cred_params, supports)?;
+    Ok(Request {
+        client_data_hash,
+        rp,
+        user,
+        algorithm,
+        exclude_list: exclude_list.unwrap_or_default(),
+        extensions: extensions.unwrap_or_default(),
+        options: options.unwrap_or_default(),
+        pin_uv_auth_param,
+        pin_uv_auth_protocol,
+        enterprise_attestation,
+        attestation_format,
+    })
+}
+
+/// attestationFormatsPreference (CTAP 2.2): the first listed format we support; our default
+/// (`packed`) when we support none of them.
+fn parse_attestation_preference(value: Value) -> Result<AttestationFormat, StatusCode> {
+    let mut chosen = None;
+    for format in cbor::into_array(value)? {
+        let format = cbor::into_text(format)?;
+        if chosen.is_none() {
+            chosen = match format.as_str() {
+                "packed" => Some(AttestationFormat::Packed),
+                "none" => Some(AttestationFormat::None),
+                _ => None,
+            };
+        }
+    }
+    Ok(chosen.unwrap_or(AttestationFormat::Packed))
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn make_credential(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let request = parse(params, |alg| self.keystore.supports(alg))?;
+
+        // 1-2. pinUvAuthParam: the zero-length "which key?" probe, protocol checks.
+        let auth =
+            self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
+
+        // 3. The algorithm was chosen while parsing (UNSUPPORTED_ALGORITHM when none fits).
+
+        // 5. Options. "up": false makes no sense for a new credential.
+        if request.options.up == Some(false) {
+            return Err(StatusCode::InvalidOption);
+        }
+        // "uv": true asks for built-in user verification; a pinUvAuthParam takes precedence
+        //    (the option then counts as false). Without built-in UV it is an invalid option.
+        let mut built_in_uv = request.options.uv == Some(true) && auth.is_none();
+        if built_in_uv && !self.presence.built_in_uv() {
+            return Err(StatusCode::InvalidOption);
+        }
+        let discoverable = request.options.rk == Some(true);
+        let protected = self.is_protected()?;
+        let always_uv = self.state()?.always_uv;
+
+        // 6. alwaysUv: every credential needs user verification (and makeCredUvNotRqd counts
+        //    as false). No pinUvAuthParam and no built-in UV: PUAT_REQUIRED (we always offer
+        //    clientPin). With built-in UV, a CTAP 2.0 platform that sends no "uv" gets it
+        //    anyway.
+        if always_uv && auth.is_none() {
+            if !self.presence.built_in_uv() {
+                return Err(StatusCode::PuatRequired);
+            }
+            built_in_uv = true;
+        }
+        // 7-8. makeCredUvNotRqd (reported unless alwaysUv): on a protected key a
+        //    non-discoverable credential may be made without UV, a discoverable one may not.
+        //    PUAT_REQUIRED when a PIN could provide it, else OPERATION_DENIED.
+        let make_cred_uv_not_rqd = !always_uv;
+        if protected && !built_in_uv && auth.is_none() && (discoverable || !make_cred_uv_not_rqd) {
+            return Err(if self.state()?.pin.is_some() {
+                StatusCode::PuatRequired
+            } else {
+                StatusCode::OperationDenied
+            });
+        }
+
+        // 9. Enterprise attestation is not something this key can do.
+        if request.enterprise_attestation.is_some() {
+            return Err(StatusCode::InvalidParameter);
+        }
+
+        // 11.1. User verification through the pinUvAuthToken, or 11.2. built-in (the person
+        //    sees the site and the account), which is also evidence of user interaction.
+        let uv = match &auth {
+            Some(auth) => {
+                self.verify_ceremony_token(
+                    auth,
+                    &request.client_data_hash,
+                    permission::MAKE_CREDENTIAL,
+                    &request.rp.id,
+                )?;
+                true
+            }
+            None if built_in_uv => {
+                self.verify_for_ceremony(
+                    Operation::Register,
+                    &request.rp.id,
+                    request.user.name.as_deref(),
+                )?;
+                true
+            }
+            None => false,
+        };
+        let user_present = built_in_uv || (auth.is_some() && self.pin.token.user_present());
+
+        let rp_id_hash: [u8; 32] = Sha256::digest(request.rp.id.as_bytes()).into();
+
+        // 12. excludeList: if one of ours for this RP is listed, the person confirms with a
+        //    gesture before the platform learns it exists (so a page cannot probe silently);
+        //    the answer is CREDENTIAL_EXCLUDED whatever the gesture, unless withdrawn. A
+        //    credProtect=3 credential stays hidden unless the request is user-verified.
+        for descriptor in &request.exclude_list {
+            let Some(existing) = self.keystore.find_credential(&rp_id_hash, &descriptor.id)? else {
+                continue;
+            };
+            if existing.extras.cred_protect == CredProtect::UserVerificationRequired && !uv {
+                continue;
+            }
+            if user_present {
+                return Err(StatusCode::CredentialExcluded);
+            }
+            return match self.collect_presence(
+                Operation::ConfirmExcluded,
+                Some(&request.rp.id),
+                request.user.name.as_deref(),
+            ) {
+                Err(StatusCode::KeepaliveCancel) => Err(StatusCode::KeepaliveCancel),
+                _ => Err(StatusCode::CredentialExcluded),
+            };
+        }
+
+        // hmac-secret-mc's salts are checked before the gesture, so a bad request costs none.
+        let mut requested_extensions = request.extensions;
+        let hmac_secret_mc = match requested_extensions.hmac_secret_mc.take() {
+            Some(input) if requested_extensions.hmac_secret => Some(self.hmac_secret_salts(input)?),
+            _ => None,
+        };
+        if discoverable && self.keystore.remaining_discoverable_credentials() == 0 {
+            return Err(StatusCode::KeyStoreFull);
+        }
+
+        // 13. Built-in UV was the gesture: "up" is set, and no token is involved.
+        // 14. Otherwise user presence ("up" is always true here), unless the token already
+        //    carries it; then the token's flags and permissions are spent.
+        if !built_in_uv {
+            if !user_present {
+                self.collect_presence(
+                    Operation::Register,
+                    Some(&request.rp.id),
+                    request.user.name.as_deref(),
+                )?;
+            }
+            self.pin.token.consume_after_presence();
+        }
+        let mut flags = FLAG_UP;
+        if uv {
+            flags |= FLAG_UV;
+        }
+
+        // 15. Extensions.
+        let (extras, outputs) = self.make_credential_extensions(
+            &requested_extensions,
+            &request.rp.id,
+            discoverable,
+            uv,
+            hmac_secret_mc.as_ref(),
+        )?;
+
+        // 16-17. Generate the key pair; a discoverable credential replaces the stored one of
+        //    the same RP and user ID.
+        let (credential, public_key) = self.keystore.create_credential(&NewCredential {
+            rp: &request.rp,
+            rp_id_hash: &rp_id_hash,
+            user: &request.user,
+            algorithm: request.algorithm,
+            discoverable,
+            extras: &extras,
+        })?;
+
+        // 18-19. authenticatorData with the attested credential data, then the attestation.
+        let sign_count = self.keystore.next_signature_counter()?;
+        let extension_outputs = (!outputs.is_empty()).then(|| cbor::text_map(outputs));
+        let auth_data = authenticator_data::build(
+            &rp_id_hash,
+            flags,
+            sign_count,
+            Some(&AttestedCredential {
+                aaguid: &self.config.aaguid,
+                credential_id: &credential.id,
+                public_key: &public_key,
+            }),
+            extension_outputs.as_ref(),
+        );
+        let (fmt, att_stmt) = match request.attestation_format {
+            AttestationFormat::Packed => {
+                let mut signed = auth_data.clone();
+                signed.extend_from_slice(&request.client_data_hash);
+                let sig = self.keystore.sign(&credential, &signed)?;
+                let statement = cbor::text_map(vec![
+                    ("alg", Value::Integer(request.algorithm.cose_id().into())),
+                    ("sig", Value::Bytes(sig)),
+                ]);
+                ("packed", statement)
+            }
+            AttestationFormat::None => ("none", Value::Map(vec![])),
+        };
+        let mut response = vec![
+            (RESPONSE_FMT, Value::Text(fmt.into())),
+            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
+            (RESPONSE_ATT_STMT, att_stmt),
+        ];
+        if let Some(key) = &credential.extras.large_blob_key {
+            response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
+        }
+        Ok(cbor::int_map(response))
+    }
+
+    /// The extension state kept with the new credential, and the authenticator extension
+    /// outputs (in authData).
+    fn make_credential_extensions(
+        &mut self,
+        requested: &MakeCredentialExtensions,
+        rp_id: &str,
+        discoverable: bool,
+        uv: bool,
+        hmac_secret_mc: Option<&HmacSecretSalts>,
+    ) -> Result<(CredentialExtras, ExtensionOutputs), StatusCode> {
+        let mut extras = CredentialExtras::default();
+        let mut outputs = Vec::new();
+        if let Some(level) = requested.cred_protect {
+            extras.cred_protect = level;
+            outputs.push((
+                extensions::CRED_PROTECT,
+                Value::Integer(level.level().into()),
+            ));
+        }
+        if requested.hmac_secret {
+            let mut with_uv = Zeroizing::new([0u8; 32]);
+            let mut without_uv = Zeroizing::new([0u8; 32]);
+            self.rng.fill_bytes(with_uv.as_mut_slice());
+            self.rng.fill_bytes(without_uv.as_mut_slice());
+            outputs.push((extensions::HMAC_SECRET, Value::Bool(true)));
+            if let Some(salts) = hmac_secret_mc {
+                let cred_random = if uv { &with_uv } else { &without_uv };
+                let rng = &mut self.rng;
+                let output = salts.output(cred_random, |iv| rng.fill_bytes(iv));
+                outputs.push((extensions::HMAC_SECRET_MC, Value::Bytes(output)));
+            }
+            extras.hmac_secret = Some(HmacSecret {
+                with_uv,
+                without_uv,
+            });
+        }
+        if let Some(blob) = &requested.cred_blob {
+            // A blob longer than maxCredBlobLength is not stored, and the output says so.
+            let fits = blob.len() <= extensions::MAX_CRED_BLOB_LENGTH;
+            if fits {
+                extras.cred_blob = Some(blob.clone());
+            }
+            outputs.push((extensions::CRED_BLOB, Value::Bool(fits)));
+        }
+        // largeBlobKey only means something for a discoverable credential (§12.3).
+        if requested.large_blob_key && discoverable {
+            let mut key = Zeroizing::new([0u8; 32]);
+            self.rng.fill_bytes(key.as_mut_slice());
+            extras.large_blob_key = Some(key);
+        }
+        // minPinLength: only RPs the owner listed with setMinPINLength may learn it.
+        if requested.min_pin_length {
+            let state = self.state()?;
+            if state.min_pin_length_rp_ids.iter().any(|id| id == rp_id) {
+                outputs.push((
+                    extensions::MIN_PIN_LENGTH,
+                    Value::Integer(state.min_pin_length.into()),
+                ));
+            }
+        }
+        Ok((extras, outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::authenticator_data::FLAG_AT;
+    use crate::ctap2::test_support::*;
+    use crate::env::PresenceOutcome;
+
+    const MC: u8 = 0x01;
+
+    #[test]
+    fn es256_packed_self_attestation_verifies_like_an_rp_checks_it() {
+        let (mut a, _) = authenticator();
+        let response = call(
+            &mut a,
+            MC,
+            make_credential_params("example.com", b"user", &[-7]),
+        )
+        .unwrap();
+
+        assert_eq!(field(&response, 1), Some(&text("packed")));
+        let reg = parse_registration(&response);
+        assert_eq!(&reg.auth_data[..32], &rp_id_hash("example.com"));
+        assert_eq!(
+            reg.auth_data[32],
+            FLAG_UP | FLAG_AT,
+            "UP and AT set, UV clear"
+        );
+        assert_eq!(&reg.auth_data[37..53], &a.config().aaguid);
+        assert_eq!(field(&reg.cose_key, 3), Some(&int(-7)));
+        let att_stmt = field(&response, 3).unwrap();
+        assert_eq!(text_field(att_stmt, "alg"), Some(&int(-7)));
+        assert!(
+            text_field(att_stmt, "x5c").is_none(),
+            "self attestation has no certificate"
+        );
+        let signed = [&reg.auth_data[..], &TEST_CLIENT_DATA_HASH].concat();
+        assert!(verify(
+            &reg.cose_key,
+            &signed,
+            as_bytes(text_field(att_stmt, "sig").unwrap())
+        ));
+        assert_eq!(a.presence_mut().asked[0].0, Operation::Register);
+        assert_eq!(a.presence_mut().asked[0].1.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn the_first_supported_algorithm_in_the_rp_list_is_used() {
+        let (mut a, _) = authenticator();
+        let r = call(
+            &mut a,
+            MC,
+            make_credential_params("x.org", b"u", &[-257, -8, -7]),
+        )
+        .unwrap();
+        let reg = parse_registration(&r);
+        assert_eq!(field(&reg.cose_key, 3), Some(&int(-8)));
+        let sig = as_bytes(text_field(field(&r, 3).unwrap(), "sig").unwrap());
+        assert!(verify(
+            &reg.cose_key,
+            &[&reg.auth_data[..], &TEST_CLIENT_DATA_HASH].concat(),
+            sig
+        ));
+
+        let r = call(
+            &mut a,
+            MC,
+            make_credential_params("x.org", b"u", &[-257, -7, -8]),
+        )
+        .unwrap();
+        assert_eq!(field(&parse_registration(&r).cose_key, 3), Some(&int(-7)));
+    }
+
+    #[test]
+    fn only_unsupported_algorithms_is_unsupported_algorithm() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            call(
+                &mut a,
+                MC,
+                make_credential_params("x.org", b"u", &[-257, -35])
+            ),
+            Err(0x26)
+        );
+        assert!(
+            a.presence_mut().asked.is_empty(),
+            "no gesture asked for a request that fails"
+        );
+    }
+
+    #[test]
+    fn each_missing_required_parameter_is_missing_parameter() {
+        for key in 1..=4 {
+            let (mut a, _) = authenticator();
+            let mut p = make_credential_params("x.org", b"u", &[-7]);
+            p.retain(|(k, _)| *k != key);
+            assert_eq!(call(&mut a, MC, p), Err(0x14), "without key {key}");
+        }
+        let (mut a, _) = authenticator();
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p[1].1 = cbor::text_map(vec![("name", text("no id"))]);
+        assert_eq!(call(&mut a, MC, p), Err(0x14), "rp without id");
+    }
+
+    #[test]
+    fn wrong_cbor_types_are_cbor_unexpected_type() {
+        let cases: Vec<(i64, Value)> = vec![
+            (1, text("not bytes")),
+            (2, text("example.com")),
+            (3, bytes(b"user")),
+            (4, int(-7)),
+            (5, int(1)),
+            (6, Value::Array(vec![])),
+            (7, Value::Array(vec![])),
+            (8, text("pin")),
+            (9, text("1")),
+        ];
+        for (key, value) in cases {
+            let (mut a, _) = authenticator();
+            let mut p = make_credential_params("x.org", b"u", &[-7]);
+            p.retain(|(k, _)| *k != key);
+            p.push((key, value));
+            assert_eq!(call(&mut a, MC, p), Err(0x11), "key {key}");
+        }
+    }
+
+    #[test]
+    fn invalid_cbor_is_invalid_cbor() {
+        let (mut a, _) = authenticator();
+        assert_eq!(call_raw(&mut a, &[MC, 0xa1, 0x01]), Err(0x12));
+        assert_eq!(call_raw(&mut a, &[MC, 0xff]), Err(0x12));
+        assert_eq!(
+            call_raw(&mut a, &[MC, 0x80]),
+            Err(0x11),
+            "an array is not a parameter map"
+        );
+    }
+
+    #[test]
+    fn up_false_and_uv_true_without_built_in_uv_are_invalid_options_unknown_ones_are_ignored() {
+        let (mut a, _) = authenticator();
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((7, options(&[("up", false)])));
+        assert_eq!(call(&mut a, MC, p), Err(0x2C));
+
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((7, options(&[("uv", true)])));
+        assert_eq!(call(&mut a, MC, p), Err(0x2C));
+
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((
+            7,
+            options(&[("uv", false), ("up", true), ("someday", true)]),
+        ));
+        assert!(call(&mut a, MC, p).is_ok());
+    }
+
+    #[test]
+    fn unknown_extensions_are_ignored() {
+        let (mut a, _) = authenticator();
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((6, cbor::text_map(vec![("future-ext", Value::Bool(true))])));
+        let reg = parse_registration(&call(&mut a, MC, p).unwrap());
+        assert_eq!(
+            reg.auth_data[32] & authenticator_data::FLAG_ED,
+            0,
+            "no extension output"
+        );
+        assert!(reg.extensions.is_none());
+    }
+
+    #[test]
+    fn enterprise_attestation_is_invalid_parameter() {
+        let (mut a, _) = authenticator();
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((0x0A, int(1)));
+        assert_eq!(call(&mut a, MC, p), Err(0x02));
+    }
+
+    #[test]
+    fn attestation_formats_preference_picks_the_first_supported() {
+        let (mut a, _) = authenticator();
+        let prefs = |list: &[&str]| Value::Array(list.iter().map(|f| text(f)).collect());
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((0x0B, prefs(&["none", "packed"])));
+        let r = call(&mut a, MC, p).unwrap();
+        assert_eq!(field(&r, 1), Some(&text("none")));
+        assert_eq!(field(&r, 3), Some(&Value::Map(vec![])));
+
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((0x0B, prefs(&["tpm", "packed", "none"])));
+        assert_eq!(
+            field(&call(&mut a, MC, p).unwrap(), 1),
+            Some(&text("packed"))
+        );
+
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((0x0B, prefs(&["android-key"])));
+        assert_eq!(
+            field(&call(&mut a, MC, p).unwrap(), 1),
+            Some(&text("packed")),
+            "default"
+        );
+    }
+
+    #[test]
+    fn presence_refused_times_out_or_cancelled_creates_nothing() {
+        for (outcome, status) in [
+            (PresenceOutcome::Denied, 0x27),
+            (PresenceOutcome::TimedOut, 0x2F),
+            (PresenceOutcome::Cancelled, 0x2D),
+        ] {
+            let (mut a, _) = authenticator();
+            a.presence_mut().default = outcome;
+            let mut p = make_credential_params("x.org", b"u", &[-7]);
+            p.push((7, options(&[("rk", true)])));
+            assert_eq!(call(&mut a, MC, p), Err(status));
+            assert_eq!(a.keystore().discoverable_count(), 0);
+        }
+    }
+
+    #[test]
+    fn rk_stores_a_discoverable_credential_replacing_the_same_user() {
+        let (mut a, _) = authenticator();
+        let first = register(&mut a, "x.org", b"alice", -7, true);
+        register(&mut a, "x.org", b"bob", -7, true);
+        let replacement = register(&mut a, "x.org", b"alice", -7, true);
+
+        let stored = a
+            .keystore_mut()
+            .discoverable_credentials(&rp_id_hash("x.org"))
+            .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().any(|c| c.id == replacement.credential_id));
+        assert!(!stored.iter().any(|c| c.id == first.credential_id));
+        let alice = stored
+            .iter()
+            .find(|c| c.id == replacement.credential_id)
+            .unwrap();
+        assert_eq!(
+            alice.user.as_ref().unwrap().name.as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(alice.rp_id.as_deref(), Some("x.org"));
+    }
+
+    #[test]
+    fn without_rk_nothing_is_stored_as_discoverable() {
+        let (mut a, _) = authenticator();
+        register(&mut a, "x.org", b"alice", -7, false);
+        assert_eq!(a.keystore().discoverable_count(), 0);
+    }
+
+    #[test]
+    fn a_full_keystore_is_key_store_full() {
+        let (mut a, _) = authenticator();
+        a.keystore_mut().capacity = 1;
+        register(&mut a, "x.org", b"alice", -7, true);
+        let mut p = make_credential_params("x.org", b"bob", &[-7]);
+        p.push((7, options(&[("rk", true)])));
+        assert_eq!(call(&mut a, MC, p), Err(0x28));
+        register(&mut a, "x.org", b"carol", -7, false);
+    }
+
+    #[test]
+    fn exclude_list_hit_asks_presence_then_is_credential_excluded_whatever_the_answer() {
+        for (outcome, status) in [
+            (PresenceOutcome::Approved, 0x19),
+            (PresenceOutcome::Denied, 0x19),
+            (PresenceOutcome::TimedOut, 0x19),
+            (PresenceOutcome::Cancelled, 0x2D),
+        ] {
+            let (mut a, _) = authenticator();
+            let existing = register(&mut a, "x.org", b"alice", -7, false);
+            a.presence_mut().asked.clear();
+            a.presence_mut().default = outcome;
+            let mut p = make_credential_params("x.org", b"alice", &[-7]);
+            p.push((
+                5,
+                Value::Array(vec![
+                    descriptor(b"unknown"),
+                    descriptor(&existing.credential_id),
+                ]),
+            ));
+            assert_eq!(call(&mut a, MC, p), Err(status));
+            assert_eq!(a.presence_mut().asked.len(), 1);
+            assert_eq!(a.presence_mut().asked[0].0, Operation::ConfirmExcluded);
+        }
+    }
+
+    #[test]
+    fn exclude_list_of_another_rp_does_not_exclude() {
+        let (mut a, _) = authenticator();
+        let other = register(&mut a, "other.org", b"alice", -7, false);
+        let mut p = make_credential_params("x.org", b"alice", &[-7]);
+        p.push((5, Value::Array(vec![descriptor(&other.credential_id)])));
+        assert!(call(&mut a, MC, p).is_ok());
+    }
+
+    #[test]
+    fn empty_pin_uv_auth_param_asks_for_a_touch_then_pin_not_set() {
+        let (mut a, _) = authenticator();
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((8, bytes(&[])));
+        p.push((9, int(1)));
+        assert_eq!(call(&mut a, MC, p), Err(0x35));
+        assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
+
+        a.presence_mut().default = PresenceOutcome::Denied;
+        let mut p = make_credential_params("x.org", b"u", &[-7]);
+        p.push((8, bytes(&[])));
+        assert_eq!(call(&mut a, MC, p), Err(0x27));
+    }
+
+    #[test]
+    fn pin_uv_auth_param_needs_a_known_protocol_and_is_pin_not_set_without_a_pin() {
+        let (mut a, _) = authenticator();
+        let with = |extra: Vec<(i64, Value)>| {
+            let mut p = make_credential_params("x.org", b"u", &[-7]);
+            p.extend(extra);
+            p
+        };
+        assert_eq!(
+            call(&mut a, MC, with(vec![(8, bytes(&[1; 16]))])),
+            Err(0x14)
+        );
+        assert_eq!(
+            call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(3))])),
+            Err(0x02)
+        );
+        assert_eq!(
+            call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(2))])),
+            Err(0x35)
+        );
+        assert!(a.presence_mut().asked.is_empty());
+    }
+
+    #[test]
+    fn user_id_over_64_bytes_is_rejected_before_any_gesture() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            call(&mut a, MC, make_credential_params("x.org", &[1; 65], &[-7])),
+            Err(0x03)
+        );
+        assert!(a.presence_mut().asked.is_empty());
+    }
+}

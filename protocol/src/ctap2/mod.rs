@@ -1,0 +1,95 @@
+//! CTAP 2.1 commands (§6): one file per command, dispatched on the command byte.
+
+pub mod authenticator_data;
+mod built_in_uv;
+mod client_pin;
+mod config;
+mod credential_management;
+mod extensions;
+mod get_assertion;
+mod get_info;
+mod get_next_assertion;
+mod large_blobs;
+mod make_credential;
+mod persistent_state;
+pub mod pin_protocol;
+mod pin_token;
+mod pin_uv_auth;
+mod reset;
+mod selection;
+mod status;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod types;
+
+use ciborium::Value;
+
+pub use client_pin::MAX_PIN_BYTES;
+pub use credential_management::CredentialEnumeration;
+pub use get_assertion::NextAssertionState;
+pub use large_blobs::LargeBlobWrite;
+pub use persistent_state::{
+    PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
+};
+pub use pin_token::PinSession;
+pub use status::StatusCode;
+
+use crate::authenticator::Authenticator;
+use crate::cbor;
+use crate::env::{Clock, Keystore, Presence, Rng};
+
+pub const MAKE_CREDENTIAL: u8 = 0x01;
+pub const GET_ASSERTION: u8 = 0x02;
+pub const GET_INFO: u8 = 0x04;
+pub const CLIENT_PIN: u8 = 0x06;
+pub const RESET: u8 = 0x07;
+pub const GET_NEXT_ASSERTION: u8 = 0x08;
+pub const SELECTION: u8 = 0x0B;
+pub const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
+pub const LARGE_BLOBS: u8 = 0x0C;
+pub const AUTHENTICATOR_CONFIG: u8 = 0x0D;
+/// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
+pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
+
+/// Runs one CTAP2 request (command byte + CBOR parameters) and encodes the response: status
+/// byte, then the CBOR response map if the command has one.
+pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
+    authenticator: &mut Authenticator<K, P, C, R>,
+    request: &[u8],
+) -> Vec<u8> {
+    let Some((&command, params)) = request.split_first() else {
+        return vec![StatusCode::InvalidLength.as_byte()];
+    };
+    // getNextAssertion continues only the getAssertion right before it (CTAP 2.1 §6.3).
+    if command != GET_NEXT_ASSERTION {
+        authenticator.next_assertion = None;
+    }
+    // Likewise, credential enumeration continues only over credential management commands.
+    if command != CREDENTIAL_MANAGEMENT && command != CREDENTIAL_MANAGEMENT_PREVIEW {
+        authenticator.enumeration = None;
+    }
+    let result = match command {
+        MAKE_CREDENTIAL => authenticator.make_credential(params),
+        GET_ASSERTION => authenticator.get_assertion(params),
+        GET_INFO => authenticator.get_info(params),
+        CLIENT_PIN => authenticator.client_pin(params),
+        RESET => authenticator.reset(params),
+        GET_NEXT_ASSERTION => authenticator.get_next_assertion(params),
+        SELECTION => authenticator.selection(params),
+        CREDENTIAL_MANAGEMENT | CREDENTIAL_MANAGEMENT_PREVIEW => {
+            authenticator.credential_management(params)
+        }
+        LARGE_BLOBS => authenticator.large_blobs(params),
+        AUTHENTICATOR_CONFIG => authenticator.authenticator_config(params),
+        _ => Err(StatusCode::InvalidCommand),
+    };
+    match result {
+        Ok(Value::Null) => vec![StatusCode::Success.as_byte()],
+        Ok(response) => {
+            let mut out = vec![StatusCode::Success.as_byte()];
+            out.extend(cbor::encode(&response));
+            out
+        }
+        Err(status) => vec![status.as_byte()],
+    }
+}

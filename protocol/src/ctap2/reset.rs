@@ -1,0 +1,76 @@
+//! authenticatorReset (CTAP 2.1 §6.6).
+
+use ciborium::Value;
+
+use crate::authenticator::{Authenticator, RESET_WINDOW_MS};
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+        // Only within 10 seconds of power-up (the daemon's start), so malware cannot wipe the
+        // key at an arbitrary moment...
+        if self.clock.now_ms().saturating_sub(self.powered_up_ms) > RESET_WINDOW_MS {
+            return Err(StatusCode::NotAllowed);
+        }
+        // ...and only with the person's consent.
+        self.collect_presence(Operation::Reset, None, None)?;
+        // Forget the cached state first: whatever the keystore manages to erase, nothing of
+        // the old PIN lingers in memory.
+        self.persistent = None;
+        self.pin.clear();
+        self.enumeration = None;
+        self.large_blob_write = None;
+        self.keystore.reset()?;
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ctap2::test_support::*;
+    use crate::env::{Keystore as _, Operation, PresenceOutcome};
+
+    const RESET: u8 = 0x07;
+
+    #[test]
+    fn reset_within_ten_seconds_with_presence_erases_everything() {
+        let (mut a, clock) = authenticator();
+        let reg = register(&mut a, "x.org", b"alice", -7, true);
+        clock.advance(9_000);
+        assert_eq!(call(&mut a, RESET, vec![]), Ok(ciborium::Value::Null));
+        assert_eq!(a.presence_mut().asked.last().unwrap().0, Operation::Reset);
+        assert_eq!(a.keystore().discoverable_count(), 0);
+        assert!(a
+            .keystore_mut()
+            .find_credential(&rp_id_hash("x.org"), &reg.credential_id)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn reset_after_ten_seconds_is_not_allowed_and_asks_nothing() {
+        let (mut a, clock) = authenticator();
+        register(&mut a, "x.org", b"alice", -7, true);
+        a.presence_mut().asked.clear();
+        clock.advance(10_001);
+        assert_eq!(call(&mut a, RESET, vec![]), Err(0x30));
+        assert!(a.presence_mut().asked.is_empty());
+        assert_eq!(a.keystore().discoverable_count(), 1);
+    }
+
+    #[test]
+    fn reset_without_consent_keeps_everything() {
+        for (outcome, status) in [
+            (PresenceOutcome::Denied, 0x27),
+            (PresenceOutcome::TimedOut, 0x2F),
+            (PresenceOutcome::Cancelled, 0x2D),
+        ] {
+            let (mut a, _) = authenticator();
+            register(&mut a, "x.org", b"alice", -7, true);
+            a.presence_mut().default = outcome;
+            assert_eq!(call(&mut a, RESET, vec![]), Err(status));
+            assert_eq!(a.keystore().discoverable_count(), 1);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! authenticatorSelection (CTAP 2.1 §6.9): "touch the key you want to use".
+
+use ciborium::Value;
+
+use crate::authenticator::Authenticator;
+use crate::ctap2::StatusCode;
+use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    pub(crate) fn selection(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+        self.collect_presence(Operation::Selection, None, None)?;
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ctap2::test_support::*;
+    use crate::env::{Operation, PresenceOutcome};
+
+    #[test]
+    fn selection_answers_with_the_gesture() {
+        for (outcome, expected) in [
+            (PresenceOutcome::Approved, Ok(ciborium::Value::Null)),
+            (PresenceOutcome::Denied, Err(0x27)),
+            (PresenceOutcome::TimedOut, Err(0x2F)),
+            (PresenceOutcome::Cancelled, Err(0x2D)),
+        ] {
+            let (mut a, _) = authenticator();
+            a.presence_mut().default = outcome;
+            assert_eq!(call(&mut a, 0x0B, vec![]), expected);
+            assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Helpers shared by the command tests: an authenticator over the deterministic environment,
+//! request builders, and response decoding/verification the way a relying party does it.
+
+use ciborium::Value;
+use ecdsa::signature::Verifier as _;
+use sha2::{Digest, Sha256};
+
+use crate::authenticator::{Authenticator, AuthenticatorConfig};
+use crate::cbor;
+use crate::env::{PresenceOutcome, UvOutcome};
+use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+
+pub type TestAuthenticator =
+    Authenticator<MemoryKeystore, ScriptedPresence, ManualClock, SeededRng>;
+
+pub const TEST_CLIENT_DATA_HASH: [u8; 32] = [0xcd; 32];
+
+pub fn authenticator() -> (TestAuthenticator, ManualClock) {
+    let clock = ManualClock::default();
+    let authenticator = Authenticator::new(
+        AuthenticatorConfig::default(),
+        MemoryKeystore::new(7),
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        clock.clone(),
+        SeededRng::new(3),
+    );
+    (authenticator, clock)
+}
+
+/// A power cycle: a new authenticator over the same keystore (the daemon restarted).
+pub fn restart(a: TestAuthenticator, clock: &ManualClock) -> TestAuthenticator {
+    Authenticator::new(
+        AuthenticatorConfig::default(),
+        a.into_keystore(),
+        ScriptedPresence::always(PresenceOutcome::Approved),
+        clock.clone(),
+        SeededRng::new(4),
+    )
+}
+
+/// An authenticator whose environment verifies the person itself (built-in UV), answering
+/// `Verified` unless scripted otherwise; presence is approved.
+pub fn uv_authenticator() -> (TestAuthenticator, ManualClock) {
+    let clock = ManualClock::default();
+    let authenticator = Authenticator::new(
+        AuthenticatorConfig::default(),
+        MemoryKeystore::new(7),
+        ScriptedPresence::with_built_in_uv(UvOutcome::Verified),
+        clock.clone(),
+        SeededRng::new(3),
+    );
+    (authenticator, clock)
+}
+
+/// A power cycle of a [`uv_authenticator`]: the same keystore, everything else new.
+pub fn restart_with_uv(a: TestAuthenticator, clock: &ManualClock) -> TestAuthenticator {
+    Authenticator::new(
+        AuthenticatorConfig::default(),
+        a.into_keystore(),
+        ScriptedPresence::with_built_in_uv(UvOutcome::Verified),
+        clock.clone(),
+        SeededRng::new(4),
+    )
+}
+
+pub fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+pub fn int(i: i64) -> Value {
+    Value::Integer(i.into())
+}
+
+pub fn bytes(b: &[u8]) -> Value {
+    Value::Bytes(b.to_vec())
+}
+
+pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
+    Sha256::digest(rp_id.as_bytes()).into()
+}
+
+/// Sends command + CBOR map; returns the decoded response or the error status byte.
+pub fn call(
+    a: &mut TestAuthenticator,
+    command: u8,
+    params: Vec<(i64, Value)>,
+) -> Result<Value, u8> {
+    let mut request = vec![command];
+    if !params.is_empty() {
+        request.extend(cbor::encode(&cbor::int_map(params)));
+    }
+    call_raw(a, &request)
+}
+
+pub fn call_raw(a: &mut TestAuthenticator, request: &[u8]) -> Result<Value, u8> {
+    let response = a.process_cbor(request);
+    match response.split_first() {
+        Some((0, [])) => Ok(Value::Null),
+        Some((0, body)) => Ok(cbor::decode(body).expect("response is valid CBOR")),
+        Some((&status, [])) => Err(status),
+        other => panic!("error status with a body: {other:?}"),
+    }
+}
+
+pub fn field(map: &Value, key: i64) -> Option<&Value> {
+    let Value::Map(entries) = map else {
+        panic!("not a map: {map:?}")
+    };
+    entries.iter().find(|(k, _)| *k == int(key)).map(|(_, v)| v)
+}
+
+pub fn text_field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    let Value::Map(entries) = map else {
+        panic!("not a map: {map:?}")
+    };
+    entries
+        .iter()
+        .find(|(k, _)| *k == text(key))
+        .map(|(_, v)| v)
+}
+
+pub fn as_bytes(v: &Value) -> &[u8] {
+    match v {
+        Value::Bytes(b) => b,
+        _ => panic!("not bytes: {v:?}"),
+    }
+}
+
+pub fn user(id: &[u8], name: &str) -> Value {
+    cbor::text_map(vec![
+        ("id", bytes(id)),
+        ("name", text(name)),
+        ("displayName", text("Display")),
+    ])
+}
+
+pub fn params(algs: &[i64]) -> Value {
+    Value::Array(
+        algs.iter()
+            .map(|a| cbor::text_map(vec![("alg", int(*a)), ("type", text("public-key"))]))
+            .collect(),
+    )
+}
+
+pub fn descriptor(id: &[u8]) -> Value {
+    cbor::text_map(vec![("id", bytes(id)), ("type", text("public-key"))])
+}
+
+pub fn options(entries: &[(&str, bool)]) -> Value {
+    cbor::text_map(entries.iter().map(|(k, v)| (*k, Value::Bool(*v))).collect())
+}
+
+/// A makeCredential request for `rp` with the given user and algorithms.
+pub fn make_credential_params(rp: &str, user_id: &[u8], algs: &[i64]) -> Vec<(i64, Value)> {
+    vec![
+        (1, bytes(&TEST_CLIENT_DATA_HASH)),
+        (
+            2,
+            cbor::text_map(vec![("id", text(rp)), ("name", text("Example"))]),
+        ),
+        (3, user(user_id, "alice@example.com")),
+        (4, params(algs)),
+    ]
+}
+
+/// What an RP reads from a makeCredential response.
+pub struct Registration {
+    pub auth_data: Vec<u8>,
+    pub credential_id: Vec<u8>,
+    pub cose_key: Value,
+    /// The authenticator extension outputs, if the ED flag is set.
+    pub extensions: Option<Value>,
+}
+
+pub fn parse_registration(response: &Value) -> Registration {
+    let auth_data = as_bytes(field(response, 2).unwrap()).to_vec();
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let credential_id = auth_data[55..55 + id_len].to_vec();
+    let mut rest = &auth_data[55 + id_len..];
+    let cose_key: Value = ciborium::from_reader(&mut rest).expect("COSE key follows the ID");
+    let extensions = (!rest.is_empty()).then(|| cbor::decode(rest).expect("extensions map"));
+    assert_eq!(
+        extensions.is_some(),
+        auth_data[32] & crate::ctap2::authenticator_data::FLAG_ED != 0,
+        "ED flag iff extension outputs"
+    );
+    Registration {
+        auth_data,
+        credential_id,
+        cose_key,
+        extensions,
+    }
+}
+
+/// Verifies a signature with a COSE public key as an RP does: ES256 (DER) or EdDSA.
+pub fn verify(cose_key: &Value, message: &[u8], signature: &[u8]) -> bool {
+    let alg = field(cose_key, 3).unwrap().clone();
+    let x = as_bytes(field(cose_key, -2).unwrap());
+    if alg == int(-7) {
+        let y = as_bytes(field(cose_key, -3).unwrap());
+        let point = [&[4u8][..], x, y].concat();
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+        let Ok(sig) = p256::ecdsa::DerSignature::try_from(signature) else {
+            return false;
+        };
+        key.verify(message, &sig).is_ok()
+    } else {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(x.try_into().unwrap()).unwrap();
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        key.verify(message, &sig).is_ok()
+    }
+}
+
+/// Registers a credential and returns it (the registration must succeed).
+pub fn register(
+    a: &mut TestAuthenticator,
+    rp: &str,
+    user_id: &[u8],
+    alg: i64,
+    rk: bool,
+) -> Registration {
+    let mut p = make_credential_params(rp, user_id, &[alg]);
+    if rk {
+        p.push((7, options(&[("rk", true)])));
+    }
+    parse_registration(&call(a, 0x01, p).expect("makeCredential succeeds"))
+}
+
+// --- clientPIN, the way a platform does it -------------------------------------------------
+
+pub use crate::ctap2::pin_protocol::PinProtocol;
+use crate::ctap2::pin_protocol::{platform, SharedSecret};
+
+pub const CLIENT_PIN: u8 = 0x06;
+pub const PERM_MC: u8 = 0x01;
+pub const PERM_GA: u8 = 0x02;
+pub const PERM_CM: u8 = 0x04;
+pub const PERM_LBW: u8 = 0x10;
+pub const PERM_ACFG: u8 = 0x20;
+
+/// getKeyAgreement, then the platform's half: (platform COSE key, shared secret).
+pub fn key_agreement(a: &mut TestAuthenticator, protocol: PinProtocol) -> (Value, SharedSecret) {
+    let response = call(
+        a,
+        CLIENT_PIN,
+        vec![(1, int(protocol.number().into())), (2, int(2))],
+    )
+    .expect("getKeyAgreement");
+    platform::agree(protocol, field(&response, 1).unwrap(), 0x77)
+}
+
+/// The PIN as the platform sends it: UTF-8 padded with zeros to 64 bytes.
+pub fn padded(pin: &[u8]) -> Vec<u8> {
+    let mut out = pin.to_vec();
+    out.resize(64, 0);
+    out
+}
+
+pub fn pin_hash(pin: &[u8]) -> Vec<u8> {
+    Sha256::digest(pin)[..16].to_vec()
+}
+
+/// The platform's IV for protocol two.
+pub fn iv(buf: &mut [u8]) {
+    buf.fill(0x1f)
+}
+
+pub fn set_pin_params(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    padded_pin: &[u8],
+) -> Vec<(i64, Value)> {
+    let (key, shared) = key_agreement(a, protocol);
+    let new_pin_enc = shared.encrypt(padded_pin, iv);
+    vec![
+        (1, int(protocol.number().into())),
+        (2, int(3)),
+        (3, key),
+        (4, bytes(&shared.authenticate(&new_pin_enc))),
+        (5, bytes(&new_pin_enc)),
+    ]
+}
+
+pub fn set_pin(a: &mut TestAuthenticator, pin: &str) {
+    let p = set_pin_params(a, PinProtocol::Two, &padded(pin.as_bytes()));
+    assert_eq!(call(a, CLIENT_PIN, p), Ok(Value::Null), "setPIN");
+}
+
+/// getPinUvAuthTokenUsingPinWithPermissions; returns the decrypted token.
+pub fn pin_token(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    pin: &str,
+    permissions: u8,
+    rp_id: Option<&str>,
+) -> Result<Vec<u8>, u8> {
+    let (key, shared) = key_agreement(a, protocol);
+    let mut p = vec![
+        (1, int(protocol.number().into())),
+        (2, int(9)),
+        (3, key),
+        (6, bytes(&shared.encrypt(&pin_hash(pin.as_bytes()), iv))),
+        (9, int(permissions.into())),
+    ];
+    if let Some(rp_id) = rp_id {
+        p.push((0x0A, text(rp_id)));
+    }
+    let response = call(a, CLIENT_PIN, p)?;
+    let encrypted = as_bytes(field(&response, 2).unwrap());
+    Ok(shared.decrypt(encrypted).expect("token decrypts").to_vec())
+}
+
+/// pinUvAuthParam = authenticate(token, message).
+pub fn auth_param(protocol: PinProtocol, token: &[u8], message: &[u8]) -> Value {
+    bytes(&protocol.authenticate(token, message))
+}
+
+/// getPinUvAuthTokenUsingUvWithPermissions; returns the decrypted token.
+pub fn uv_token(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    permissions: u8,
+    rp_id: Option<&str>,
+) -> Result<Vec<u8>, u8> {
+    let (key, shared) = key_agreement(a, protocol);
+    let mut p = vec![
+        (1, int(protocol.number().into())),
+        (2, int(6)),
+        (3, key),
+        (9, int(permissions.into())),
+    ];
+    if let Some(rp_id) = rp_id {
+        p.push((0x0A, text(rp_id)));
+    }
+    let response = call(a, CLIENT_PIN, p)?;
+    let encrypted = as_bytes(field(&response, 2).unwrap());
+    Ok(shared.decrypt(encrypted).expect("token decrypts").to_vec())
+}
+
+/// getUVRetries.
+pub fn uv_retries(a: &mut TestAuthenticator) -> i64 {
+    let response = call(a, CLIENT_PIN, vec![(2, int(7))]).expect("getUVRetries");
+    let Some(Value::Integer(n)) = field(&response, 5) else {
+        panic!("no uvRetries: {response:?}")
+    };
+    i128::from(*n) as i64
+}

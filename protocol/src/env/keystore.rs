@@ -1,0 +1,251 @@
+//! The keystore: where credentials are created, found and used.
+//!
+//! Backends (the encrypted file, the TPM) decide how private keys are kept; the protocol only ever
+//! holds them as opaque [`KeyMaterial`] and asks the keystore to sign.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::cose;
+use crate::env::CredentialExtras;
+
+/// The signature algorithms we create credentials for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// ECDSA over P-256 with SHA-256 (COSE -7).
+    Es256,
+    /// Ed25519 (COSE -8).
+    EdDsa,
+}
+
+impl Algorithm {
+    pub fn cose_id(self) -> i64 {
+        match self {
+            Algorithm::Es256 => cose::ALG_ES256,
+            Algorithm::EdDsa => cose::ALG_EDDSA,
+        }
+    }
+
+    pub fn from_cose_id(id: i64) -> Option<Self> {
+        match id {
+            cose::ALG_ES256 => Some(Algorithm::Es256),
+            cose::ALG_EDDSA => Some(Algorithm::EdDsa),
+            _ => None,
+        }
+    }
+
+    /// One byte for storage formats; stable across versions.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Algorithm::Es256 => 1,
+            Algorithm::EdDsa => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Algorithm::Es256),
+            2 => Some(Algorithm::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// PublicKeyCredentialRpEntity, as far as the authenticator keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RelyingParty {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// PublicKeyCredentialUserEntity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserEntity {
+    /// The user handle: at most 64 bytes, opaque.
+    pub id: Vec<u8>,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// A public key, as the COSE_Key bytes that go into attested credential data, plus the raw form
+/// U2F needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub algorithm: Algorithm,
+    /// ES256: the 65-byte SEC1 uncompressed point. EdDSA: the 32-byte key.
+    pub raw: Vec<u8>,
+}
+
+impl PublicKey {
+    /// The canonical CBOR COSE_Key encoding.
+    pub fn to_cose(&self) -> Vec<u8> {
+        cose::encode_public_key(self)
+    }
+}
+
+/// Backend-specific private key material (a raw scalar, a TPM blob, ...). Opaque to the protocol,
+/// zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial(pub Zeroizing<Vec<u8>>);
+
+impl KeyMaterial {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        KeyMaterial(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// What makeCredential (or U2F register) asks the keystore to create.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCredential<'a> {
+    pub rp: &'a RelyingParty,
+    pub rp_id_hash: &'a [u8; 32],
+    pub user: &'a UserEntity,
+    pub algorithm: Algorithm,
+    /// A discoverable (resident) credential is stored with its user entity and can be found with
+    /// an empty allowList; a non-discoverable one lives only inside its credential ID.
+    pub discoverable: bool,
+    /// Extension state to keep with the credential and give back with it.
+    pub extras: &'a CredentialExtras,
+}
+
+/// A credential the keystore found or created, ready to be used for signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The credential ID handed to the platform (at most 1023 bytes, U2F key handles at most 255).
+    pub id: Vec<u8>,
+    pub rp_id_hash: [u8; 32],
+    /// Known for discoverable credentials (credential management shows it).
+    pub rp_id: Option<String>,
+    pub algorithm: Algorithm,
+    pub discoverable: bool,
+    /// The stored user entity of a discoverable credential; `None` for non-discoverable ones.
+    pub user: Option<UserEntity>,
+    /// Creation order, larger is newer: getAssertion returns the most recent first.
+    pub created: u64,
+    pub key: KeyMaterial,
+    /// The extension state it was made with.
+    pub extras: CredentialExtras,
+}
+
+/// Why the keystore could not do what was asked. The message is for logs: it never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeystoreError {
+    /// No room for another discoverable credential (CTAP2_ERR_KEY_STORE_FULL).
+    Full,
+    /// Storage or TPM failure; the request fails with CTAP1_ERR_OTHER.
+    Failure(String),
+}
+
+impl fmt::Display for KeystoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeystoreError::Full => f.write_str("keystore full"),
+            KeystoreError::Failure(msg) => write!(f, "keystore failure: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for KeystoreError {}
+
+/// The authenticator's own persistent state, kept by the keystore as opaque sealed blobs (the
+/// protocol owns their encoding). Each slot is written atomically on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateSlot {
+    /// clientPIN and authenticatorConfig state: PIN hash, retries, minimum PIN length, alwaysUv.
+    Authenticator,
+    /// The large-blob array (authenticatorLargeBlobs).
+    LargeBlobs,
+}
+
+impl StateSlot {
+    pub const ALL: [StateSlot; 2] = [StateSlot::Authenticator, StateSlot::LargeBlobs];
+
+    /// A stable name, for file names and associated data.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateSlot::Authenticator => "authenticator",
+            StateSlot::LargeBlobs => "large-blobs",
+        }
+    }
+}
+
+/// Credential storage and use. Writes must be durable before a method returns: the authenticator
+/// answers the platform right after.
+pub trait Keystore {
+    /// Whether this keystore can create credentials of `algorithm` (a TPM may lack Ed25519).
+    fn supports(&self, algorithm: Algorithm) -> bool;
+
+    /// Creates a new key pair and its credential. A discoverable credential replaces any stored
+    /// one with the same RP ID hash and user ID (CTAP 2.1 makeCredential step 17).
+    fn create_credential(
+        &mut self,
+        new: &NewCredential<'_>,
+    ) -> Result<(Credential, PublicKey), KeystoreError>;
+
+    /// Finds the credential with this ID for this RP. An ID that is not ours, tampered with,
+    /// bound to another RP or deleted is `Ok(None)`, never an error.
+    fn find_credential(
+        &mut self,
+        rp_id_hash: &[u8; 32],
+        credential_id: &[u8],
+    ) -> Result<Option<Credential>, KeystoreError>;
+
+    /// All discoverable credentials of an RP, in any order.
+    fn discoverable_credentials(
+        &mut self,
+        rp_id_hash: &[u8; 32],
+    ) -> Result<Vec<Credential>, KeystoreError>;
+
+    /// Every discoverable credential, of every RP, in any order (credential management).
+    fn all_discoverable_credentials(&mut self) -> Result<Vec<Credential>, KeystoreError>;
+
+    /// How many discoverable credentials are stored.
+    fn discoverable_count(&self) -> usize;
+
+    /// Deletes the discoverable credential with this ID; `Ok(false)` if there is none. Its ID
+    /// stops working at once.
+    fn delete_credential(&mut self, credential_id: &[u8]) -> Result<bool, KeystoreError>;
+
+    /// Replaces the stored user entity of the discoverable credential with this ID (the caller
+    /// has checked that the user ID is the same); `Ok(false)` if there is none.
+    fn update_user(
+        &mut self,
+        credential_id: &[u8],
+        user: &UserEntity,
+    ) -> Result<bool, KeystoreError>;
+
+    /// The public key of a credential (credential management lists it).
+    fn public_key(&mut self, credential: &Credential) -> Result<PublicKey, KeystoreError>;
+
+    /// Signs `message` with the credential's private key. ES256: an ASN.1 DER ECDSA signature
+    /// over SHA-256(message); EdDSA: the 64-byte Ed25519 signature over message.
+    fn sign(&mut self, credential: &Credential, message: &[u8]) -> Result<Vec<u8>, KeystoreError>;
+
+    /// The next value of the signature counter: strictly greater than every value returned
+    /// before, across restarts and crashes.
+    fn next_signature_counter(&mut self) -> Result<u32, KeystoreError>;
+
+    /// How many more discoverable credentials fit.
+    fn remaining_discoverable_credentials(&self) -> usize;
+
+    /// The last bytes written to `slot`, `None` if never written (or erased by a reset).
+    fn read_state(&mut self, slot: StateSlot) -> Result<Option<Zeroizing<Vec<u8>>>, KeystoreError>;
+
+    /// Replaces the contents of `slot`, durably and atomically, before returning.
+    fn write_state(&mut self, slot: StateSlot, bytes: &[u8]) -> Result<(), KeystoreError>;
+
+    /// Erases every credential and every state slot, and makes every credential ID issued so
+    /// far unusable.
+    fn reset(&mut self) -> Result<(), KeystoreError>;
+}

@@ -1,0 +1,27 @@
+//! The fido2d authenticator core, free of I/O.
+//!
+//! Everything here is a plain function or a state machine over bytes: time, randomness, storage
+//! and the person's gestures come in through the traits of [`env`]. That keeps the core
+//! deterministic, so it can be fuzzed, benchmarked and tested without a kernel or a disk.
+//!
+//! - [`ctaphid`]: the CTAPHID transport framing (64-byte reports, channels, keepalive, cancel).
+//! - [`ctap2`]: the CTAP 2.1 commands (`authenticatorMakeCredential`, ...).
+//! - [`ctap1`]: the U2F raw messages carried in CTAPHID_MSG.
+//! - [`authenticator`]: the [`Authenticator`] that routes a transport message to either.
+//! - [`hybrid`]: the caBLE v2 / hybrid transport's codecs and crypto (QR code, advert, Noise
+//!   handshake, frames), the authenticator's side.
+
+pub mod authenticator;
+pub mod cbor;
+pub mod control;
+pub mod cose;
+pub mod ctap1;
+pub mod ctap2;
+pub mod ctaphid;
+pub mod env;
+pub mod hybrid;
+pub mod software_key;
+
+pub use authenticator::{Authenticator, AuthenticatorConfig};
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

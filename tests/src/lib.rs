@@ -1,0 +1,810 @@
+//! Shared helpers for the end-to-end tests: building and starting fido2d.
+//!
+//! - [`fido2d_bin`] builds the `fido2d` binary once per test process (with the
+//!   profile the tests were built with) and returns its path.
+//! - [`Daemon`] runs it on a free UDP port in a fresh state directory, waits for
+//!   its ready line, keeps its logs, and stops it when dropped.
+//! - [`swtpm`] runs a real TPM 2.0 simulator for the TPM backend.
+//! - [`requests`] builds the CTAP2 requests the tests send by hand.
+//! - [`state_tree`] makes a private state directory and snapshots one byte for byte.
+//! - [`run_with_timeout`] runs a helper program (e.g. a Python script) with a
+//!   deadline, collecting its output.
+
+pub mod hybrid;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write as _};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use tempfile::TempDir;
+
+pub mod requests;
+pub mod state_tree;
+pub mod swtpm;
+
+/// How long fido2d may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long fido2d may take to exit after SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The phrase of fido2d's ready line; the port follows it as `127.0.0.1:<port>`.
+const READY_PHRASE: &str = "CTAPHID over UDP on";
+
+/// The workspace root (the parent of this package's directory).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
+}
+
+/// Path of the `fido2d` binary, built on first use (once per test process).
+///
+/// `FIDO2D_BIN` overrides it with a prebuilt binary. Otherwise this runs
+/// `$CARGO build -p fido2d --bin fido2d` with the profile and target directory
+/// the running test was built with, and panics with cargo's output if that fails.
+pub fn fido2d_bin() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(|| build_bin("fido2d", "FIDO2D_BIN")) {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("cannot build fido2d: {e}"),
+    }
+}
+
+/// Path of the `fido2ctl` binary, built like [`fido2d_bin`] (`FIDO2CTL_BIN` overrides it).
+pub fn fido2ctl_bin() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(|| build_bin("fido2ctl", "FIDO2CTL_BIN")) {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("cannot build fido2ctl: {e}"),
+    }
+}
+
+/// Builds the binary `name` of the package of the same name.
+fn build_bin(name: &str, override_var: &str) -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os(override_var) {
+        return Ok(PathBuf::from(bin));
+    }
+    // The test runs as <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let deps = exe.parent().ok_or("test executable has no parent")?;
+    if deps.file_name().is_none_or(|n| n != "deps") {
+        return Err(format!(
+            "{} is not in a cargo deps/ directory; set {override_var}",
+            exe.display()
+        ));
+    }
+    let profile_dir = deps.parent().ok_or("deps/ has no parent")?;
+    let target_dir = profile_dir.parent().ok_or("profile dir has no parent")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("profile dir has no UTF-8 name")?;
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from(env!("CARGO")));
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "-p", name, "--bin", name])
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        custom => {
+            cmd.args(["--profile", custom]);
+        }
+    }
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{cmd:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        return Err(format!("{} missing after the build", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// The Python interpreter of the python-fido2 tests (`PYTHON`, default `python3`).
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Fails the test (never skips it) when python-fido2 2.x is not importable.
+pub fn require_python_fido2() {
+    const MISSING: &str = "python-fido2 is missing: pip install fido2==2.2.1";
+    let probe = Command::new(python())
+        .args([
+            "-c",
+            "import fido2, importlib.metadata as m; print(m.version('fido2'))",
+        ])
+        .output();
+    let output = match probe {
+        Ok(output) => output,
+        Err(e) => panic!("{MISSING} (cannot run {}: {e})", python()),
+    };
+    if !output.status.success() {
+        panic!("{MISSING}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        version.starts_with("2."),
+        "python-fido2 {version} found, the e2e harness needs 2.x: pip install fido2==2.2.1"
+    );
+}
+
+/// A running fido2d serving CTAPHID over UDP on 127.0.0.1.
+///
+/// Dropping it stops the daemon (SIGTERM, then SIGKILL after [`STOP_TIMEOUT`])
+/// and, if the test is panicking, prints the daemon's logs.
+pub struct Daemon {
+    child: Child,
+    port: u16,
+    state_dir: PathBuf,
+    _temp_dir: Option<TempDir>,
+    /// Holds the control socket (mode 0755, so other users reach the socket itself).
+    runtime_dir: TempDir,
+    logs: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    exit_status: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts `fido2d --transport udp --udp-port 0 --state-dir <fresh temp dir>`
+    /// followed by `extra_args` (e.g. `["--presence", "auto-approve"]`), and waits
+    /// for its ready line.
+    pub fn start(extra_args: &[&str]) -> Daemon {
+        Daemon::start_with_stdin(extra_args, Stdio::null())
+    }
+
+    /// Like [`Daemon::start`], with `stdin` as the daemon's standard input (e.g. a FIFO that
+    /// answers `--presence terminal` prompts).
+    pub fn start_with_stdin(extra_args: &[&str], stdin: Stdio) -> Daemon {
+        Daemon::start_with(extra_args, stdin, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the daemon (e.g. the
+    /// D-Bus system bus it should use).
+    pub fn start_with_env(extra_args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(extra_args, Stdio::null(), envs)
+    }
+
+    fn start_with(extra_args: &[&str], stdin: Stdio, envs: &[(&str, &str)]) -> Daemon {
+        let temp = tempfile::Builder::new()
+            .prefix("fido2d-state-")
+            .tempdir()
+            .expect("create a temporary state directory");
+        // fido2d refuses a state directory that group or others can read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700))
+                .expect("chmod 0700 the temporary state directory");
+        }
+        let state_dir = temp.path().to_path_buf();
+        Daemon::spawn(state_dir, Some(temp), extra_args, stdin, envs)
+    }
+
+    /// Like [`Daemon::start`], on an existing state directory that the caller
+    /// owns (e.g. to restart a daemon on the same state).
+    pub fn start_in(state_dir: &Path, extra_args: &[&str]) -> Daemon {
+        Daemon::spawn(
+            state_dir.to_path_buf(),
+            None,
+            extra_args,
+            Stdio::null(),
+            &[],
+        )
+    }
+
+    /// Like [`Daemon::start_in`], with these environment variables set.
+    pub fn start_in_with_env(
+        state_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::spawn(
+            state_dir.to_path_buf(),
+            None,
+            extra_args,
+            Stdio::null(),
+            env,
+        )
+    }
+
+    /// Runs fido2d (as [`Daemon::start_in`] would) when it is expected to refuse to start:
+    /// returns its exit status and output, or fails the test if it is still running after
+    /// `timeout` (it hung) or printed its ready line (it started).
+    pub fn expect_refusal(state_dir: &Path, extra_args: &[&str], timeout: Duration) -> Outcome {
+        let mut cmd = Command::new(fido2d_bin());
+        cmd.args(["--config", "/dev/null"])
+            .args(["--transport", "udp", "--udp-port", "0", "--state-dir"])
+            .arg(state_dir)
+            .args(hermetic_keystore(extra_args))
+            .args(extra_args)
+            .env("NO_COLOR", "1");
+        let outcome = run_with_timeout(&mut cmd, timeout);
+        assert!(
+            outcome.status.is_some(),
+            "fido2d {extra_args:?} was still running after {timeout:?}:\n{}",
+            outcome.stderr
+        );
+        assert!(
+            !outcome.stderr.contains(READY_PHRASE),
+            "fido2d {extra_args:?} started:\n{}",
+            outcome.stderr
+        );
+        outcome
+    }
+
+    /// A daemon whose user-presence checks all succeed at once.
+    pub fn auto_approve() -> Daemon {
+        Daemon::start(&["--presence", "auto-approve"])
+    }
+
+    /// Like [`Daemon::start_in`], with fido2d run by `wrapper` (a command and its arguments,
+    /// to which fido2d's path and arguments are appended; it must exec them, so that the pid
+    /// is fido2d's), e.g. `unshare -m sh -c '...; exec "$@"'` for a private mount namespace.
+    pub fn start_in_wrapped(state_dir: &Path, wrapper: &[&str], extra_args: &[&str]) -> Daemon {
+        Daemon::spawn_wrapped(
+            state_dir.to_path_buf(),
+            None,
+            extra_args,
+            Stdio::null(),
+            &[],
+            wrapper,
+        )
+    }
+
+    fn spawn(
+        state_dir: PathBuf,
+        temp_dir: Option<TempDir>,
+        extra_args: &[&str],
+        stdin: Stdio,
+        envs: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::spawn_wrapped(state_dir, temp_dir, extra_args, stdin, envs, &[])
+    }
+
+    fn spawn_wrapped(
+        state_dir: PathBuf,
+        temp_dir: Option<TempDir>,
+        extra_args: &[&str],
+        stdin: Stdio,
+        envs: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Daemon {
+        let bin = fido2d_bin();
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("fido2d-run-")
+            .tempdir()
+            .expect("create a temporary runtime directory");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(runtime_dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod 0755 the temporary runtime directory");
+        }
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
+        // --config /dev/null: the machine's /etc/fido2d/config.toml must not change the test.
+        cmd.args(["--config", "/dev/null"])
+            .args(["--transport", "udp", "--udp-port", "0", "--state-dir"])
+            .arg(&state_dir)
+            .arg("--control-socket")
+            .arg(runtime_dir.path().join("control.sock"))
+            .args(hermetic_keystore(extra_args))
+            .args(extra_args)
+            .envs(envs.iter().copied())
+            .env("NO_COLOR", "1")
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (lines_tx, lines_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let readers = vec![
+            collect_lines(stderr, "", Arc::clone(&logs), Some(lines_tx)),
+            collect_lines(stdout, "[stdout] ", Arc::clone(&logs), None),
+        ];
+
+        let mut daemon = Daemon {
+            child,
+            port: 0,
+            state_dir,
+            _temp_dir: temp_dir,
+            runtime_dir,
+            logs,
+            readers,
+            exit_status: None,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(port) = ready_port(&line) {
+                        daemon.port = port;
+                        return daemon;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    daemon.stop();
+                    panic!(
+                        "fido2d printed no '{READY_PHRASE} 127.0.0.1:<port>' line within \
+                         {READY_TIMEOUT:?} (its logs follow)"
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = daemon.stop();
+                    panic!("fido2d exited ({status}) before its ready line (its logs follow)");
+                }
+            }
+        }
+    }
+
+    /// The UDP port fido2d serves on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The socket address fido2d serves on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The daemon's state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The daemon's control socket.
+    pub fn control_socket(&self) -> PathBuf {
+        self.runtime_dir.path().join("control.sock")
+    }
+
+    /// Everything the daemon logged so far (stderr; stdout lines prefixed).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the daemon: SIGTERM, then SIGKILL if it has not exited within
+    /// [`STOP_TIMEOUT`]. Returns its exit status; later calls return it again.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(status) = self.exit_status {
+            return status;
+        }
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => status,
+            _ => {
+                terminate(&self.child);
+                match wait_timeout(&mut self.child, STOP_TIMEOUT) {
+                    Some(status) => status,
+                    None => {
+                        let _ = self.child.kill();
+                        self.child.wait().expect("wait for the killed fido2d")
+                    }
+                }
+            }
+        };
+        self.exit_status = Some(status);
+        // Let the readers take in the last lines (bounded: a grandchild could
+        // keep the pipes open).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !self.readers.iter().all(|r| r.is_finished()) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let status = self.stop();
+        if thread::panicking() {
+            eprintln!(
+                "----- fido2d (port {}, {status}) logs -----\n{}----- end of fido2d logs -----",
+                self.port,
+                self.logs()
+            );
+        }
+    }
+}
+
+/// Tests never reach the machine's own TPM: unless a test picks a keystore or names a TPM
+/// (`--keystore`, `--tcti`), the daemon runs with the encrypted file.
+fn hermetic_keystore(extra_args: &[&str]) -> &'static [&'static str] {
+    if extra_args
+        .iter()
+        .any(|a| *a == "--keystore" || *a == "--tcti")
+    {
+        &[]
+    } else {
+        &["--keystore", "file"]
+    }
+}
+
+/// The port of a fido2d ready line: `... CTAPHID over UDP on 127.0.0.1:<port> ...`.
+fn ready_port(line: &str) -> Option<u16> {
+    static PORT: OnceLock<Regex> = OnceLock::new();
+    let (_, rest) = line.split_once(READY_PHRASE)?;
+    let re = PORT.get_or_init(|| Regex::new(r"127\.0\.0\.1:(\d+)").expect("valid regex"));
+    re.captures(rest)?.get(1)?.as_str().parse().ok()
+}
+
+/// Drops ANSI escape sequences (colours), in case the logger ignores NO_COLOR.
+fn strip_ansi(line: &str) -> String {
+    static ANSI: OnceLock<Regex> = OnceLock::new();
+    let re = ANSI.get_or_init(|| Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]").expect("valid regex"));
+    re.replace_all(line, "").into_owned()
+}
+
+/// Reads `stream` line by line in a thread, appending to `logs` and, while
+/// someone listens, sending each line to `lines`.
+fn collect_lines(
+    stream: impl Read + Send + 'static,
+    prefix: &'static str,
+    logs: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = strip_ansi(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']));
+            {
+                let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
+                logs.push_str(prefix);
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+            if let Some(tx) = &lines {
+                let _ = tx.send(line);
+            }
+        }
+    })
+}
+
+#[cfg(unix)]
+fn terminate(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits in pid_t");
+    // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(child: &Child) {
+    let _ = child;
+}
+
+/// Waits for `child` to exit, for at most `timeout`.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+/// What [`run_with_timeout`] saw.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit status, or `None` if the program was killed at the deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// True if the program exited by itself with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Runs `cmd` (stdin closed, output collected), killing it after `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Outcome {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Outcome {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// How long [`Watched::wait_for`] waits for a line.
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running program (an agent, say) whose output lines a test waits for and whose stdin it
+/// types into. Killed when dropped.
+pub struct Watched {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    pub fn spawn(cmd: &mut Command) -> Watched {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Watched {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WATCH_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to the agent");
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_ready_line() {
+        assert_eq!(
+            ready_port("2025-01-01T00:00:00Z  INFO fido2d: CTAPHID over UDP on 127.0.0.1:40123"),
+            Some(40123)
+        );
+        assert_eq!(
+            ready_port("INFO CTAPHID over UDP on addr=127.0.0.1:9 (Solo simulator framing)"),
+            Some(9)
+        );
+        assert_eq!(ready_port("INFO binding 127.0.0.1:0"), None);
+        assert_eq!(ready_port("INFO CTAPHID over UDP on 127.0.0.1:99999"), None);
+    }
+
+    #[test]
+    fn strips_colours() {
+        assert_eq!(
+            strip_ansi("\x1b[2m2025\x1b[0m \x1b[32m INFO\x1b[0m CTAPHID over UDP on 127.0.0.1:5"),
+            "2025  INFO CTAPHID over UDP on 127.0.0.1:5"
+        );
+    }
+}
+
+impl Daemon {
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the daemon with SIGKILL (no cleanup at all, like a power cut of the process).
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.exit_status {
+            return status;
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for the killed fido2d");
+        self.exit_status = Some(status);
+        status
+    }
+}
+
+/// A CTAPHID client over fido2d's UDP transport, written from the spec (CTAP 2.1 §11.2) on top
+/// of protocol's fragmentation: one socket, one channel from INIT. For tests that need many
+/// independent clients or precise control over the reports; interoperability is what the
+/// python-fido2, libfido2 and OpenSSH tests show.
+pub struct HidClient {
+    socket: std::net::UdpSocket,
+    pub cid: u32,
+}
+
+/// What came back for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HidAnswer {
+    /// The answer message (command without the init bit, payload).
+    Message(u8, Vec<u8>),
+    /// CTAPHID_ERROR with this code.
+    Error(u8),
+}
+
+impl HidClient {
+    pub const CMD_PING: u8 = 0x01;
+    pub const CMD_MSG: u8 = 0x03;
+    pub const CMD_INIT: u8 = 0x06;
+    pub const CMD_CBOR: u8 = 0x10;
+    pub const CMD_KEEPALIVE: u8 = 0x3b;
+    pub const CMD_ERROR: u8 = 0x3f;
+    pub const ERR_CHANNEL_BUSY: u8 = 0x06;
+
+    /// Opens a socket to `addr` and allocates a channel.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        socket.connect(addr)?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut client = HidClient {
+            socket,
+            cid: 0xffff_ffff,
+        };
+        let port = client.socket.local_addr()?.port();
+        let nonce: [u8; 8] = std::array::from_fn(|i| (i as u8) ^ (port as u8));
+        let HidAnswer::Message(Self::CMD_INIT, answer) = client.transact(Self::CMD_INIT, &nonce)?
+        else {
+            return Err(std::io::Error::other("INIT was not answered by INIT"));
+        };
+        if answer.len() != 17 || answer[..8] != nonce {
+            return Err(std::io::Error::other("INIT answer with another nonce"));
+        }
+        client.cid = u32::from_be_bytes(answer[8..12].try_into().expect("4 bytes"));
+        Ok(client)
+    }
+
+    /// Sends one message and reads its answer, skipping keepalives. Every report that comes
+    /// back must be for this channel and in sequence.
+    pub fn transact(&mut self, command: u8, payload: &[u8]) -> std::io::Result<HidAnswer> {
+        use protocol::ctaphid::{fragment_message, Command};
+        let command_code =
+            Command::from_code(command).ok_or_else(|| std::io::Error::other("unknown command"))?;
+        let reports = fragment_message(self.cid, command_code, payload)
+            .ok_or_else(|| std::io::Error::other("message too long"))?;
+        for report in &reports {
+            self.socket.send(report)?;
+        }
+        self.read_answer()
+    }
+
+    /// Reads one answer message on this channel (keepalives skipped).
+    pub fn read_answer(&mut self) -> std::io::Result<HidAnswer> {
+        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        loop {
+            let first = self.read_report()?;
+            let cmd = first[4] & 0x7f;
+            if first[4] & 0x80 == 0 {
+                return Err(bad(
+                    "a continuation packet where an answer should start".into()
+                ));
+            }
+            let len = usize::from(u16::from_be_bytes([first[5], first[6]]));
+            if cmd == Self::CMD_KEEPALIVE {
+                continue;
+            }
+            if cmd == Self::CMD_ERROR {
+                return Ok(HidAnswer::Error(first[7]));
+            }
+            let mut payload = first[7..].to_vec();
+            let mut seq = 0u8;
+            while payload.len() < len {
+                let next = self.read_report()?;
+                if next[4] != seq {
+                    return Err(bad(format!("sequence {} where {seq} was due", next[4])));
+                }
+                seq += 1;
+                payload.extend_from_slice(&next[5..]);
+            }
+            payload.truncate(len);
+            return Ok(HidAnswer::Message(cmd, payload));
+        }
+    }
+
+    fn read_report(&mut self) -> std::io::Result<[u8; 64]> {
+        let mut buf = [0u8; 128];
+        let n = self.socket.recv(&mut buf)?;
+        if n != 64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a {n}-byte datagram"),
+            ));
+        }
+        let cid = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes"));
+        if cid != self.cid {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a report for channel {cid:#x} on channel {:#x}'s socket",
+                    self.cid
+                ),
+            ));
+        }
+        Ok(buf[..64].try_into().expect("64 bytes"))
+    }
+
+    /// A CTAP2 request (command byte + CBOR) answered over CTAPHID_CBOR.
+    pub fn cbor(&mut self, request: &[u8]) -> std::io::Result<HidAnswer> {
+        self.transact(Self::CMD_CBOR, request)
+    }
+}

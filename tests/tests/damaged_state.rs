@@ -1,0 +1,195 @@
+//! A damaged state directory against the real fido2d (file keystore): a corrupt or truncated
+//! credential record is set aside as `*.damaged` with its bytes intact while the other
+//! credentials keep working; a truncated or corrupt `master.key`, or the `master.key` of
+//! another state directory, is a clear error at start-up and not one file is changed.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use ciborium::Value;
+use fido2d_tests::requests::make_credential_es256;
+use fido2d_tests::state_tree::{private_state_dir, snapshot};
+use fido2d_tests::{Daemon, HidAnswer, HidClient};
+use protocol::cbor;
+use sha2::{Digest, Sha256};
+
+const ARGS: [&str; 4] = ["--presence", "auto-approve", "--keystore", "file"];
+const NO_CREDENTIALS: u8 = 0x2e;
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// getAssertion with an empty allowList: the RP's discoverable credentials.
+fn get_assertion(rp: &str) -> Vec<u8> {
+    let params = cbor::int_map(vec![(1, text(rp)), (2, Value::Bytes(vec![0xab; 32]))]);
+    [vec![0x02], cbor::encode(&params)].concat()
+}
+
+fn status(answer: &HidAnswer) -> u8 {
+    match answer {
+        HidAnswer::Message(HidClient::CMD_CBOR, body) if !body.is_empty() => body[0],
+        other => panic!("not a CTAP2 answer: {other:?}"),
+    }
+}
+
+/// Makes one discoverable credential per RP; returns their credential IDs.
+fn register(daemon: &Daemon, rps: &[&str]) -> Vec<Vec<u8>> {
+    let mut client = HidClient::connect(daemon.addr()).expect("INIT");
+    rps.iter()
+        .map(|rp| {
+            let answer = client
+                .cbor(&make_credential_es256(rp, b"user", true))
+                .unwrap();
+            let HidAnswer::Message(_, body) = &answer else {
+                panic!("{answer:?}")
+            };
+            assert_eq!(body[0], 0, "makeCredential for {rp}");
+            let made = cbor::decode(&body[1..]).unwrap();
+            let auth_data = made
+                .as_map()
+                .and_then(|m| m.iter().find(|(k, _)| *k == Value::Integer(2.into())))
+                .and_then(|(_, v)| v.as_bytes())
+                .expect("authData")
+                .clone();
+            let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+            auth_data[55..55 + len].to_vec()
+        })
+        .collect()
+}
+
+fn record_file(credential_id: &[u8]) -> String {
+    format!(
+        "credentials/{}.cred",
+        hex(&Sha256::digest(credential_id)[..16])
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_working() {
+    let (_temp, dir) = private_state_dir();
+    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let ids = register(
+        &daemon,
+        &["flipped.example", "cut.example", "intact.example"],
+    );
+    daemon.stop();
+
+    let flipped = record_file(&ids[0]);
+    let cut = record_file(&ids[1]);
+    let mut bytes = fs::read(dir.join(&flipped)).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x01;
+    fs::write(dir.join(&flipped), &bytes).unwrap();
+    let bytes = fs::read(dir.join(&cut)).unwrap();
+    fs::write(dir.join(&cut), &bytes[..bytes.len() / 2]).unwrap();
+    let before = snapshot(&dir);
+
+    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut client = HidClient::connect(daemon.addr()).expect("INIT");
+    assert_eq!(
+        status(&client.cbor(&get_assertion("intact.example")).unwrap()),
+        0
+    );
+    for rp in ["flipped.example", "cut.example"] {
+        assert_eq!(
+            status(&client.cbor(&get_assertion(rp)).unwrap()),
+            NO_CREDENTIALS,
+            "{rp}"
+        );
+    }
+    let logs = daemon.logs();
+    daemon.stop();
+
+    let after = snapshot(&dir);
+    for (path, bytes) in &before {
+        if *path == flipped || *path == cut {
+            assert!(!after.contains_key(path), "{path} is still in place");
+            let aside = format!("{path}.damaged");
+            assert_eq!(
+                after.get(&aside),
+                Some(bytes),
+                "{aside} holds the damaged bytes"
+            );
+            assert!(
+                logs.contains("damaged credential record was moved aside") && logs.contains(&aside),
+                "the log names {aside}:\n{logs}"
+            );
+        } else if path != "counter" {
+            assert_eq!(after.get(path), Some(bytes), "{path} changed");
+        }
+    }
+}
+
+/// Starts fido2d on `dir`, expects it to refuse with a message containing `needles`, and
+/// checks that every file is as it was.
+fn refuses_and_touches_nothing(dir: &Path, needles: &[&str]) {
+    let before = snapshot(dir);
+    let outcome = Daemon::expect_refusal(dir, &ARGS, Duration::from_secs(30));
+    assert!(!outcome.success(), "{}", outcome.stderr);
+    for needle in needles {
+        assert!(
+            outcome.stderr.contains(needle),
+            "the error names {needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+    assert_eq!(snapshot(dir), before, "a file was changed");
+}
+
+#[test]
+fn a_truncated_or_corrupt_master_key_is_a_clear_error_and_changes_nothing() {
+    let (_temp, dir) = private_state_dir();
+    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let ids = register(&daemon, &["example.com"]);
+    daemon.stop();
+    assert!(dir.join(record_file(&ids[0])).exists());
+    let master = fs::read(dir.join("master.key")).unwrap();
+
+    fs::write(dir.join("master.key"), &master[..master.len() - 7]).unwrap();
+    refuses_and_touches_nothing(&dir, &["master key file", "master.key", "corrupt"]);
+
+    let mut flipped = master.clone();
+    flipped[12] ^= 0x40;
+    fs::write(dir.join("master.key"), &flipped).unwrap();
+    refuses_and_touches_nothing(&dir, &["master key file", "master.key", "corrupt"]);
+
+    fs::write(dir.join("master.key"), &master).unwrap();
+    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut client = HidClient::connect(daemon.addr()).expect("INIT");
+    assert_eq!(
+        status(&client.cbor(&get_assertion("example.com")).unwrap()),
+        0,
+        "the credential works again with its master key"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn the_master_key_of_another_state_dir_is_refused_and_changes_nothing() {
+    let (_temp, dir) = private_state_dir();
+    let (_other_temp, other) = private_state_dir();
+    for d in [&dir, &other] {
+        let mut daemon = Daemon::start_in(d, &ARGS);
+        register(&daemon, &["example.com"]);
+        daemon.stop();
+    }
+    let own = fs::read(dir.join("master.key")).unwrap();
+    fs::copy(other.join("master.key"), dir.join("master.key")).unwrap();
+    // Sealed under the other key, the counter does not open: fido2d stops there.
+    refuses_and_touches_nothing(&dir, &["counter", "corrupt"]);
+
+    fs::write(dir.join("master.key"), &own).unwrap();
+    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut client = HidClient::connect(daemon.addr()).expect("INIT");
+    assert_eq!(
+        status(&client.cbor(&get_assertion("example.com")).unwrap()),
+        0
+    );
+    daemon.stop();
+}

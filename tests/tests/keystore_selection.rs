@@ -1,0 +1,257 @@
+//! How fido2d picks its keystore at start (`--keystore auto|tpm|file`, `--tcti`), against a
+//! real TPM 2.0 simulator (swtpm), nothing at all, and an endpoint that accepts connections
+//! and never answers.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use std::process::Command;
+
+use fido2d_tests::swtpm::{SilentEndpoint, Swtpm};
+use fido2d_tests::{fido2ctl_bin, run_with_timeout, Daemon};
+
+/// Generous: a refusal takes well under a second, a TPM timeout the given --tpm-timeout.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    (temp, dir)
+}
+
+fn closed_port_tcti() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("swtpm:host=127.0.0.1,port={port}")
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+fn stop(mut daemon: Daemon) {
+    let status = daemon.stop();
+    assert!(status.success(), "fido2d exited with {status}");
+}
+
+#[test]
+fn auto_takes_the_tpm_when_it_answers() {
+    let tpm = Swtpm::start();
+    let (_temp, dir) = state_dir();
+
+    let daemon = Daemon::start_in(&dir, &["--tcti", &tpm.tcti()]);
+
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("because a new state directory, and a TPM is preferred"),
+        "{logs}"
+    );
+    assert!(logs.contains("TPM answered: manufacturer IBM"), "{logs}");
+    assert!(
+        logs.contains("keystore: tpm (manufacturer IBM, vendor \"SW TPM\", firmware "),
+        "{logs}"
+    );
+    assert!(logs.contains("0 discoverable credentials"), "{logs}");
+    assert!(dir.join("master.tpm").exists());
+    assert!(!dir.join("master.key").exists());
+    let status = fido2ctl_status(&daemon);
+    assert_eq!(status["backend"], "tpm");
+    let detail = status["backend_detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("manufacturer IBM, vendor \"SW TPM\", firmware "),
+        "{detail}"
+    );
+    assert!(detail.contains(&format!("via {}", tpm.tcti())), "{detail}");
+    assert_eq!(status["discoverable_credentials"], 0);
+    stop(daemon);
+}
+
+/// `fido2ctl --json status` against the daemon.
+fn fido2ctl_status(daemon: &Daemon) -> serde_json::Value {
+    let outcome = run_with_timeout(
+        Command::new(fido2ctl_bin())
+            .arg("--socket")
+            .arg(daemon.control_socket())
+            .args(["--json", "status"]),
+        Duration::from_secs(10),
+    );
+    assert!(outcome.success(), "{}", outcome.stderr);
+    serde_json::from_str(&outcome.stdout).expect("JSON status")
+}
+
+#[test]
+fn auto_takes_the_file_when_no_tpm_is_there() {
+    let (_temp, dir) = state_dir();
+
+    let daemon = Daemon::start_in(&dir, &["--tcti", &closed_port_tcti()]);
+
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("keystore: the encrypted file, because no TPM at swtpm:host=127.0.0.1"),
+        "{logs}"
+    );
+    assert!(logs.contains("keystore: encrypted file in"), "{logs}");
+    assert!(dir.join("master.key").exists());
+    stop(daemon);
+}
+
+#[test]
+fn a_tpm_that_never_answers_does_not_hang_start_up() {
+    let silent = SilentEndpoint::start();
+    let (_temp, dir) = state_dir();
+    let (_other_temp, other_dir) = state_dir();
+
+    let started = Instant::now();
+    let daemon = Daemon::start_in(&dir, &["--tcti", &silent.tcti(), "--tpm-timeout", "1"]);
+    let auto_took = started.elapsed();
+    let started = Instant::now();
+    let refused = Daemon::expect_refusal(
+        &other_dir,
+        &[
+            "--keystore",
+            "tpm",
+            "--tcti",
+            &silent.tcti(),
+            "--tpm-timeout",
+            "1",
+        ],
+        REFUSAL_TIMEOUT,
+    );
+    let tpm_took = started.elapsed();
+
+    let logs = daemon.logs();
+    assert!(
+        silent.connections() >= 2,
+        "both daemons reached the endpoint"
+    );
+    assert!(
+        logs.contains(&format!(
+            "keystore: the encrypted file, because the TPM at {} did not answer within 1s",
+            silent.tcti()
+        )),
+        "{logs}"
+    );
+    assert!(dir.join("master.key").exists());
+    assert!(auto_took < Duration::from_secs(15), "{auto_took:?}");
+    assert!(!refused.success());
+    assert!(
+        refused
+            .stderr
+            .contains("did not answer within 1s (--tpm-timeout)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(tpm_took < Duration::from_secs(15), "{tpm_took:?}");
+    assert!(is_empty(&other_dir), "--keystore tpm wrote nothing");
+    stop(daemon);
+}
+
+#[test]
+fn a_tpm_that_answers_but_fails_is_an_error_never_a_switch_to_the_file() {
+    let tpm = Swtpm::start();
+    tpm.tool(&["tpm2_changeauth", "-c", "owner", "owner-secret"]);
+    let unstarted = Swtpm::start_without_startup();
+    let (_temp, dir) = state_dir();
+
+    let owner_password = Daemon::expect_refusal(&dir, &["--tcti", &tpm.tcti()], REFUSAL_TIMEOUT);
+    let not_started = Daemon::expect_refusal(&dir, &["--tcti", &unstarted.tcti()], REFUSAL_TIMEOUT);
+
+    assert!(!owner_password.success());
+    assert!(
+        owner_password
+            .stderr
+            .contains("the TPM's owner hierarchy has a password"),
+        "{}",
+        owner_password.stderr
+    );
+    assert!(owner_password.stderr.contains("--tpm-parent"));
+    assert!(!not_started.success());
+    assert!(
+        not_started.stderr.contains("the TPM has not been started"),
+        "{}",
+        not_started.stderr
+    );
+    assert!(is_empty(&dir), "no file keystore was created instead");
+}
+
+#[test]
+fn a_state_directory_keeps_its_backend() {
+    let tpm = Swtpm::start();
+    let (_temp, tpm_dir) = state_dir();
+    let (_file_temp, file_dir) = state_dir();
+    stop(Daemon::start_in(&tpm_dir, &["--tcti", &tpm.tcti()]));
+    stop(Daemon::start_in(&file_dir, &["--keystore", "file"]));
+
+    // The TPM's credentials are in the TPM: without it, no silent fallback to the file.
+    let tpm_gone =
+        Daemon::expect_refusal(&tpm_dir, &["--tcti", &closed_port_tcti()], REFUSAL_TIMEOUT);
+    // A file state directory stays with the file, though a TPM answers now.
+    let file_kept = Daemon::start_in(&file_dir, &["--tcti", &tpm.tcti()]);
+    // And an explicit backend does not take over the other's directory.
+    let tpm_on_file = Daemon::expect_refusal(
+        &file_dir,
+        &["--keystore", "tpm", "--tcti", &tpm.tcti()],
+        REFUSAL_TIMEOUT,
+    );
+
+    assert!(!tpm_gone.success());
+    assert!(
+        tpm_gone
+            .stderr
+            .contains("(the state directory holds TPM credentials (master.tpm))"),
+        "{}",
+        tpm_gone.stderr
+    );
+    assert!(!tpm_dir.join("master.key").exists());
+    let logs = file_kept.logs();
+    assert!(
+        logs.contains("because the state directory holds file credentials (master.key)"),
+        "{logs}"
+    );
+    stop(file_kept);
+    assert!(!tpm_on_file.success());
+    assert!(
+        tpm_on_file
+            .stderr
+            .contains("belongs to the file keystore, not the tpm one"),
+        "{}",
+        tpm_on_file.stderr
+    );
+}
+
+#[test]
+fn the_tcti_comes_from_the_option_then_the_environment() {
+    let tpm = Swtpm::start();
+    let (_temp, dir) = state_dir();
+    let (_other_temp, other_dir) = state_dir();
+
+    let from_env = Daemon::start_in_with_env(
+        &dir,
+        &["--keystore", "tpm"],
+        &[
+            ("TPM2TOOLS_TCTI", &tpm.tcti()),
+            ("TCTI", &closed_port_tcti()),
+        ],
+    );
+    let env_logs = from_env.logs();
+    stop(from_env);
+    let from_tcti =
+        Daemon::start_in_with_env(&other_dir, &["--keystore", "tpm"], &[("TCTI", &tpm.tcti())]);
+    let tcti_logs = from_tcti.logs();
+    stop(from_tcti);
+    let option_wins = Daemon::start_in_with_env(
+        &dir,
+        &["--keystore", "tpm", "--tcti", &tpm.tcti()],
+        &[("TPM2TOOLS_TCTI", &closed_port_tcti())],
+    );
+
+    let via = format!("via {})", tpm.tcti());
+    assert!(env_logs.contains(&via), "{env_logs}");
+    assert!(tcti_logs.contains(&via), "{tcti_logs}");
+    assert!(option_wins.logs().contains(&via), "{}", option_wins.logs());
+    stop(option_wins);
+}

@@ -1,0 +1,97 @@
+//! PIN, credential management, authenticatorConfig, extensions and large blobs against a
+//! real fido2d, driven and verified by python-fido2 (tests/e2e/pin.py); and the PIN lockout
+//! across daemon restarts. Needs `pip install fido2==2.2.1`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use fido2d_tests::{run_with_timeout, Daemon};
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Runs `pin.py PORT args...` against `daemon`; fails the test with the failed checks.
+fn run_script(daemon: &Daemon, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/pin.py");
+    let outcome = run_with_timeout(
+        Command::new(python())
+            .arg(&script)
+            .arg(daemon.port().to_string())
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1"),
+        SCRIPT_TIMEOUT,
+    );
+    println!("{}", outcome.stdout);
+    if !outcome.stderr.is_empty() {
+        eprintln!("----- pin.py {args:?} stderr -----\n{}", outcome.stderr);
+    }
+    let failures: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL "))
+        .collect();
+    match outcome.status {
+        None => panic!("pin.py {args:?} did not finish within {SCRIPT_TIMEOUT:?}"),
+        Some(status) => assert!(
+            status.success(),
+            "pin.py {args:?} exited with {status}; failed checks:\n{}",
+            failures.join("\n")
+        ),
+    }
+}
+
+#[test]
+fn python_fido2_pin_credential_management_config_extensions_large_blobs() {
+    let mut daemon = Daemon::auto_approve();
+    run_script(&daemon, &["features"]);
+    assert!(daemon.stop().success(), "fido2d did not exit cleanly");
+}
+
+/// The same with the TPM keystore (on swtpm): credential management lists the TPM keys'
+/// public keys, extension state is kept with their blobs, PIN state is sealed with the
+/// TPM-sealed master secret.
+#[test]
+fn python_fido2_pin_credential_management_config_extensions_large_blobs_with_the_tpm() {
+    let tpm = fido2d_tests::swtpm::Swtpm::start();
+    let tcti = tpm.tcti();
+    let mut daemon = Daemon::start(&[
+        "--presence",
+        "auto-approve",
+        "--keystore",
+        "tpm",
+        "--tcti",
+        &tcti,
+    ]);
+    run_script(&daemon, &["features"]);
+    assert!(daemon.logs().contains("keystore: tpm (manufacturer IBM"));
+    assert!(daemon.stop().success(), "fido2d did not exit cleanly");
+}
+
+/// 3 wrong PINs block PIN use until a restart, which clears the block but not the count;
+/// 8 wrong block the PIN across restarts until authenticatorReset.
+#[test]
+fn pin_lockout_across_daemon_restarts() {
+    let state = tempfile::Builder::new()
+        .prefix("fido2d-lockout-")
+        .tempdir()
+        .expect("temporary state directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod 0700");
+    }
+    for phase in ["a", "b", "c", "d", "e"] {
+        let mut daemon = Daemon::start_in(state.path(), &["--presence", "auto-approve"]);
+        run_script(&daemon, &["lockout", phase]);
+        assert!(
+            daemon.stop().success(),
+            "fido2d did not exit cleanly after phase {phase}"
+        );
+    }
+}

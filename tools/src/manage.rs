@@ -1,0 +1,135 @@
+//! fido2ctl's key management commands: PIN, credentials, reset, config. Each is a CTAP
+//! conversation with the key (see `ctap::client`), so they work with hardware keys too.
+
+use std::io::BufRead as _;
+
+use crate::ctap::{self, client, Key};
+use crate::exit::Failure;
+use crate::{info, secret_input};
+
+/// A key and the PIN protocol it prefers.
+fn open(device: Option<&str>) -> Result<(Key, serde_json::Value), Failure> {
+    let mut key = ctap::open(device)?;
+    let info = info::fetch(&mut key)?;
+    Ok((key, info))
+}
+
+fn has_pin(info: &serde_json::Value) -> bool {
+    info["options"]["clientPin"] == true
+}
+
+pub fn pin_set(device: Option<&str>) -> Result<String, Failure> {
+    let (mut key, info) = open(device)?;
+    if info["options"].get("clientPin").is_none() {
+        return Err(Failure::failed("this key has no PIN support"));
+    }
+    if has_pin(&info) {
+        return Err(Failure::failed(
+            "the key has a PIN already: use `fido2ctl pin change`",
+        ));
+    }
+    let pin = secret_input::read_new("New PIN")?;
+    client::set_pin(&mut key, client::pin_protocol(&info), &pin)?;
+    Ok("PIN set.".into())
+}
+
+pub fn pin_change(device: Option<&str>) -> Result<String, Failure> {
+    let (mut key, info) = open(device)?;
+    if !has_pin(&info) {
+        return Err(Failure::failed(
+            "the key has no PIN yet: use `fido2ctl pin set`",
+        ));
+    }
+    let current = secret_input::read("Current PIN: ")?;
+    let new_pin = secret_input::read_new("New PIN")?;
+    client::change_pin(&mut key, client::pin_protocol(&info), &current, &new_pin)?;
+    Ok("PIN changed.".into())
+}
+
+pub fn pin_status(device: Option<&str>) -> Result<serde_json::Value, Failure> {
+    let (mut key, info) = open(device)?;
+    let set = has_pin(&info);
+    let retries = if set {
+        Some(client::pin_retries(&mut key, client::pin_protocol(&info))?)
+    } else {
+        None
+    };
+    Ok(serde_json::json!({
+        "pin_set": set,
+        "retries": retries,
+        "min_pin_length": info["minPINLength"],
+        "force_pin_change": info["forcePINChange"],
+    }))
+}
+
+/// A token for `permissions`, the PIN read from the person.
+fn authorize(
+    key: &mut Key,
+    info: &serde_json::Value,
+    permissions: u8,
+) -> Result<client::Token, Failure> {
+    if !has_pin(info) {
+        return Err(Failure::failed(
+            "this needs the key's PIN, and it has none: set one with `fido2ctl pin set`",
+        ));
+    }
+    let pin = secret_input::read("PIN: ")?;
+    client::token(key, client::pin_protocol(info), &pin, permissions)
+}
+
+pub fn credentials_list(device: Option<&str>) -> Result<Vec<client::StoredCredential>, Failure> {
+    let (mut key, info) = open(device)?;
+    let token = authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    client::list_credentials(&mut key, &token)
+}
+
+pub fn credentials_delete(device: Option<&str>, credential_id: &str) -> Result<String, Failure> {
+    let id = hex::decode(credential_id).map_err(|_| {
+        Failure::failed("the credential ID must be hex, as `credentials list` shows it")
+    })?;
+    let (mut key, info) = open(device)?;
+    let token = authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    client::delete_credential(&mut key, &token, &id)?;
+    Ok("Credential deleted.".into())
+}
+
+pub fn reset(device: Option<&str>, yes: bool) -> Result<String, Failure> {
+    if !yes {
+        eprintln!(
+            "Reset ERASES EVERY CREDENTIAL on the key and its PIN: every account that uses it \
+             loses this sign-in method. Type \"erase\" to go on:"
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|err| Failure::failed(format!("cannot read the answer: {err}")))?;
+        if answer.trim() != "erase" {
+            return Err(Failure::failed("not confirmed: nothing was erased"));
+        }
+    }
+    let mut key = ctap::open(device)?;
+    eprintln!("fido2ctl: confirm the reset on the key (touch it, or allow the prompt)");
+    client::reset(&mut key)?;
+    Ok("The key is reset: every credential and the PIN are gone.".into())
+}
+
+pub fn config_always_uv(device: Option<&str>) -> Result<String, Failure> {
+    let (mut key, info) = open(device)?;
+    let token = authorize(&mut key, &info, client::PERMISSION_AUTHENTICATOR_CONFIG)?;
+    client::toggle_always_uv(&mut key, &token)?;
+    let now = info::fetch(&mut key)?;
+    Ok(format!("alwaysUv is now {}.", now["options"]["alwaysUv"]))
+}
+
+pub fn config_min_pin_length(
+    device: Option<&str>,
+    length: Option<u8>,
+    rp_ids: &[String],
+    force_change: bool,
+) -> Result<String, Failure> {
+    let (mut key, info) = open(device)?;
+    let token = authorize(&mut key, &info, client::PERMISSION_AUTHENTICATOR_CONFIG)?;
+    client::set_min_pin_length(&mut key, &token, length, rp_ids, force_change)?;
+    Ok("Minimum PIN length updated.".into())
+}

@@ -1,0 +1,39 @@
+//! `fido2ctl status`: what the daemon reports about itself.
+
+use std::path::Path;
+
+use protocol::control::{Message, Role, Status};
+
+use crate::control_client::ControlConnection;
+use crate::exit::Failure;
+
+pub async fn fetch(socket: &Path) -> Result<Status, Failure> {
+    let mut connection = ControlConnection::connect(socket, Role::Client).await?;
+    match connection.request(&Message::StatusRequest).await? {
+        Message::Status(status) => Ok(status),
+        Message::Error { message } => Err(Failure::daemon(format!("fido2d: {message}"))),
+        _ => Err(Failure::daemon("fido2d answered status unexpectedly")),
+    }
+}
+
+pub fn print(status: &Status) {
+    println!("fido2d {}", status.daemon_version);
+    println!(
+        "  keystore:       {} ({})",
+        status.backend, status.backend_detail
+    );
+    println!("  device:         {}", status.device);
+    println!(
+        "  credentials:    {} discoverable",
+        status.discoverable_credentials
+    );
+    println!("  presence:       {}", status.presence_mode);
+    println!("  agents:         {} connected", status.agents_connected);
+    println!("  built-in UV:    {}", status.user_verification);
+    if status.presence_mode == "agent" && status.agents_connected == 0 {
+        println!(
+            "  warning: no agent is connected, so every request that needs your approval is \
+             refused; run `fido2ctl agent` in your desktop session"
+        );
+    }
+}
