@@ -194,11 +194,15 @@ class Tab:
 
     def navigate(self, url: str, ready_function: str = "runCeremony"):
         self.browser.send("Page.navigate", {"url": url}, session=self.session)
-        probe = f"document.readyState + ' ' + (typeof window.{ready_function})"
+        # The page before may still answer (it has the same function): the URL tells them apart.
+        probe = f"location.href + ' ' + document.readyState + ' ' + (typeof window.{ready_function})"
         state = ""
         for _ in range(300):
-            state = self.evaluate(probe, timeout=30)
-            if state == "complete function":
+            try:
+                state = self.evaluate(probe, timeout=30)
+            except RuntimeError as error:  # the old document went away between two probes
+                state = str(error)
+            if state == f"{url} complete function":
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{url} did not load (state {state!r})")

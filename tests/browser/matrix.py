@@ -6,8 +6,10 @@ A cell is one registration with one set of options (userVerification, residentKe
 attestation, pubKeyCredParams; authenticatorAttachment is always cross-platform), then the
 sign-ins it allows: with allowCredentials naming the new credential ("login"), and with
 allowCredentials empty ("discover", for a discoverable credential). userVerification is the
-same for the registration and the sign-ins. Each cell has an RP ID of its own, cNN.localhost,
-so no two cells' discoverable credentials meet in one account list.
+same for the registration and the sign-ins. Each cell has an RP ID of its own, cNN.rp.localhost,
+so no two cells' discoverable credentials meet in one account list; all are one site
+(rp.localhost), so a browser goes from cell to cell in one tab and one renderer process, as
+on a site's subdomains (a new site's renderer costs a headed Chromium ~10 s under TCG).
 
 The key starts without a PIN. The cells run in this order, and the PIN is set in the middle by
 the browser itself, as a person does it (Chrome's "Create a PIN" sheet):
@@ -69,7 +71,7 @@ class Cell:
 
     @property
     def rp_id(self) -> str:
-        return f"c{self.index:02d}.localhost"
+        return f"c{self.index:02d}.rp.localhost"
 
     @property
     def alg_list(self) -> tuple[int, ...]:

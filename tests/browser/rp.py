@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""A local WebAuthn relying party on http://cNN.localhost:PORT, built on py_webauthn (Duo Labs'
+"""A local WebAuthn relying party on http://cNN.rp.localhost:PORT, built on py_webauthn (Duo Labs'
 `webauthn` package from PyPI), with a stdlib HTTP server.
 
 Usage: rp.py --port PORT --results FILE
 
-Every cell of tests/browser/matrix.py has an origin of its own, http://cNN.localhost:PORT
+Every cell of tests/browser/matrix.py has an origin of its own, http://cNN.rp.localhost:PORT
 (Chromium and Firefox resolve *.localhost to the loopback address themselves and treat it as a
 secure context). The page (www/rp.html) asks this server for options, calls
 navigator.credentials.create()/get(), and posts the credential back; py_webauthn verifies the
@@ -280,7 +280,7 @@ def main():
     parser.add_argument("--results", default=None)
     args = parser.parse_args()
     server = serve(args.port, args.results)
-    print(f"rp: listening on http://cNN.localhost:{args.port}/ ({len(matrix.CELLS)} cells)", flush=True)
+    print(f"rp: listening on http://cNN.rp.localhost:{args.port}/ ({len(matrix.CELLS)} cells)", flush=True)
     server.serve_forever()
 
 

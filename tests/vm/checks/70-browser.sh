@@ -1,7 +1,7 @@
 # Real browsers enrol and sign in with the virtual key: tests/browser/run_matrix.py runs the
 # option matrix of tests/browser/matrix.py (userVerification, residentKey, attestation,
 # pubKeyCredParams, allowCredentials given and empty, without and with a PIN) against a local
-# relying party on http://cNN.localhost (py_webauthn verifies every attestation and
+# relying party on http://cNN.rp.localhost (py_webauthn verifies every attestation and
 # assertion), in chromium-headless-shell, chromium --headless=new, Firefox (Marionette), and
 # Chromium on Xvfb where xdotool types the PIN into Chromium's own PIN dialog; python-fido2's
 # Fido2Client runs the cells no browser can (the reasons are in matrix.py). One result line
@@ -82,7 +82,7 @@ agent_walkthrough() {
   ((rc == 0)) || fail "the ceremonies failed"
   grep -q 'Register this security key?' "$WORK/agent.out" || fail "no registration prompt"
   grep -q 'Sign in with this security key?' "$WORK/agent.out" || fail "no sign-in prompt"
-  grep -q "c$(printf %02d "$EU_LOGIN_CELL").localhost" "$WORK/agent.out" || fail "the prompt does not name the site"
+  grep -q "c$(printf %02d "$EU_LOGIN_CELL").rp.localhost" "$WORK/agent.out" || fail "the prompt does not name the site"
 }
 
 check agent-connected agent_connected
