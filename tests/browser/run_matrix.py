@@ -142,7 +142,7 @@ def run_chromium(args, cells: list[matrix.Cell], relying_party: rp.RelyingParty)
 
     # One tab for the run, navigated from cell to cell (one site: see matrix.py): a new tab or a
     # new site's renderer under TCG costs seconds (headed: ~10 s), more than most ceremonies.
-    tab, tabs, load_seconds = None, 0, 0.0
+    tab, tabs, loads, load_seconds = None, 0, 0, 0.0
     try:
         for cell in cells:
             steps = ["register"]
@@ -163,7 +163,7 @@ def run_chromium(args, cells: list[matrix.Cell], relying_party: rp.RelyingParty)
                             tab, tabs = browser.open_tab(url), tabs + 1
                         else:
                             tab.navigate(url)
-                        load_seconds += time.monotonic() - t0
+                        loads, load_seconds = loads + 1, load_seconds + time.monotonic() - t0
                         loaded = True
                     ok = ceremony(tab, cell, step, args.label)
                     if not ok:  # an error sheet of Chrome's may stay up: the next step gets a fresh tab
@@ -176,7 +176,7 @@ def run_chromium(args, cells: list[matrix.Cell], relying_party: rp.RelyingParty)
                 steps.pop(0)
                 if step == "register" and ok:
                     steps += steps_for(cell, relying_party, args.label)
-        print(f"browser: {len(cells)} pages loaded in {load_seconds:.1f} s ({tabs} tabs)", flush=True)
+        print(f"browser: {loads} pages loaded in {load_seconds:.1f} s ({tabs} tabs)", flush=True)
     finally:
         if typist:
             typist.stop.set()
