@@ -190,8 +190,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     });
-    // Every transport has let go of the authenticator: its thread closes the keystore (and
-    // flushes what it loaded into the TPM). Wait for that, but not forever.
+    // The control server's tasks (the hybrid service's handle among them) live as long as the
+    // runtime: drop them too, so that nothing holds the authenticator any more. Then its thread
+    // closes the keystore (and flushes what it loaded into the TPM). Wait for that, but not
+    // forever.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
     authenticator_thread.wait(SHUTDOWN_GRACE);
     served
 }

@@ -1,6 +1,6 @@
-//! How fido2d picks its keystore at start (`--keystore auto|tpm|file`, `--tcti`), against a
-//! real TPM 2.0 simulator (swtpm), nothing at all, and an endpoint that accepts connections
-//! and never answers.
+//! How fido2d picks its keystore at start (`--keystore auto|tpm|file`, `--tcti`) and closes it
+//! at stop, against a real TPM 2.0 simulator (swtpm), nothing at all, and an endpoint that
+//! accepts connections and never answers.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -254,4 +254,31 @@ fn the_tcti_comes_from_the_option_then_the_environment() {
     assert!(tcti_logs.contains(&via), "{tcti_logs}");
     assert!(option_wins.logs().contains(&via), "{}", option_wins.logs());
     stop(option_wins);
+}
+
+/// A daemon that stops closes its keystore: the storage key and the session it loaded into the
+/// TPM are flushed, at once, not after its shutdown grace. Without the kernel's resource
+/// manager (a TPM over TCP, or /dev/tpm0) nobody else flushes them, and a TPM has room for
+/// only a few loaded objects: leaked ones make a later start fail with "no room".
+#[test]
+fn a_stopped_daemon_leaves_nothing_loaded_in_the_tpm() {
+    let tpm = Swtpm::start();
+    let (_temp, dir) = state_dir();
+
+    // More starts than the simulator has object slots (3).
+    for _ in 0..4 {
+        let mut daemon = Daemon::start_in(&dir, &["--keystore", "tpm", "--tcti", &tpm.tcti()]);
+        let status = daemon.stop();
+        let logs = daemon.logs();
+        assert!(status.success(), "fido2d exited with {status}\n{logs}");
+        assert!(
+            !logs.contains("exiting without it"),
+            "the keystore was not closed:\n{logs}"
+        );
+        assert_eq!(tpm.tool(&["tpm2_getcap", "handles-transient"]).trim(), "");
+        assert_eq!(
+            tpm.tool(&["tpm2_getcap", "handles-loaded-session"]).trim(),
+            ""
+        );
+    }
 }
