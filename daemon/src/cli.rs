@@ -1,14 +1,12 @@
-//! Command-line options.
+//! Command-line options: the clap definitions, and nothing else.
+//!
+//! This file uses only std and clap: the man pages' generator (`man/`, `fido2d-man`) compiles it
+//! on its own to render fido2d(8) and fido2d.conf(5). What the options turn into (keystore,
+//! presence, hybrid settings) is in `config.rs`.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-
-use crate::control::Broker;
-use crate::keystore::KeystoreSettings;
-use crate::presence::PresenceMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -146,16 +144,6 @@ pub enum UvSetting {
     Fingerprint,
 }
 
-impl UvSetting {
-    pub fn method(self) -> Option<crate::uv::UvMethod> {
-        match self {
-            UvSetting::Off => None,
-            UvSetting::Pam => Some(crate::uv::UvMethod::Pam),
-            UvSetting::Fingerprint => Some(crate::uv::UvMethod::Fingerprint),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresenceArg {
     Agent,
@@ -163,6 +151,10 @@ pub enum PresenceArg {
     Deny,
     AutoApprove,
 }
+
+/// Options that are not settings of the configuration file: they name the file, or run one
+/// session and exit.
+pub const NOT_SETTINGS: [&str; 5] = ["config", "check-config", "help", "version", "hybrid"];
 
 /// The kernel's TPM resource manager.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
@@ -173,56 +165,4 @@ fn parse_handle(text: &str) -> Result<u32, String> {
         .or_else(|| text.strip_prefix("0X"))
         .ok_or_else(|| format!("{text}: a handle is hexadecimal, e.g. 0x81000001"))?;
     u32::from_str_radix(digits, 16).map_err(|err| format!("{text}: {err}"))
-}
-
-impl Cli {
-    /// `--tcti`, else the usual environment variables, else the kernel's resource manager.
-    pub fn tcti(&self) -> String {
-        self.tcti
-            .clone()
-            .or_else(|| {
-                ["TPM2TOOLS_TCTI", "TCTI"]
-                    .into_iter()
-                    .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-            })
-            .unwrap_or_else(|| DEFAULT_TCTI.into())
-    }
-
-    pub fn keystore_settings(&self) -> anyhow::Result<KeystoreSettings> {
-        let tpm_timeout = Duration::try_from_secs_f64(self.tpm_timeout)
-            .map_err(|_| anyhow::anyhow!("--tpm-timeout {}: not a duration", self.tpm_timeout))?;
-        Ok(KeystoreSettings {
-            choice: self.keystore,
-            state_dir: self.state_dir.clone(),
-            tcti: self.tcti(),
-            tpm_parent: self.tpm_parent,
-            tpm_timeout,
-        })
-    }
-
-    pub fn hybrid_options(&self) -> crate::hybrid::HybridOptions {
-        crate::hybrid::HybridOptions {
-            tunnel_url: self.tunnel_url.clone(),
-            tunnel_domain: self.tunnel_domain_id,
-            extra_ca: self.tunnel_ca.clone(),
-            initiator_timeout: Duration::from_secs(self.hybrid_wait),
-            session_timeout: Duration::from_secs(self.hybrid_timeout),
-            ..crate::hybrid::HybridOptions::default()
-        }
-    }
-
-    pub fn presence_mode(&self, broker: Broker) -> PresenceMode {
-        let timeout = std::time::Duration::from_secs(self.presence_timeout);
-        let arg = self.presence.unwrap_or(if std::io::stdin().is_terminal() {
-            PresenceArg::Terminal
-        } else {
-            PresenceArg::Agent
-        });
-        match arg {
-            PresenceArg::Agent => PresenceMode::Agent { broker, timeout },
-            PresenceArg::Terminal => PresenceMode::Terminal { timeout },
-            PresenceArg::Deny => PresenceMode::Deny,
-            PresenceArg::AutoApprove => PresenceMode::AutoApprove,
-        }
-    }
 }

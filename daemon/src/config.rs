@@ -7,16 +7,18 @@
 //! setting with no code here.
 
 use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser as _};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, PresenceArg, UvSetting, NOT_SETTINGS};
+use crate::control::Broker;
+use crate::keystore::KeystoreSettings;
+use crate::presence::PresenceMode;
 
 pub const DEFAULT_PATH: &str = "/etc/fido2d/config.toml";
-
-/// Options that make no sense in a file: they name the file, or run one session and exit.
-const NOT_SETTINGS: [&str; 5] = ["config", "check-config", "help", "version", "hybrid"];
 
 /// Parses the command line, with the configuration file's settings as defaults. Exits with
 /// clap's message on a bad option (as `Cli::parse` would); a bad file is an error.
@@ -105,6 +107,70 @@ fn settings_as_args(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
         }
     }
     Ok(args)
+}
+
+// What the options turn into (cli.rs holds only the clap definitions).
+
+impl Cli {
+    /// `--tcti`, else the usual environment variables, else the kernel's resource manager.
+    pub fn tcti(&self) -> String {
+        self.tcti
+            .clone()
+            .or_else(|| {
+                ["TPM2TOOLS_TCTI", "TCTI"]
+                    .into_iter()
+                    .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            })
+            .unwrap_or_else(|| crate::cli::DEFAULT_TCTI.into())
+    }
+
+    pub fn keystore_settings(&self) -> anyhow::Result<KeystoreSettings> {
+        let tpm_timeout = Duration::try_from_secs_f64(self.tpm_timeout)
+            .map_err(|_| anyhow::anyhow!("--tpm-timeout {}: not a duration", self.tpm_timeout))?;
+        Ok(KeystoreSettings {
+            choice: self.keystore,
+            state_dir: self.state_dir.clone(),
+            tcti: self.tcti(),
+            tpm_parent: self.tpm_parent,
+            tpm_timeout,
+        })
+    }
+
+    pub fn hybrid_options(&self) -> crate::hybrid::HybridOptions {
+        crate::hybrid::HybridOptions {
+            tunnel_url: self.tunnel_url.clone(),
+            tunnel_domain: self.tunnel_domain_id,
+            extra_ca: self.tunnel_ca.clone(),
+            initiator_timeout: Duration::from_secs(self.hybrid_wait),
+            session_timeout: Duration::from_secs(self.hybrid_timeout),
+            ..crate::hybrid::HybridOptions::default()
+        }
+    }
+
+    pub fn presence_mode(&self, broker: Broker) -> PresenceMode {
+        let timeout = std::time::Duration::from_secs(self.presence_timeout);
+        let arg = self.presence.unwrap_or(if std::io::stdin().is_terminal() {
+            PresenceArg::Terminal
+        } else {
+            PresenceArg::Agent
+        });
+        match arg {
+            PresenceArg::Agent => PresenceMode::Agent { broker, timeout },
+            PresenceArg::Terminal => PresenceMode::Terminal { timeout },
+            PresenceArg::Deny => PresenceMode::Deny,
+            PresenceArg::AutoApprove => PresenceMode::AutoApprove,
+        }
+    }
+}
+
+impl UvSetting {
+    pub fn method(self) -> Option<crate::uv::UvMethod> {
+        match self {
+            UvSetting::Off => None,
+            UvSetting::Pam => Some(crate::uv::UvMethod::Pam),
+            UvSetting::Fingerprint => Some(crate::uv::UvMethod::Fingerprint),
+        }
+    }
 }
 
 #[cfg(test)]
