@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ed25519_dalek::Signer as _;
 use fido2d_benches::{
     authenticator_in, credential_id_of, file_authenticator, get_assertion_request,
-    make_credential_request, populated_state_dir, HidHost,
+    make_credential_request, populated_state_dir, HidHost, BENCH_ORIGIN,
 };
 use protocol::env::Keystore as _;
 use protocol::testing::SeededRng;
@@ -71,19 +71,19 @@ fn ceremonies(c: &mut Criterion) {
 
         let make_credential = make_credential_request("example.com", b"user", alg, false);
         group.bench_function("make_credential", |b| {
-            b.iter(|| authenticator.process_cbor(black_box(&make_credential)))
+            b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&make_credential)))
         });
 
-        let response = authenticator.process_cbor(&make_credential);
+        let response = authenticator.process_cbor(BENCH_ORIGIN, &make_credential);
         let credential_id = credential_id_of(&response);
         let get_assertion = get_assertion_request("example.com", Some(&credential_id));
         assert_eq!(
-            authenticator.process_cbor(&get_assertion)[0],
+            authenticator.process_cbor(BENCH_ORIGIN, &get_assertion)[0],
             0,
             "getAssertion works"
         );
         group.bench_function("get_assertion", |b| {
-            b.iter(|| authenticator.process_cbor(black_box(&get_assertion)))
+            b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&get_assertion)))
         });
         group.finish();
     }
@@ -94,17 +94,23 @@ fn ceremonies(c: &mut Criterion) {
 fn ctaphid(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut authenticator = file_authenticator(dir.path());
-    let response =
-        authenticator.process_cbor(&make_credential_request("example.com", b"u", -7, false));
+    let response = authenticator.process_cbor(
+        BENCH_ORIGIN,
+        &make_credential_request("example.com", b"u", -7, false),
+    );
     let request = get_assertion_request("example.com", Some(&credential_id_of(&response)));
     let mut host = HidHost::new();
     let reports = host.cbor_reports(&request);
-    let answer = host.transact(&reports, |r| authenticator.process_cbor(r));
+    let answer = host.transact(&reports, |r| authenticator.process_cbor(BENCH_ORIGIN, r));
     assert_eq!(answer[0][7], 0, "getAssertion through CTAPHID works");
 
     let mut group = c.benchmark_group("ctaphid");
     group.bench_function("get_assertion_es256", |b| {
-        b.iter(|| host.transact(black_box(&reports), |r| authenticator.process_cbor(r)))
+        b.iter(|| {
+            host.transact(black_box(&reports), |r| {
+                authenticator.process_cbor(BENCH_ORIGIN, r)
+            })
+        })
     });
     group.finish();
 }
@@ -128,16 +134,16 @@ fn discoverable(c: &mut Criterion) {
         let allow_list = get_assertion_request("example.com", Some(&id));
         for request in [&discovery, &allow_list] {
             assert_eq!(
-                authenticator.process_cbor(request)[0],
+                authenticator.process_cbor(BENCH_ORIGIN, request)[0],
                 0,
                 "getAssertion works"
             );
         }
         group.bench_function(format!("get_assertion_discovery/{count}"), |b| {
-            b.iter(|| authenticator.process_cbor(black_box(&discovery)))
+            b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&discovery)))
         });
         group.bench_function(format!("get_assertion_allow_list/{count}"), |b| {
-            b.iter(|| authenticator.process_cbor(black_box(&allow_list)))
+            b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&allow_list)))
         });
     }
     group.finish();

@@ -7,7 +7,7 @@
 //! Run: `cargo bench -p fido2d-benches --bench client_pin`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fido2d_benches::{file_authenticator, memory_authenticator, pin_token_request};
+use fido2d_benches::{file_authenticator, memory_authenticator, pin_token_request, BENCH_ORIGIN};
 use std::hint::black_box;
 
 fn token_step(c: &mut Criterion) {
@@ -27,23 +27,23 @@ fn token_step(c: &mut Criterion) {
     let mut authenticator = file_authenticator(dir.path());
     let request = pin_token_request(&mut authenticator, "123456", "example.com");
     assert_eq!(
-        authenticator.process_cbor(&request)[0],
+        authenticator.process_cbor(BENCH_ORIGIN, &request)[0],
         0,
         "token step works"
     );
     group.bench_function("file_get_pin_uv_auth_token_protocol2", |b| {
-        b.iter(|| authenticator.process_cbor(black_box(&request)))
+        b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&request)))
     });
 
     let mut authenticator = memory_authenticator();
     let request = pin_token_request(&mut authenticator, "123456", "example.com");
     assert_eq!(
-        authenticator.process_cbor(&request)[0],
+        authenticator.process_cbor(BENCH_ORIGIN, &request)[0],
         0,
         "token step works"
     );
     group.bench_function("memory_get_pin_uv_auth_token_protocol2", |b| {
-        b.iter(|| authenticator.process_cbor(black_box(&request)))
+        b.iter(|| authenticator.process_cbor(BENCH_ORIGIN, black_box(&request)))
     });
     group.finish();
 }

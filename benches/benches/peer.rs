@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use fido2d_benches::{
     credential_id_of, file_authenticator, get_assertion_request, make_credential_request,
-    memory_authenticator,
+    memory_authenticator, BENCH_ORIGIN,
 };
 use passkey_authenticator::{Authenticator, MemoryStore, UiHint, UserCheck, UserValidationMethod};
 use passkey_types::ctap2::{get_assertion, make_credential, Aaguid, Ctap2Error};
@@ -83,26 +83,36 @@ fn versus_peer(c: &mut Criterion) {
     let mut file = file_authenticator(dir.path());
     let file_request = get_assertion_request(
         "example.com",
-        Some(&credential_id_of(&file.process_cbor(&register))),
+        Some(&credential_id_of(
+            &file.process_cbor(BENCH_ORIGIN, &register),
+        )),
     );
     let mut memory = memory_authenticator();
     let memory_request = get_assertion_request(
         "example.com",
-        Some(&credential_id_of(&memory.process_cbor(&register))),
+        Some(&credential_id_of(
+            &memory.process_cbor(BENCH_ORIGIN, &register),
+        )),
     );
     for (authenticator_ok, name) in [
-        (file.process_cbor(&file_request)[0] == 0, "file"),
-        (memory.process_cbor(&memory_request)[0] == 0, "memory"),
+        (
+            file.process_cbor(BENCH_ORIGIN, &file_request)[0] == 0,
+            "file",
+        ),
+        (
+            memory.process_cbor(BENCH_ORIGIN, &memory_request)[0] == 0,
+            "memory",
+        ),
     ] {
         assert!(authenticator_ok, "fido2d getAssertion ({name}) works");
     }
 
     let mut group = c.benchmark_group("versus_peer");
     group.bench_function("get_assertion_es256/fido2d_file", |b| {
-        b.iter(|| file.process_cbor(black_box(&file_request)))
+        b.iter(|| file.process_cbor(BENCH_ORIGIN, black_box(&file_request)))
     });
     group.bench_function("get_assertion_es256/fido2d_memory", |b| {
-        b.iter(|| memory.process_cbor(black_box(&memory_request)))
+        b.iter(|| memory.process_cbor(BENCH_ORIGIN, black_box(&memory_request)))
     });
     group.bench_function("get_assertion_es256/passkey_authenticator", |b| {
         b.iter(|| peer_assertion(black_box(&peer_request)))

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use fido2d_benches::{
     credential_id_of, get_assertion_request, make_credential_request, tpm_authenticator,
+    BENCH_ORIGIN,
 };
 use fido2d_tests::swtpm::Swtpm;
 use storage::tpm::templates;
@@ -154,11 +155,11 @@ impl Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut authenticator = tpm_authenticator(dir.path(), &tpms.1.tcti());
         let make_credential = make_credential_request("example.com", b"user", -7, false);
-        let response = authenticator.process_cbor(&make_credential);
+        let response = authenticator.process_cbor(BENCH_ORIGIN, &make_credential);
         let credential_id = credential_id_of(&response);
         let get_assertion = get_assertion_request("example.com", Some(&credential_id));
         assert_eq!(
-            authenticator.process_cbor(&get_assertion)[0],
+            authenticator.process_cbor(BENCH_ORIGIN, &get_assertion)[0],
             0,
             "getAssertion works"
         );
@@ -188,14 +189,14 @@ impl Setup {
     fn get_assertion(&mut self) {
         let response = self
             .authenticator
-            .process_cbor(black_box(&self.get_assertion));
+            .process_cbor(BENCH_ORIGIN, black_box(&self.get_assertion));
         assert_eq!(response[0], 0);
     }
 
     fn make_credential(&mut self) {
         let response = self
             .authenticator
-            .process_cbor(black_box(&self.make_credential));
+            .process_cbor(BENCH_ORIGIN, black_box(&self.make_credential));
         assert_eq!(response[0], 0);
     }
 }

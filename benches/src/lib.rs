@@ -5,9 +5,12 @@ use ciborium::Value;
 use protocol::cbor;
 use protocol::env::PresenceOutcome;
 use protocol::testing::{ManualClock, ScriptedPresence, SeededRng};
-use protocol::{Authenticator, AuthenticatorConfig};
+use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use storage::file::FileKeystore;
 use storage::{KeystoreOptions, TpmConfig, TpmKeys, TpmKeystore};
+
+/// The one channel every benchmark request comes from.
+pub const BENCH_ORIGIN: Origin = Origin::usb(1);
 
 pub type FileAuthenticator =
     Authenticator<FileKeystore<SeededRng>, ScriptedPresence, ManualClock, SeededRng>;
@@ -141,7 +144,8 @@ where
     let int = |i: i64| Value::Integer(i.into());
     let client_pin =
         |params: Vec<(i64, Value)>| [vec![0x06], cbor::encode(&cbor::int_map(params))].concat();
-    let response = authenticator.process_cbor(&client_pin(vec![(1, int(2)), (2, int(2))]));
+    let response =
+        authenticator.process_cbor(BENCH_ORIGIN, &client_pin(vec![(1, int(2)), (2, int(2))]));
     assert_eq!(response[0], 0, "getKeyAgreement failed");
     let Value::Map(map) = cbor::decode(&response[1..]).expect("CBOR") else {
         panic!("not a map")
@@ -165,7 +169,7 @@ where
         (5, Value::Bytes(new_pin_enc)),
     ]);
     assert_eq!(
-        authenticator.process_cbor(&set_pin),
+        authenticator.process_cbor(BENCH_ORIGIN, &set_pin),
         vec![0],
         "setPIN failed"
     );

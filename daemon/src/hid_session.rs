@@ -113,6 +113,7 @@ pub async fn run<T: ReportTransport>(
                         kind,
                         payload,
                         cancelled,
+                        origin: transport.origin(cid),
                         transport: RequestTransport::Usb,
                         events: events_tx.clone(),
                     })?;
@@ -124,6 +125,7 @@ pub async fn run<T: ReportTransport>(
                     }
                 }
                 Event::Wink => info!("wink: the platform asks the key to identify itself"),
+                Event::ChannelReset { cid } => worker.forget(transport.origin(cid))?,
             }
         }
     }

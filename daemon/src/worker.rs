@@ -16,7 +16,7 @@ use std::time::Duration;
 use protocol::control::RequestTransport;
 use protocol::ctaphid::RequestKind;
 use protocol::env::Keystore as _;
-use protocol::{Authenticator, AuthenticatorConfig};
+use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use storage::{DynKeystore, KeystoreStatus, OsRng, TpmInfo};
 use tokio::sync::mpsc as async_mpsc;
 use tracing::debug;
@@ -34,10 +34,20 @@ pub struct Job {
     pub kind: RequestKind,
     pub payload: Vec<u8>,
     pub cancelled: Arc<AtomicBool>,
+    /// The channel, transport link or hybrid session it came from: what the authenticator
+    /// binds multi-command state to.
+    pub origin: Origin,
     /// How the request arrived (the presence prompt says so).
     pub transport: RequestTransport,
     /// Where the worker reports on this job.
     pub events: async_mpsc::UnboundedSender<WorkerEvent>,
+}
+
+/// What the authenticator thread is given to do.
+enum Work {
+    Request(Job),
+    /// A channel started over (CTAPHID_INIT) or a hybrid session ended.
+    Forget(Origin),
 }
 
 /// What the worker reports back.
@@ -84,7 +94,7 @@ pub struct Starting {
     thread: std::thread::JoinHandle<()>,
     progress: mpsc::Receiver<Progress>,
     go: mpsc::Sender<(DaemonPresence, StatusBoard)>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 impl Starting {
@@ -138,13 +148,22 @@ impl Finishing {
 /// The way to the authenticator thread; it ends when every handle is dropped.
 #[derive(Clone)]
 pub struct WorkerHandle {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 impl WorkerHandle {
     pub fn submit(&self, job: Job) -> anyhow::Result<()> {
+        self.send(Work::Request(job))
+    }
+
+    /// `origin` starts over or is gone: the authenticator forgets what it began.
+    pub fn forget(&self, origin: Origin) -> anyhow::Result<()> {
+        self.send(Work::Forget(origin))
+    }
+
+    fn send(&self, work: Work) -> anyhow::Result<()> {
         self.jobs
-            .send(job)
+            .send(work)
             .map_err(|_| anyhow::anyhow!("the authenticator thread has stopped"))
     }
 }
@@ -157,7 +176,7 @@ where
 {
     let (progress_tx, progress) = mpsc::channel();
     let (go, go_rx) = mpsc::channel::<(DaemonPresence, StatusBoard)>();
-    let (jobs, job_rx) = mpsc::channel::<Job>();
+    let (jobs, job_rx) = mpsc::channel::<Work>();
     let thread = std::thread::Builder::new()
         .name("authenticator".into())
         .spawn(move || {
@@ -190,7 +209,7 @@ where
 fn serve(
     keystore: DaemonKeystore,
     presence: DaemonPresence,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Work>,
     status: &StatusBoard,
 ) {
     let config = AuthenticatorConfig {
@@ -201,7 +220,14 @@ fn serve(
     let mut authenticator =
         Authenticator::new(config, keystore, presence, MonotonicClock::start(), OsRng);
     // Ends when every transport has dropped its handle (shutdown).
-    for job in jobs {
+    for work in jobs {
+        let job = match work {
+            Work::Request(job) => job,
+            Work::Forget(origin) => {
+                authenticator.forget_origin(origin);
+                continue;
+            }
+        };
         let notify = job.events.clone();
         let token = job.token;
         authenticator.presence_mut().set_job(JobContext {
@@ -212,8 +238,8 @@ fn serve(
             }),
         });
         let response = match job.kind {
-            RequestKind::Cbor => authenticator.process_cbor(&job.payload),
-            RequestKind::Msg => authenticator.process_apdu(&job.payload),
+            RequestKind::Cbor => authenticator.process_cbor(job.origin, &job.payload),
+            RequestKind::Msg => authenticator.process_apdu(job.origin, &job.payload),
         };
         debug!(
             token,

@@ -109,7 +109,7 @@ impl Model {
                     payload,
                 } => self.on_request(token, cid, kind, payload),
                 Event::Cancel { token } => self.on_cancel(token, header.as_ref()),
-                Event::Wink => {}
+                Event::Wink | Event::ChannelReset { .. } => {}
             }
         }
         for message in split_messages(&sent) {

@@ -1,9 +1,10 @@
 //! The authenticator: one state machine that answers CTAP2 (CTAPHID_CBOR) and CTAP1/U2F
 //! (CTAPHID_MSG) requests with the same credentials.
 
-use crate::ctap2::{CredentialEnumeration, LargeBlobWrite, PersistentState, PinSession};
-use crate::ctap2::{NextAssertionState, StatusCode};
+use crate::ctap2::state::{Continuation, Found, RuntimeState};
+use crate::ctap2::{PersistentState, PinSession, StatusCode};
 use crate::env::{Clock, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng};
+use crate::origin::Origin;
 
 /// What the daemon tells the authenticator about itself; reported by authenticatorGetInfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,16 +57,29 @@ pub struct Authenticator<K, P, C, R> {
     pub(crate) rng: R,
     /// When the authenticator was "powered up": the reset window starts here.
     pub(crate) powered_up_ms: u64,
-    /// The credentials a getAssertion left for getNextAssertion.
-    pub(crate) next_assertion: Option<NextAssertionState>,
     /// The PIN and config state, as last read from or written to the keystore.
     pub(crate) persistent: Option<PersistentState>,
     /// clientPIN's volatile state: key agreement keys, pinUvAuthTokens, wrong-PIN count.
     pub(crate) pin: PinSession,
-    /// What credential management's enumerate*Begin left for its GetNext subcommands.
-    pub(crate) enumeration: Option<CredentialEnumeration>,
-    /// A large-blob array being written in fragments.
-    pub(crate) large_blob_write: Option<LargeBlobWrite>,
+    /// What spans commands, and whose it is (see [`crate::ctap2::state`]).
+    pub(crate) runtime: RuntimeState,
+    /// The command being answered: where it came from, and what it found pending.
+    pub(crate) command: CommandContext,
+}
+
+/// The command being answered.
+pub(crate) struct CommandContext {
+    pub origin: Origin,
+    /// The continuation [`RuntimeState::begin_command`] found for it.
+    found: Found,
+}
+
+impl CommandContext {
+    /// The continuation this command found: its own (taken), another origin's (cleared), or
+    /// nothing. Asked once: a second call finds nothing.
+    pub fn take_found(&mut self) -> Found {
+        std::mem::replace(&mut self.found, Found::Nothing)
+    }
 }
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
@@ -78,23 +92,51 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             clock,
             rng,
             powered_up_ms,
-            next_assertion: None,
             persistent: None,
             pin: PinSession::default(),
-            enumeration: None,
-            large_blob_write: None,
+            runtime: RuntimeState::default(),
+            command: CommandContext {
+                origin: Origin::usb(0),
+                found: Found::Nothing,
+            },
         }
     }
 
-    /// Answers a CTAPHID_CBOR message: command byte + CBOR parameters in, status byte + CBOR
-    /// response out.
-    pub fn process_cbor(&mut self, request: &[u8]) -> Vec<u8> {
+    /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
+    /// status byte + CBOR response out.
+    pub fn process_cbor(&mut self, origin: Origin, request: &[u8]) -> Vec<u8> {
+        self.begin_command(origin);
         crate::ctap2::process(self, request)
     }
 
-    /// Answers a CTAPHID_MSG message: an ISO 7816-4 command APDU in, a response APDU out.
-    pub fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+    /// Answers a CTAPHID_MSG message from `origin`: an ISO 7816-4 command APDU in, a response
+    /// APDU out.
+    pub fn process_apdu(&mut self, origin: Origin, apdu: &[u8]) -> Vec<u8> {
+        self.begin_command(origin);
         crate::ctap1::process(self, apdu)
+    }
+
+    /// `origin` is gone or starts over (CTAPHID_INIT on its channel, its hybrid session
+    /// ended): what it began is cleared, and the pinUvAuthToken it held stops working.
+    pub fn forget_origin(&mut self, origin: Origin) {
+        if self.runtime.forget(origin) {
+            self.pin.token.stop_using();
+        }
+    }
+
+    /// The clearing rule of [`crate::ctap2::state`], applied before every command.
+    fn begin_command(&mut self, origin: Origin) {
+        let (found, end_token) = self.runtime.begin_command(origin, self.clock.now_ms());
+        if end_token {
+            self.pin.token.stop_using();
+        }
+        self.command = CommandContext { origin, found };
+    }
+
+    /// Leaves `continuation` for the next command of the current command's origin.
+    pub(crate) fn leave_continuation(&mut self, continuation: Continuation) {
+        let now = self.clock.now_ms();
+        self.runtime.leave(self.command.origin, continuation, now);
     }
 
     /// Gives the keystore back: what survives a power cycle.

@@ -8,6 +8,7 @@
 //! - [`ctap2`]: the CTAP 2.1 commands (`authenticatorMakeCredential`, ...).
 //! - [`ctap1`]: the U2F raw messages carried in CTAPHID_MSG.
 //! - [`authenticator`]: the [`Authenticator`] that routes a transport message to either.
+//! - [`origin`]: where a request came from, the unit that state spanning commands belongs to.
 //! - [`hybrid`]: the caBLE v2 / hybrid transport's codecs and crypto (QR code, advert, Noise
 //!   handshake, frames), the authenticator's side.
 
@@ -20,8 +21,10 @@ pub mod ctap2;
 pub mod ctaphid;
 pub mod env;
 pub mod hybrid;
+pub mod origin;
 pub mod software_key;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig};
+pub use origin::{Origin, Transport};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -162,14 +162,16 @@ impl Keystore for MemoryKeystore {
         new: &NewCredential<'_>,
     ) -> Result<(Credential, PublicKey), KeystoreError> {
         if new.discoverable {
-            if self.remaining_discoverable_credentials() == 0 {
-                return Err(KeystoreError::Full);
-            }
+            let before = self.credentials.len();
+            // The same RP and user handle: the new credential replaces the old one.
             self.credentials.retain(|c| {
                 !(c.discoverable
                     && c.rp_id_hash == *new.rp_id_hash
                     && c.user.as_ref().map(|u| &u.id) == Some(&new.user.id))
             });
+            if self.credentials.len() == before && self.remaining_discoverable_credentials() == 0 {
+                return Err(KeystoreError::Full);
+            }
         }
         let rng = &mut self.rng;
         let (secret, public) = software_key::generate(new.algorithm, |b| rng.fill_bytes(b));

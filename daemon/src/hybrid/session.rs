@@ -1,13 +1,14 @@
 //! The tunnel after the other computer joined: handshake, post-handshake message, then one
 //! CTAP request after another through the authenticator worker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use protocol::ctap2::hybrid_policy;
 use protocol::ctaphid::RequestKind;
-use protocol::hybrid::crypter::Crypter;
+use protocol::hybrid::crypter::{max_ciphertext_len, Crypter};
 use protocol::hybrid::handshake::{self, INITIATOR_MESSAGE_LEN};
 use protocol::hybrid::messages::{self, InitiatorFrame};
 use protocol::hybrid::qr::QrRequest;
@@ -20,9 +21,32 @@ use super::tunnel::TunnelStream;
 use super::{random_secret, HybridError, Progress, Summary};
 use crate::worker::{Job, WorkerEvent, WorkerHandle};
 use protocol::control::RequestTransport;
+use protocol::Origin;
 
 /// authenticatorGetInfo.
 const GET_INFO: u8 = 0x04;
+
+/// The largest CTAP request a peer may send: the maxMsgSize getInfo announces.
+const MAX_REQUEST_LEN: usize = protocol::ctaphid::MAX_MESSAGE_LEN;
+/// The longest tunnel message that can carry such a request (frame type byte + request, with
+/// any padding): anything longer is refused before it is decrypted or decoded.
+pub const MAX_FRAME_LEN: usize = max_ciphertext_len(1 + MAX_REQUEST_LEN);
+
+/// Numbers the hybrid sessions of this daemon: each is its own origin.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Tells the authenticator, however the session ends, that its state goes with it.
+struct ForgetOnDrop<'a> {
+    worker: &'a WorkerHandle,
+    origin: Origin,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        // A stopped authenticator has nothing left to forget.
+        let _ = self.worker.forget(self.origin);
+    }
+}
 
 /// Waits for the initiator's first handshake message.
 pub async fn wait_for_initiator(
@@ -86,7 +110,12 @@ pub async fn run(
     let mut crypter = done.crypter;
     send(stream, done.response).await?;
 
-    let mut worker_link = WorkerLink::new(worker);
+    let origin = Origin::hybrid(
+        NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        request.request_type,
+    );
+    let _forget = ForgetOnDrop { worker, origin };
+    let mut worker_link = WorkerLink::new(worker, origin);
     let get_info = worker_link
         .call(stream, &mut crypter, vec![GET_INFO], progress)
         .await?;
@@ -111,6 +140,17 @@ pub async fn run(
             info!("hybrid: the other computer closed the tunnel");
             return Ok(());
         };
+        // Refused unread: the frame counter cannot skip a frame, so the session ends.
+        if ciphertext.len() > MAX_FRAME_LEN {
+            warn!(
+                len = ciphertext.len(),
+                max = MAX_FRAME_LEN,
+                "hybrid: the other computer sent a message longer than maxMsgSize allows"
+            );
+            return Err(HybridError::Protocol(ProtocolError::BadFrame(
+                "a message longer than maxMsgSize allows",
+            )));
+        }
         let frame = crypter
             .decrypt(&ciphertext)
             .map_err(HybridError::Protocol)?;
@@ -130,9 +170,34 @@ pub async fn run(
                 let mut payload = Vec::with_capacity(parameters.len() + 1);
                 payload.push(command);
                 payload.extend_from_slice(parameters);
-                let response = worker_link
-                    .call(stream, &mut crypter, payload, progress)
-                    .await?;
+                // What a phone does not serve never reaches the authenticator (which would
+                // refuse it too): the peer gets the status, the log says why.
+                let response = match (
+                    payload.len() > MAX_REQUEST_LEN,
+                    hybrid_policy::admit(request.request_type, &payload),
+                ) {
+                    (true, _) => {
+                        warn!(
+                            command,
+                            len = payload.len(),
+                            "hybrid: refused a request longer than maxMsgSize"
+                        );
+                        vec![protocol::ctap2::StatusCode::InvalidLength.as_byte()]
+                    }
+                    (false, Err(refusal)) => {
+                        warn!(
+                            command,
+                            status = refusal.status().as_byte(),
+                            "hybrid: refused: {refusal}"
+                        );
+                        vec![refusal.status().as_byte()]
+                    }
+                    (false, Ok(())) => {
+                        worker_link
+                            .call(stream, &mut crypter, payload, progress)
+                            .await?
+                    }
+                };
                 let status = response.first().copied().unwrap_or(0xff);
                 summary.requests += 1;
                 info!(command, status, "hybrid: request answered");
@@ -161,16 +226,18 @@ impl Drop for CancelOnDrop {
 /// Requests to the authenticator worker, one at a time.
 struct WorkerLink<'a> {
     worker: &'a WorkerHandle,
+    origin: Origin,
     events_tx: async_mpsc::UnboundedSender<WorkerEvent>,
     events: async_mpsc::UnboundedReceiver<WorkerEvent>,
     next_token: u64,
 }
 
 impl<'a> WorkerLink<'a> {
-    fn new(worker: &'a WorkerHandle) -> Self {
+    fn new(worker: &'a WorkerHandle, origin: Origin) -> Self {
         let (events_tx, events) = async_mpsc::unbounded_channel();
         WorkerLink {
             worker,
+            origin,
             events_tx,
             events,
             next_token: 1,
@@ -196,6 +263,7 @@ impl<'a> WorkerLink<'a> {
             kind: RequestKind::Cbor,
             payload,
             cancelled: cancelled.clone(),
+            origin: self.origin,
             transport: RequestTransport::Hybrid,
             events: self.events_tx.clone(),
         };

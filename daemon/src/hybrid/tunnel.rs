@@ -12,10 +12,11 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
-use super::HybridError;
+use super::{session, HybridError};
 
 pub type TunnelStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -74,9 +75,15 @@ pub async fn open(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(SUBPROTOCOL),
     );
+    // No WebSocket message may be longer than the largest frame a session accepts: the
+    // library's default (64 MiB) would be read into memory before anything could refuse it.
+    let limit = session::MAX_FRAME_LEN;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
     let (stream, response) = tokio_tungstenite::connect_async_tls_with_config(
         request,
-        None,
+        Some(config),
         false,
         Some(Connector::Rustls(tls)),
     )

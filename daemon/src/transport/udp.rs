@@ -12,6 +12,8 @@ use protocol::ctaphid::{Report, BROADCAST_CID, MAX_CHANNELS};
 use tokio::net::UdpSocket;
 
 use super::ReportTransport;
+use protocol::origin::udp_link;
+use protocol::Origin;
 
 pub struct UdpTransport {
     socket: UdpSocket,
@@ -71,5 +73,17 @@ impl ReportTransport for UdpTransport {
             self.socket.send_to(report, peer).await?;
         }
         Ok(())
+    }
+
+    /// Any local program can write any channel number: the peer's address is part of the
+    /// origin, so a request on another peer's channel is never that peer's continuation.
+    fn origin(&self, cid: u32) -> Origin {
+        let peer = self.peers.get(&cid).copied().or(self.last_peer);
+        let link = match peer {
+            Some(SocketAddr::V4(addr)) => udp_link(addr.ip().octets(), addr.port()),
+            // Bound to 127.0.0.1: no IPv6 peer can reach the socket.
+            Some(SocketAddr::V6(_)) | None => 0,
+        };
+        Origin::udp(link, cid)
     }
 }

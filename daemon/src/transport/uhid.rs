@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::uhid_abi::{self, DeviceSpec, KernelEvent, BUS_USB};
 use super::ReportTransport;
+use protocol::Origin;
 
 pub const UHID_PATH: &str = "/dev/uhid";
 
@@ -219,6 +220,11 @@ impl ReportTransport for UhidTransport {
 
     async fn send(&mut self, report: &Report) -> io::Result<()> {
         self.write_event(&uhid_abi::input2(report))
+    }
+
+    /// Every program reaches the key through the same node: the channel is the unit.
+    fn origin(&self, cid: u32) -> Origin {
+        Origin::usb(cid)
     }
 }
 

@@ -37,7 +37,10 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
     // U2F cannot verify the user, so with alwaysUv on it is disabled (CTAP 2.1 §9.2), as
     // OpenSK and YubiKeys do.
     let always_uv = authenticator.state().map(|state| state.always_uv);
+    // A hybrid tunnel carries CTAP2 only (see ctap2's `hybrid_policy`).
+    let hybrid = authenticator.command.origin.is_hybrid();
     let result = match Apdu::parse(bytes) {
+        _ if hybrid => Err(SW_INS_NOT_SUPPORTED),
         _ if always_uv == Ok(true) => Err(SW_COMMAND_NOT_ALLOWED),
         _ if always_uv.is_err() => Err(SW_UNKNOWN),
         Err(ApduError::ClassNotSupported) => Err(SW_CLA_NOT_SUPPORTED),
@@ -105,11 +108,10 @@ mod tests {
     }
 
     fn u2f_register(a: &mut TestAuthenticator, application: &[u8; 32]) -> U2fRegistration {
-        let response = a.process_apdu(&apdu(
-            INS_REGISTER,
-            0x03,
-            &[CHALLENGE, *application].concat(),
-        ));
+        let response = a.process_apdu(
+            TEST_ORIGIN,
+            &apdu(INS_REGISTER, 0x03, &[CHALLENGE, *application].concat()),
+        );
         let (data, sw) = split_status(&response);
         assert_eq!(sw, SW_NO_ERROR);
         assert_eq!(data[0], 0x05);
@@ -151,13 +153,16 @@ mod tests {
     #[test]
     fn version_is_u2f_v2() {
         let (mut a, _) = authenticator();
-        assert_eq!(a.process_apdu(&[0, 3, 0, 0]), b"U2F_V2\x90\x00".to_vec());
         assert_eq!(
-            a.process_apdu(&apdu(INS_VERSION, 0, &[])),
+            a.process_apdu(TEST_ORIGIN, &[0, 3, 0, 0]),
             b"U2F_V2\x90\x00".to_vec()
         );
         assert_eq!(
-            a.process_apdu(&apdu(INS_VERSION, 0, &[1])),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_VERSION, 0, &[])),
+            b"U2F_V2\x90\x00".to_vec()
+        );
+        assert_eq!(
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_VERSION, 0, &[1])),
             vec![0x67, 0x00]
         );
     }
@@ -171,14 +176,17 @@ mod tests {
         a.presence_mut().asked.clear();
         let register = [&CHALLENGE[..], &app[..]].concat();
         assert_eq!(
-            a.process_apdu(&apdu(INS_REGISTER, 0, &register)),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_REGISTER, 0, &register)),
             vec![0x69, 0x86]
         );
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x03, &app, &reg.key_handle)),
+            a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x03, &app, &reg.key_handle)),
             vec![0x69, 0x86]
         );
-        assert_eq!(a.process_apdu(&apdu(INS_VERSION, 0, &[])), vec![0x69, 0x86]);
+        assert_eq!(
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_VERSION, 0, &[])),
+            vec![0x69, 0x86]
+        );
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -188,7 +196,7 @@ mod tests {
         let app = rp_id_hash("https://x.org");
         let reg = u2f_register(&mut a, &app);
 
-        let response = a.process_apdu(&authenticate_apdu(0x03, &app, &reg.key_handle));
+        let response = a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x03, &app, &reg.key_handle));
         let (data, sw) = split_status(&response);
         assert_eq!(sw, SW_NO_ERROR);
         assert_eq!(data[0], 0x01, "user present");
@@ -206,18 +214,21 @@ mod tests {
         let reg = u2f_register(&mut a, &app);
         a.presence_mut().asked.clear();
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x07, &app, &reg.key_handle)),
+            a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x07, &app, &reg.key_handle)),
             vec![0x69, 0x85]
         );
         let other_app = rp_id_hash("https://evil.org");
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x07, &other_app, &reg.key_handle)),
+            a.process_apdu(
+                TEST_ORIGIN,
+                &authenticate_apdu(0x07, &other_app, &reg.key_handle)
+            ),
             vec![0x6A, 0x80]
         );
         let mut tampered = reg.key_handle.clone();
         tampered[0] ^= 1;
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x03, &app, &tampered)),
+            a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x03, &app, &tampered)),
             vec![0x6A, 0x80]
         );
         assert!(
@@ -232,7 +243,7 @@ mod tests {
         let app = rp_id_hash("https://x.org");
         let reg = u2f_register(&mut a, &app);
         a.presence_mut().asked.clear();
-        let response = a.process_apdu(&authenticate_apdu(0x08, &app, &reg.key_handle));
+        let response = a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x08, &app, &reg.key_handle));
         let (data, sw) = split_status(&response);
         assert_eq!(sw, SW_NO_ERROR);
         assert_eq!(data[0], 0);
@@ -248,11 +259,11 @@ mod tests {
         let reg = u2f_register(&mut a, &app);
         a.presence_mut().default = PresenceOutcome::Denied;
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x03, &app, &reg.key_handle)),
+            a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x03, &app, &reg.key_handle)),
             vec![0x69, 0x85]
         );
         assert_eq!(
-            a.process_apdu(&apdu(INS_REGISTER, 0, &[0; 64])),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_REGISTER, 0, &[0; 64])),
             vec![0x69, 0x85]
         );
     }
@@ -261,27 +272,33 @@ mod tests {
     fn malformed_apdus_get_the_u2f_status_words() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            a.process_apdu(&apdu(INS_REGISTER, 0, &[0; 63])),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_REGISTER, 0, &[0; 63])),
             vec![0x67, 0x00]
         );
         assert_eq!(
-            a.process_apdu(&apdu(INS_AUTHENTICATE, 3, &[0; 64])),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_AUTHENTICATE, 3, &[0; 64])),
             vec![0x67, 0x00],
             "no L byte"
         );
         assert_eq!(
-            a.process_apdu(&apdu(INS_AUTHENTICATE, 3, &[0; 65])),
+            a.process_apdu(TEST_ORIGIN, &apdu(INS_AUTHENTICATE, 3, &[0; 65])),
             vec![0x6A, 0x80],
             "empty handle"
         );
         let mut bad_len = authenticate_apdu(0x03, &[0; 32], &[1, 2, 3]);
         bad_len[7 + 64] = 4; // L says 4, 3 bytes follow
-        assert_eq!(a.process_apdu(&bad_len), vec![0x67, 0x00]);
-        assert_eq!(a.process_apdu(&[0x80, 3, 0, 0]), vec![0x6E, 0x00]);
-        assert_eq!(a.process_apdu(&[0, 0x40, 0, 0]), vec![0x6D, 0x00]);
-        assert_eq!(a.process_apdu(&[0, 1]), vec![0x67, 0x00]);
+        assert_eq!(a.process_apdu(TEST_ORIGIN, &bad_len), vec![0x67, 0x00]);
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x05, &[0; 32], &[1])),
+            a.process_apdu(TEST_ORIGIN, &[0x80, 3, 0, 0]),
+            vec![0x6E, 0x00]
+        );
+        assert_eq!(
+            a.process_apdu(TEST_ORIGIN, &[0, 0x40, 0, 0]),
+            vec![0x6D, 0x00]
+        );
+        assert_eq!(a.process_apdu(TEST_ORIGIN, &[0, 1]), vec![0x67, 0x00]);
+        assert_eq!(
+            a.process_apdu(TEST_ORIGIN, &authenticate_apdu(0x05, &[0; 32], &[1])),
             vec![0x6A, 0x80]
         );
     }
@@ -308,7 +325,10 @@ mod tests {
         // CTAP2 ES256 makeCredential, U2F authenticate with application = SHA-256(rp id).
         let ctap2 = register(&mut a, "y.org", b"bob", -7, false);
         let app = rp_id_hash("y.org");
-        let response = a.process_apdu(&authenticate_apdu(0x03, &app, &ctap2.credential_id));
+        let response = a.process_apdu(
+            TEST_ORIGIN,
+            &authenticate_apdu(0x03, &app, &ctap2.credential_id),
+        );
         let (data, sw) = split_status(&response);
         assert_eq!(sw, SW_NO_ERROR);
         let signed = [&app[..], &data[..5], &CHALLENGE].concat();
@@ -317,7 +337,10 @@ mod tests {
         // An EdDSA credential cannot answer U2F, which is P-256 only.
         let eddsa = register(&mut a, "y.org", b"carol", -8, false);
         assert_eq!(
-            a.process_apdu(&authenticate_apdu(0x03, &app, &eddsa.credential_id)),
+            a.process_apdu(
+                TEST_ORIGIN,
+                &authenticate_apdu(0x03, &app, &eddsa.credential_id)
+            ),
             vec![0x6A, 0x80]
         );
     }
@@ -334,7 +357,10 @@ mod tests {
             ));
             let reg = parse_registration(&call(&mut a, 0x01, p).unwrap());
 
-            let response = a.process_apdu(&authenticate_apdu(0x03, &app, &reg.credential_id));
+            let response = a.process_apdu(
+                TEST_ORIGIN,
+                &authenticate_apdu(0x03, &app, &reg.credential_id),
+            );
             let (_, sw) = split_status(&response);
 
             if usable {

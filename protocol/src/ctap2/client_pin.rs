@@ -372,6 +372,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.pin
             .token
             .begin_using(user_present, permissions, rp_id, now);
+        // The token in use belongs to the channel it was handed to (see `state`).
+        self.runtime.token_handed_to(self.command.origin);
         let token = Zeroizing::new(
             *self
                 .pin

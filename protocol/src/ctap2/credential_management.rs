@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::pin_token::permission;
+use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::types;
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Credential, Keystore, Presence, Rng};
@@ -43,13 +44,6 @@ const RESPONSE_PUBLIC_KEY: i64 = 0x08;
 const RESPONSE_TOTAL_CREDENTIALS: i64 = 0x09;
 const RESPONSE_CRED_PROTECT: i64 = 0x0A;
 const RESPONSE_LARGE_BLOB_KEY: i64 = 0x0B;
-
-/// The enumeration a Begin subcommand started; the matching GetNext continues it, any other
-/// command ends it.
-pub enum CredentialEnumeration {
-    Rps(VecDeque<(String, [u8; 32])>),
-    Credentials(VecDeque<Credential>),
-}
 
 struct Request {
     sub_command: u8,
@@ -117,11 +111,13 @@ fn parse_params(value: Option<&Value>) -> Result<Params, StatusCode> {
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub(crate) fn credential_management(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let enumeration = self.enumeration.take();
+        // The GetNext subcommands continue only the enumeration begun on this channel (see
+        // `state`); any other command, here or elsewhere, has ended it.
+        let found = self.command.take_found();
         let request = parse(params)?;
         match request.sub_command {
-            ENUMERATE_RPS_GET_NEXT_RP => return self.next_rp(enumeration),
-            ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL => return self.next_credential(enumeration),
+            ENUMERATE_RPS_GET_NEXT_RP => return self.next_rp(found),
+            ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL => return self.next_credential(found),
             GET_CREDS_METADATA
             | ENUMERATE_RPS_BEGIN
             | ENUMERATE_CREDENTIALS_BEGIN
@@ -185,12 +181,16 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             }
             UPDATE_USER_INFORMATION => {
                 let id = params.credential_id.ok_or(StatusCode::MissingParameter)?;
-                let user = params.user.ok_or(StatusCode::MissingParameter)?;
+                let mut user = params.user.ok_or(StatusCode::MissingParameter)?;
                 let credential = self.stored_credential(&id, token_rp.as_deref())?;
                 // The user handle names the account; only its names may change.
                 if credential.user.as_ref().map(|u| &u.id) != Some(&user.id) {
                     return Err(StatusCode::InvalidParameter);
                 }
+                // §6.8.6: a name or displayName that is absent, or present and empty, is
+                // removed from the stored user.
+                user.name = user.name.filter(|name| !name.is_empty());
+                user.display_name = user.display_name.filter(|name| !name.is_empty());
                 self.keystore.update_user(&credential.id, &user)?;
                 Ok(Value::Null)
             }
@@ -232,18 +232,18 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let mut response = rp_entry(first);
         response.push((RESPONSE_TOTAL_RPS, Value::Integer((total as u64).into())));
         if !rps.is_empty() {
-            self.enumeration = Some(CredentialEnumeration::Rps(rps));
+            self.leave_continuation(Continuation::Rps(rps));
         }
         Ok(cbor::int_map(response))
     }
 
-    fn next_rp(&mut self, enumeration: Option<CredentialEnumeration>) -> Result<Value, StatusCode> {
-        let Some(CredentialEnumeration::Rps(mut rps)) = enumeration else {
+    fn next_rp(&mut self, found: Found) -> Result<Value, StatusCode> {
+        let Found::Own(Continuation::Rps(mut rps)) = found else {
             return Err(StatusCode::NotAllowed);
         };
         let next = rps.pop_front().ok_or(StatusCode::NotAllowed)?;
         if !rps.is_empty() {
-            self.enumeration = Some(CredentialEnumeration::Rps(rps));
+            self.leave_continuation(Continuation::Rps(rps));
         }
         Ok(cbor::int_map(rp_entry(next)))
     }
@@ -260,22 +260,19 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             Value::Integer((total as u64).into()),
         ));
         if !credentials.is_empty() {
-            self.enumeration = Some(CredentialEnumeration::Credentials(credentials));
+            self.leave_continuation(Continuation::Credentials(credentials));
         }
         Ok(cbor::int_map(response))
     }
 
-    fn next_credential(
-        &mut self,
-        enumeration: Option<CredentialEnumeration>,
-    ) -> Result<Value, StatusCode> {
-        let Some(CredentialEnumeration::Credentials(mut credentials)) = enumeration else {
+    fn next_credential(&mut self, found: Found) -> Result<Value, StatusCode> {
+        let Found::Own(Continuation::Credentials(mut credentials)) = found else {
             return Err(StatusCode::NotAllowed);
         };
         let next = credentials.pop_front().ok_or(StatusCode::NotAllowed)?;
         let response = self.credential_entry(&next)?;
         if !credentials.is_empty() {
-            self.enumeration = Some(CredentialEnumeration::Credentials(credentials));
+            self.leave_continuation(Continuation::Credentials(credentials));
         }
         Ok(cbor::int_map(response))
     }

@@ -1,4 +1,24 @@
 //! authenticatorGetAssertion (CTAP 2.1 §6.2).
+//!
+//! **What a request without user presence (`"up": false`) may receive.** A silent assertion
+//! exists so that a platform can check whether a credential it names is on this key (CTAP 2.1
+//! §6.2.2 step 9 skips the gesture). It proves possession of that credential and nothing
+//! more, so it receives the credential, the authenticator data (UP clear) and the signature,
+//! and nothing secret or identifying:
+//! - hmac-secret (and WebAuthn's PRF, which travels as hmac-secret) is
+//!   CTAP2_ERR_UNSUPPORTED_OPTION before anything is computed (§12.5: "If "up" is set to false,
+//!   authenticator returns CTAP2_ERR_UNSUPPORTED_OPTION"): the output opens LUKS volumes and
+//!   password stores, and must never be had without the person's touch;
+//! - credBlob (§12.2) and largeBlobKey (§12.3) are left out of the response: both are data the
+//!   relying party stored for this person, and the largeBlobKey decrypts their large blob. The
+//!   spec names no error for them, and leaving an extension's output out is what an
+//!   authenticator may always do;
+//! - a silent request must name its credentials: without an allowList (a discovery) it is
+//!   CTAP2_ERR_UNSUPPORTED_OPTION, because a discovery answers with the user handles and the
+//!   number of accounts the person has at a site (§6.2.2 step 11), which would let any program
+//!   that can open the key learn, site by site, where its owner has accounts;
+//! - names and display names need user verification in any case (§6.2.2 step 12);
+//! - over hybrid, `"up": false` is refused altogether (see `hybrid_policy`).
 
 use ciborium::Value;
 use sha2::{Digest, Sha256};
@@ -8,6 +28,7 @@ use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
 use crate::ctap2::extensions::{self, GetAssertionExtensions, HmacSecretSalts};
 use crate::ctap2::pin_token::permission;
+use crate::ctap2::state::Continuation;
 use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, CredProtect, Credential, Keystore, Operation, Presence, Rng};
@@ -27,19 +48,14 @@ const RESPONSE_USER: i64 = 0x04;
 const RESPONSE_NUMBER_OF_CREDENTIALS: i64 = 0x05;
 const RESPONSE_LARGE_BLOB_KEY: i64 = 0x07;
 
-/// How long getNextAssertion may follow its getAssertion (CTAP 2.1 §6.3: 30 seconds).
-pub const NEXT_ASSERTION_WINDOW_MS: u64 = 30_000;
-
 /// What getAssertion leaves for getNextAssertion: the remaining credentials, newest first.
-pub struct NextAssertionState {
+pub(crate) struct NextAssertionState {
     pub(crate) rp_id_hash: [u8; 32],
     pub(crate) client_data_hash: Vec<u8>,
     pub(crate) flags: u8,
     pub(crate) extensions: AssertionExtensions,
     /// Still to be returned, in order.
     pub(crate) remaining: std::collections::VecDeque<Credential>,
-    /// When the timer of §6.3 started (the previous assertion's time).
-    pub(crate) timer_start_ms: u64,
 }
 
 /// The extensions of a getAssertion, ready to be applied to each credential it returns.
@@ -53,6 +69,8 @@ pub(crate) struct AssertionExtensions {
 struct Request {
     rp_id: String,
     client_data_hash: Vec<u8>,
+    /// The allowList as sent: `None` when absent or empty (a discovery, §6.2.2 step 7);
+    /// otherwise its "public-key" descriptors, possibly none of them.
     allow_list: Option<Vec<types::CredentialDescriptor>>,
     extensions: GetAssertionExtensions,
     options: Options,
@@ -64,8 +82,12 @@ fn parse(params: &[u8]) -> Result<Request, StatusCode> {
     let mut map = RequestMap::parse(params)?;
     let rp_id = cbor::into_text(map.required(RP_ID)?)?;
     let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
+    // A present, non-empty allowList is never a discovery, even when none of its entries is
+    // of a type we know (§6.2.2 step 7: "If the allowList parameter is present and
+    // non-empty"): it then simply names no credential of ours.
     let allow_list = map
         .take(ALLOW_LIST)
+        .filter(|list| !matches!(list, Value::Array(entries) if entries.is_empty()))
         .map(types::parse_credential_list)
         .transpose()?;
     let extensions = map
@@ -122,6 +144,15 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         }
         let want_presence = request.options.up != Some(false);
 
+        // A silent request receives no secret and names no account (see the module
+        // documentation): hmac-secret is refused before anything is computed, and so is a
+        // silent discovery.
+        if !want_presence
+            && (request.extensions.hmac_secret.is_some() || request.allow_list.is_none())
+        {
+            return Err(StatusCode::UnsupportedOption);
+        }
+
         // 5. alwaysUv: an assertion with presence needs user verification (a silent probe,
         //    "up": false, does not). No pinUvAuthParam and no built-in UV: PUAT_REQUIRED; with
         //    built-in UV a CTAP 2.0 platform that sends no "uv" gets it anyway.
@@ -152,9 +183,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         //    credProtect decides which of them may be used without UV. With built-in UV the
         //    lookup assumes the verification below succeeds: nothing found leaves otherwise.
         let rp_id_hash: [u8; 32] = Sha256::digest(request.rp_id.as_bytes()).into();
-        let allow_list = request.allow_list.filter(|list| !list.is_empty());
-        let discovery = allow_list.is_none();
-        let mut credentials = match &allow_list {
+        let discovery = request.allow_list.is_none();
+        let mut credentials = match &request.allow_list {
             Some(list) => {
                 let mut found = None;
                 for descriptor in list {
@@ -201,8 +231,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 .hmac_secret
                 .map(|input| self.hmac_secret_salts(input))
                 .transpose()?,
-            cred_blob: request.extensions.cred_blob,
-            large_blob_key: request.extensions.large_blob_key,
+            // Data the RP stored for the person: only with their gesture.
+            cred_blob: request.extensions.cred_blob && want_presence,
+            large_blob_key: request.extensions.large_blob_key && want_presence,
         };
 
         // 9. User presence, unless the platform asked for a silent check ("up": false), or the
@@ -228,7 +259,6 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // 10-12. Sign with the first credential; keep the others for getNextAssertion.
         let count = credentials.len();
         let first = credentials.remove(0);
-        let now = self.clock.now_ms();
         let response = self.assertion_response(
             &first,
             &rp_id_hash,
@@ -238,14 +268,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             (discovery && count > 1).then_some(count),
         )?;
         if discovery && count > 1 {
-            self.next_assertion = Some(NextAssertionState {
+            self.leave_continuation(Continuation::NextAssertion(NextAssertionState {
                 rp_id_hash,
                 client_data_hash: request.client_data_hash,
                 flags,
                 extensions,
                 remaining: credentials.into(),
-                timer_start_ms: now,
-            });
+            }));
         }
         Ok(response)
     }
@@ -480,13 +509,42 @@ mod tests {
         );
     }
 
+    /// §6.2.2 step 7: a present, non-empty allowList is never a discovery, even when none of
+    /// its descriptors has a type we know.
+    #[test]
+    fn an_allow_list_of_unknown_types_finds_nothing_and_is_no_discovery() {
+        let (mut a, _) = authenticator();
+        register(&mut a, "x.org", b"alice", -7, true);
+        a.presence_mut().asked.clear();
+        let mut p = ga_params("x.org", &[]);
+        let foreign = cbor::text_map(vec![("id", bytes(b"x")), ("type", text("future-key"))]);
+        p.push((3, Value::Array(vec![foreign])));
+        assert_eq!(call(&mut a, GA, p), Err(0x2E));
+        assert!(a.presence_mut().asked.is_empty());
+    }
+
+    /// A silent discovery would name the person's accounts at a site without a gesture.
+    #[test]
+    fn a_silent_discovery_is_unsupported_option() {
+        let (mut a, _) = authenticator();
+        register(&mut a, "x.org", b"alice", -7, true);
+        a.presence_mut().asked.clear();
+        let mut p = ga_params("x.org", &[]);
+        p.push((5, options(&[("up", false)])));
+        assert_eq!(call(&mut a, GA, p), Err(0x2B));
+        let mut p = ga_params("x.org", &[]);
+        p.push((3, Value::Array(vec![])));
+        p.push((5, options(&[("up", false)])));
+        assert_eq!(call(&mut a, GA, p), Err(0x2B), "an empty allowList too");
+    }
+
     #[test]
     fn get_next_assertion_expires_after_30_seconds() {
         let (mut a, clock) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         register(&mut a, "x.org", b"bob", -7, true);
         call(&mut a, GA, ga_params("x.org", &[])).unwrap();
-        clock.advance(NEXT_ASSERTION_WINDOW_MS + 1);
+        clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
         assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
     }
 

@@ -29,6 +29,17 @@ const PREFERRED_PLATFORM_UV_ATTEMPTS_KEY: i64 = 0x11;
 const UV_MODALITY: i64 = 0x12;
 const REMAINING_DISCOVERABLE_CREDENTIALS: i64 = 0x14;
 
+/// The getInfo options a hybrid peer is told: its ceremonies' own, and built-in UV.
+const HYBRID_OPTIONS: [&str; 5] = ["rk", "up", "plat", "uv", "makeCredUvNotRqd"];
+/// The getInfo fields about what a hybrid peer is not served (the PIN and its policy, large
+/// blobs). pinUvAuthProtocols stays: hmac-secret's key agreement uses it.
+const NOT_FOR_HYBRID: [i64; 4] = [
+    MAX_SERIALIZED_LARGE_BLOB_ARRAY,
+    FORCE_PIN_CHANGE,
+    MIN_PIN_LENGTH,
+    MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH,
+];
+
 /// How many allowList/excludeList entries a platform may send at once.
 pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 64;
 
@@ -67,6 +78,12 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if built_in_uv {
             options.push(("uv", Value::Bool(true)));
             options.push(("uvAcfg", Value::Bool(true)));
+        }
+        // A hybrid peer is told what it is served (see `hybrid_policy`): what a phone offers,
+        // without the PIN, management, configuration and large blobs.
+        let hybrid = self.command.origin.is_hybrid();
+        if hybrid {
+            options.retain(|(name, _)| HYBRID_OPTIONS.contains(name));
         }
         let algorithms = [Algorithm::Es256, Algorithm::EdDsa]
             .into_iter()
@@ -123,6 +140,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 uint(self.keystore.remaining_discoverable_credentials() as u64),
             ),
         ];
+        if hybrid {
+            info.retain(|(key, _)| !NOT_FOR_HYBRID.contains(key));
+        }
         if built_in_uv {
             info.extend([
                 (
@@ -298,7 +318,7 @@ mod tests {
     #[test]
     fn get_info_is_canonical_cbor() {
         let (mut a, _) = authenticator();
-        let raw = a.process_cbor(&[0x04]);
+        let raw = a.process_cbor(TEST_ORIGIN, &[0x04]);
         assert_eq!(raw[0], 0);
         assert_eq!(
             crate::cbor::encode(&crate::cbor::decode(&raw[1..]).unwrap()),
@@ -311,12 +331,12 @@ mod tests {
     #[test]
     fn unknown_commands_and_empty_messages_are_rejected() {
         let (mut a, _) = authenticator();
-        assert_eq!(a.process_cbor(&[0x42]), vec![0x01]);
+        assert_eq!(a.process_cbor(TEST_ORIGIN, &[0x42]), vec![0x01]);
         assert_eq!(
-            a.process_cbor(&[0x06]),
+            a.process_cbor(TEST_ORIGIN, &[0x06]),
             vec![0x14],
             "clientPIN without a subCommand"
         );
-        assert_eq!(a.process_cbor(&[]), vec![0x03]);
+        assert_eq!(a.process_cbor(TEST_ORIGIN, &[]), vec![0x03]);
     }
 }

@@ -3,21 +3,18 @@
 use ciborium::Value;
 
 use crate::authenticator::Authenticator;
-use crate::ctap2::get_assertion::NEXT_ASSERTION_WINDOW_MS;
+use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Presence, Rng};
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub(crate) fn get_next_assertion(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
-        let now = self.clock.now_ms();
-        // 1-3. There must be a getAssertion to continue, with credentials left, and its
-        //      30-second timer must still run.
-        let Some(mut state) = self.next_assertion.take() else {
+        // 1-3. There must be a getAssertion to continue, begun on this very channel, with
+        //      credentials left, and its 30-second timer must still run (the runtime state
+        //      checks the origin and the timer: see `state`). From anywhere else: NOT_ALLOWED.
+        let Found::Own(Continuation::NextAssertion(mut state)) = self.command.take_found() else {
             return Err(StatusCode::NotAllowed);
         };
-        if now.saturating_sub(state.timer_start_ms) > NEXT_ASSERTION_WINDOW_MS {
-            return Err(StatusCode::NotAllowed);
-        }
         let Some(credential) = state.remaining.pop_front() else {
             return Err(StatusCode::NotAllowed);
         };
@@ -32,8 +29,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             None,
         )?;
         if !state.remaining.is_empty() {
-            state.timer_start_ms = now;
-            self.next_assertion = Some(state);
+            self.leave_continuation(Continuation::NextAssertion(state));
         }
         Ok(response)
     }

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::pin_token::permission;
+use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
 
@@ -32,9 +33,17 @@ const PIN_UV_AUTH_PROTOCOL: i128 = 0x06;
 const RESPONSE_CONFIG: i64 = 0x01;
 
 /// A serialized large-blob array arriving in fragments.
-pub struct LargeBlobWrite {
+pub(crate) struct LargeBlobWrite {
     expected_length: usize,
     buffer: Zeroizing<Vec<u8>>,
+}
+
+/// The write a "set" fragment may continue.
+enum Pending {
+    Nothing,
+    Own(LargeBlobWrite),
+    /// Another channel's write (now cleared).
+    Foreign,
 }
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
@@ -57,10 +66,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             .take(PIN_UV_AUTH_PROTOCOL)
             .map(cbor::into_int)
             .transpose()?;
-        // 1-2. Exactly one of get and set; offset always.
+        // A write in progress continues only with the next fragment from its own channel.
+        let found = self.command.take_found();
+        // 1-2. Exactly one of get and set; offset always (§6.10.2: "If offset is not present
+        //      in the input map, return CTAP1_ERR_INVALID_PARAMETER").
         let offset = match (&get, &set) {
             (Some(_), Some(_)) | (None, None) => return Err(StatusCode::InvalidParameter),
-            _ => offset.ok_or(StatusCode::MissingParameter)?,
+            _ => offset.ok_or(StatusCode::InvalidParameter)?,
         };
         let offset = usize::try_from(offset).map_err(|_| StatusCode::InvalidParameter)?;
         if let Some(get) = get {
@@ -83,7 +95,19 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             )]));
         }
         let fragment = set.expect("get or set, checked above");
-        self.write_fragment(fragment, offset, length, pin_uv_auth_param, protocol)
+        let pending = match found {
+            Found::Own(Continuation::LargeBlobWrite(write)) => Pending::Own(write),
+            Found::Foreign => Pending::Foreign,
+            Found::Own(_) | Found::Nothing => Pending::Nothing,
+        };
+        self.write_fragment(
+            fragment,
+            offset,
+            length,
+            pending,
+            pin_uv_auth_param,
+            protocol,
+        )
     }
 
     /// §6.10.3 "set" steps.
@@ -92,6 +116,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         fragment: Vec<u8>,
         offset: usize,
         length: Option<i128>,
+        pending: Pending,
         pin_uv_auth_param: Option<Vec<u8>>,
         protocol: Option<i128>,
     ) -> Result<Value, StatusCode> {
@@ -99,9 +124,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if fragment.len() > self.max_fragment_length() {
             return Err(StatusCode::InvalidLength);
         }
-        // 2-3. The first fragment announces the whole length; the others do not.
-        let expected_length = if offset == 0 {
-            let length = length.ok_or(StatusCode::MissingParameter)?;
+        // 2-3. The first fragment announces the whole length ("If length is not present,
+        //      return CTAP1_ERR_INVALID_PARAMETER"); the others do not.
+        let (expected_length, mut buffer) = if offset == 0 {
+            let length = length.ok_or(StatusCode::InvalidParameter)?;
             let length = usize::try_from(length).map_err(|_| StatusCode::InvalidParameter)?;
             if length > MAX_SERIALIZED_LARGE_BLOB_ARRAY {
                 return Err(StatusCode::LargeBlobStorageFull);
@@ -109,15 +135,19 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             if length < INITIAL_ARRAY.len() {
                 return Err(StatusCode::InvalidParameter);
             }
-            length
+            (length, Zeroizing::new(Vec::with_capacity(length)))
         } else {
             if length.is_some() {
                 return Err(StatusCode::InvalidParameter);
             }
-            // 4. Fragments come in order.
-            match &self.large_blob_write {
-                Some(write) if write.buffer.len() == offset => write.expected_length,
-                _ => return Err(StatusCode::InvalidSeq),
+            // 4. Fragments come in order, on the channel that sent the first one: another
+            //    channel's write is not this one's to continue.
+            match pending {
+                Pending::Own(write) if write.buffer.len() == offset => {
+                    (write.expected_length, write.buffer)
+                }
+                Pending::Foreign => return Err(StatusCode::NotAllowed),
+                Pending::Own(_) | Pending::Nothing => return Err(StatusCode::InvalidSeq),
             }
         };
         // 5. On a key with a PIN (or alwaysUv), a token with lbw over
@@ -139,26 +169,20 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             return Err(StatusCode::InvalidParameter);
         }
         // 7-8. Gather.
-        let write = if offset == 0 {
-            self.large_blob_write.insert(LargeBlobWrite {
+        buffer.extend_from_slice(&fragment);
+        if buffer.len() < expected_length {
+            self.leave_continuation(Continuation::LargeBlobWrite(LargeBlobWrite {
                 expected_length,
-                buffer: Zeroizing::new(Vec::with_capacity(expected_length)),
-            })
-        } else {
-            self.large_blob_write.as_mut().expect("checked in step 4")
-        };
-        write.buffer.extend_from_slice(&fragment);
-        if write.buffer.len() < write.expected_length {
+                buffer,
+            }));
             return Ok(Value::Null);
         }
         // 9. Complete: the trailing hash must match, then the array replaces the old one.
-        let write = self.large_blob_write.take().expect("present");
-        let (array, hash) = write.buffer.split_at(write.buffer.len() - HASH_LEN);
+        let (array, hash) = buffer.split_at(buffer.len() - HASH_LEN);
         if Sha256::digest(array)[..HASH_LEN] != *hash {
             return Err(StatusCode::IntegrityFailure);
         }
-        self.keystore
-            .write_state(StateSlot::LargeBlobs, &write.buffer)?;
+        self.keystore.write_state(StateSlot::LargeBlobs, &buffer)?;
         Ok(Value::Null)
     }
 
@@ -175,6 +199,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
 mod tests {
     use super::*;
     use crate::ctap2::test_support::*;
+    use crate::origin::Origin;
 
     const LB: u8 = 0x0C;
     const P2: PinProtocol = PinProtocol::Two;
@@ -238,7 +263,14 @@ mod tests {
             Err(0x03),
             "over maxFragmentLength"
         );
-        assert_eq!(call(&mut a, LB, vec![(1, int(5))]), Err(0x14), "no offset");
+        // §6.10.2: "If offset is not present in the input map, return
+        // CTAP1_ERR_INVALID_PARAMETER."
+        assert_eq!(call(&mut a, LB, vec![(1, int(5))]), Err(0x02), "no offset");
+        assert_eq!(
+            call(&mut a, LB, vec![(2, bytes(b"x")), (4, int(17))]),
+            Err(0x02),
+            "a set without offset"
+        );
         assert_eq!(
             call(&mut a, LB, vec![(1, int(5)), (3, int(0)), (4, int(5))]),
             Err(0x02)
@@ -273,21 +305,54 @@ mod tests {
             Ok(Value::Null)
         );
         assert_eq!(
-            read_all(&mut a),
-            INITIAL_ARRAY.to_vec(),
+            a.keystore_mut().read_state(StateSlot::LargeBlobs).unwrap(),
+            None,
             "not yet committed"
         );
         assert_eq!(set(&mut a, rest, 150, None, None), Ok(Value::Null));
         assert_eq!(read_all(&mut a), array);
     }
 
+    /// The write belongs to the channel that sent its first fragment (see `state`).
+    #[test]
+    fn another_channel_cannot_continue_a_write_and_ends_it() {
+        let (mut a, _) = authenticator();
+        let array = serialized(&[&[7; 100], &[8; 200]]);
+        let (first, rest) = array.split_at(150);
+        set(&mut a, first, 0, Some(array.len()), None).unwrap();
+        let other = Origin::usb(2);
+        let fragment = vec![(2, bytes(rest)), (3, int(150))];
+        assert_eq!(
+            call_from(&mut a, other, LB, fragment),
+            Err(0x30),
+            "NOT_ALLOWED from another channel"
+        );
+        assert_eq!(
+            set(&mut a, rest, 150, None, None),
+            Err(0x04),
+            "the write was cleared: INVALID_SEQ for its own channel too"
+        );
+        assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
+    }
+
+    #[test]
+    fn any_other_command_ends_a_write() {
+        let (mut a, _) = authenticator();
+        let array = serialized(&[&[7; 100], &[8; 200]]);
+        let (first, rest) = array.split_at(150);
+        set(&mut a, first, 0, Some(array.len()), None).unwrap();
+        call(&mut a, 0x04, vec![]).unwrap();
+        assert_eq!(set(&mut a, rest, 150, None, None), Err(0x04));
+    }
+
     #[test]
     fn write_error_paths() {
         let (mut a, _) = authenticator();
         let array = serialized(&[&[7; 100]]);
+        // §6.10.3: "If length is not present, return CTAP1_ERR_INVALID_PARAMETER."
         assert_eq!(
             set(&mut a, &array, 0, None, None),
-            Err(0x14),
+            Err(0x02),
             "first fragment without length"
         );
         assert_eq!(
@@ -305,17 +370,20 @@ mod tests {
             Err(0x04),
             "nothing begun"
         );
+        // Each failed fragment ends the write (see `state`), so each case begins one anew.
         set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
         assert_eq!(
             set(&mut a, &array[60..], 60, None, None),
             Err(0x04),
             "a gap"
         );
+        set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
         assert_eq!(
             set(&mut a, &array[50..], 50, Some(array.len()), None),
             Err(0x02),
             "length again"
         );
+        set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
         let mut long = array[50..].to_vec();
         long.push(0);
         assert_eq!(
@@ -361,6 +429,15 @@ mod tests {
             set(&mut a, rest, 20, None, Some(&[9; 32])),
             Err(0x33),
             "every fragment is signed"
+        );
+        assert_eq!(
+            set(&mut a, rest, 20, None, Some(&token)),
+            Err(0x04),
+            "a failed fragment ends the write"
+        );
+        assert_eq!(
+            set(&mut a, first, 0, Some(array.len()), Some(&token)),
+            Ok(Value::Null)
         );
         assert_eq!(set(&mut a, rest, 20, None, Some(&token)), Ok(Value::Null));
         assert_eq!(read_all(&mut a), array, "reads need no token");

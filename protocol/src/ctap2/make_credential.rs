@@ -233,7 +233,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             Some(input) if requested_extensions.hmac_secret => Some(self.hmac_secret_salts(input)?),
             _ => None,
         };
-        if discoverable && self.keystore.remaining_discoverable_credentials() == 0 {
+        // A full store still takes a credential that replaces one of the same RP and user
+        // handle (§6.1.2 step 17: it overwrites that one; KEY_STORE_FULL is only for a
+        // credential that needs a new slot).
+        if discoverable
+            && self.keystore.remaining_discoverable_credentials() == 0
+            && !self.replaces_a_stored_credential(&rp_id_hash, &request.user.id)?
+        {
             return Err(StatusCode::KeyStoreFull);
         }
 
@@ -374,6 +380,19 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             }
         }
         Ok((extras, outputs))
+    }
+    /// Whether a discoverable credential of this RP and user handle is stored (a new one
+    /// would replace it).
+    fn replaces_a_stored_credential(
+        &mut self,
+        rp_id_hash: &[u8; 32],
+        user_id: &[u8],
+    ) -> Result<bool, StatusCode> {
+        Ok(self
+            .keystore
+            .discoverable_credentials(rp_id_hash)?
+            .iter()
+            .any(|c| c.user.as_ref().is_some_and(|u| u.id == user_id)))
     }
 }
 
@@ -638,6 +657,23 @@ mod tests {
         p.push((7, options(&[("rk", true)])));
         assert_eq!(call(&mut a, MC, p), Err(0x28));
         register(&mut a, "x.org", b"carol", -7, false);
+    }
+
+    /// §6.1.2 step 17: a discoverable credential of the same RP and user handle replaces the
+    /// stored one, so a full store takes it; KEY_STORE_FULL is for one that needs a new slot.
+    #[test]
+    fn a_full_keystore_still_takes_a_replacement() {
+        let (mut a, _) = authenticator();
+        a.keystore_mut().capacity = 1;
+        let old = register(&mut a, "x.org", b"alice", -7, true);
+        let new = register(&mut a, "x.org", b"alice", -7, true);
+        let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, new.credential_id);
+        assert_ne!(stored[0].id, old.credential_id);
+        let mut p = make_credential_params("y.org", b"alice", &[-7]);
+        p.push((7, options(&[("rk", true)])));
+        assert_eq!(call(&mut a, MC, p), Err(0x28), "same user, other RP");
     }
 
     #[test]

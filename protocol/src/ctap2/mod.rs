@@ -9,6 +9,7 @@ mod extensions;
 mod get_assertion;
 mod get_info;
 mod get_next_assertion;
+pub mod hybrid_policy;
 mod large_blobs;
 mod make_credential;
 mod persistent_state;
@@ -17,6 +18,7 @@ mod pin_token;
 mod pin_uv_auth;
 mod reset;
 mod selection;
+pub mod state;
 mod status;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -25,9 +27,7 @@ pub mod types;
 use ciborium::Value;
 
 pub use client_pin::MAX_PIN_BYTES;
-pub use credential_management::CredentialEnumeration;
-pub use get_assertion::NextAssertionState;
-pub use large_blobs::LargeBlobWrite;
+pub use hybrid_policy::HybridRefusal;
 pub use persistent_state::{
     PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
 };
@@ -37,6 +37,7 @@ pub use status::StatusCode;
 use crate::authenticator::Authenticator;
 use crate::cbor;
 use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::origin::Transport;
 
 pub const MAKE_CREDENTIAL: u8 = 0x01;
 pub const GET_ASSERTION: u8 = 0x02;
@@ -60,14 +61,14 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
     let Some((&command, params)) = request.split_first() else {
         return vec![StatusCode::InvalidLength.as_byte()];
     };
-    // getNextAssertion continues only the getAssertion right before it (CTAP 2.1 §6.3).
-    if command != GET_NEXT_ASSERTION {
-        authenticator.next_assertion = None;
+    // A hybrid peer gets what a phone serves, nothing more.
+    if let Transport::Hybrid(serves) = authenticator.command.origin.transport {
+        if let Err(refusal) = hybrid_policy::admit(serves, request) {
+            return vec![refusal.status().as_byte()];
+        }
     }
-    // Likewise, credential enumeration continues only over credential management commands.
-    if command != CREDENTIAL_MANAGEMENT && command != CREDENTIAL_MANAGEMENT_PREVIEW {
-        authenticator.enumeration = None;
-    }
+    // What a command does with the state another command left is in `state`: it was taken
+    // out before this command began, and only a continuation gets it back.
     let result = match command {
         MAKE_CREDENTIAL => authenticator.make_credential(params),
         GET_ASSERTION => authenticator.get_assertion(params),

@@ -19,8 +19,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // the old PIN lingers in memory.
         self.persistent = None;
         self.pin.clear();
-        self.enumeration = None;
-        self.large_blob_write = None;
+        self.runtime.clear();
         self.keystore.reset()?;
         Ok(Value::Null)
     }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::cbor;
 use crate::env::{PresenceOutcome, UvOutcome};
+use crate::origin::Origin;
 use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 
 pub type TestAuthenticator =
@@ -93,7 +94,32 @@ pub fn call(
 }
 
 pub fn call_raw(a: &mut TestAuthenticator, request: &[u8]) -> Result<Value, u8> {
-    let response = a.process_cbor(request);
+    call_raw_from(a, TEST_ORIGIN, request)
+}
+
+/// The channel every test request comes from unless it names another.
+pub const TEST_ORIGIN: Origin = Origin::usb(1);
+
+/// [`call`] from another origin (another channel, transport or hybrid session).
+pub fn call_from(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+    command: u8,
+    params: Vec<(i64, Value)>,
+) -> Result<Value, u8> {
+    let mut request = vec![command];
+    if !params.is_empty() {
+        request.extend(cbor::encode(&cbor::int_map(params)));
+    }
+    call_raw_from(a, origin, &request)
+}
+
+pub fn call_raw_from(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+    request: &[u8],
+) -> Result<Value, u8> {
+    let response = a.process_cbor(origin, request);
     match response.split_first() {
         Some((0, [])) => Ok(Value::Null),
         Some((0, body)) => Ok(cbor::decode(body).expect("response is valid CBOR")),

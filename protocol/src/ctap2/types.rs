@@ -113,8 +113,10 @@ pub fn credential_descriptor(id: &[u8]) -> Value {
     ])
 }
 
-/// The options map: `rk`, `up`, `uv` as given (absent = None); unknown options are ignored, as
-/// CTAP 2.1 requires, but every value must be a boolean.
+/// The options map: `rk`, `up`, `uv` as given (absent = None). Options we do not know are
+/// ignored whatever their value (CTAP 2.1 §6.1.1 and §6.2.1: "Platforms MAY send options
+/// that are not defined ... authenticators MUST ignore" them); the ones we know must be
+/// booleans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     pub rk: Option<bool>,
@@ -125,13 +127,13 @@ pub struct Options {
 pub fn parse_options(value: Value) -> Result<Options, StatusCode> {
     let mut options = Options::default();
     for (key, value) in into_text_map(value)? {
-        let value = cbor::into_bool(value)?;
-        match key.as_str() {
-            "rk" => options.rk = Some(value),
-            "up" => options.up = Some(value),
-            "uv" => options.uv = Some(value),
-            _ => {}
-        }
+        let slot = match key.as_str() {
+            "rk" => &mut options.rk,
+            "up" => &mut options.up,
+            "uv" => &mut options.uv,
+            _ => continue,
+        };
+        *slot = Some(cbor::into_bool(value)?);
     }
     Ok(options)
 }
@@ -233,6 +235,28 @@ mod tests {
         );
         let bad = cbor::text_map(vec![("up", Value::Integer(1.into()))]);
         assert_eq!(parse_options(bad), Err(StatusCode::CborUnexpectedType));
+    }
+
+    /// CTAP 2.1 §6.1.1 / §6.2.1: unknown options are ignored, whatever the type of their value.
+    #[test]
+    fn unknown_options_of_any_type_are_ignored() {
+        for value in [
+            Value::Integer(1.into()),
+            text("yes"),
+            Value::Null,
+            Value::Array(vec![]),
+            cbor::text_map(vec![]),
+        ] {
+            let options = cbor::text_map(vec![("future", value), ("uv", Value::Bool(false))]);
+            assert_eq!(
+                parse_options(options),
+                Ok(Options {
+                    rk: None,
+                    up: None,
+                    uv: Some(false)
+                })
+            );
+        }
     }
 
     #[test]

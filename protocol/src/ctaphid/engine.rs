@@ -65,6 +65,9 @@ pub enum Event {
     Cancel { token: u64 },
     /// The host asked the device to identify itself (CTAPHID_WINK).
     Wink,
+    /// CTAPHID_INIT on an allocated channel: the host starts over on `cid` (§11.2.9.1.3), so
+    /// the authenticator forgets the state that channel began (see `ctap2::state`).
+    ChannelReset { cid: u32 },
 }
 
 /// The one transaction the device is in, if any.
@@ -295,6 +298,7 @@ impl CtapHid {
             // §11.2.5.3: INIT on the channel of the active transaction aborts it.
             self.abort_transaction_of(cid, events);
             self.channels.touch(cid);
+            events.push(Event::ChannelReset { cid });
             cid
         };
         let [n0, n1, n2, n3, n4, n5, n6, n7, ..] = *data;

@@ -11,6 +11,14 @@ use zeroize::Zeroizing;
 use super::HybridError;
 
 const PADDING_GRANULE: usize = 32;
+/// The most padding a frame can carry: its last byte counts up to 255 zeros, plus itself.
+const MAX_PADDING: usize = 256;
+
+/// The longest ciphertext that can carry a plaintext of at most `max_plaintext` bytes,
+/// whatever padding the sender chose: a longer one is refused before it is decrypted.
+pub const fn max_ciphertext_len(max_plaintext: usize) -> usize {
+    max_plaintext + MAX_PADDING + TAG_LEN
+}
 pub const TAG_LEN: usize = 16;
 pub const KEY_LEN: usize = 32;
 
@@ -99,6 +107,7 @@ impl Crypter {
 
 /// Pads to the next multiple of 32 that leaves room for the count byte (always adds 1..=32).
 fn pad(plaintext: &[u8]) -> Zeroizing<Vec<u8>> {
+    const _: () = assert!(PADDING_GRANULE <= MAX_PADDING);
     let padded_len = (plaintext.len() / PADDING_GRANULE + 1) * PADDING_GRANULE;
     let zeros = padded_len - plaintext.len() - 1;
     let mut padded = Zeroizing::new(Vec::with_capacity(padded_len));
@@ -126,6 +135,17 @@ fn unpad(mut padded: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, HybridErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ciphertext_bound_holds_for_every_plaintext_length_and_maximal_padding() {
+        for len in [0, 1, 31, 32, 100, 7610] {
+            let mut sender = Crypter::new(&[1; KEY_LEN], &[2; KEY_LEN]);
+            let frame = sender.encrypt(&vec![7; len]).unwrap();
+            assert!(frame.len() <= max_ciphertext_len(len));
+            // A sender that pads with the most zeros the format allows.
+            assert!(len + MAX_PADDING + TAG_LEN <= max_ciphertext_len(len));
+        }
+    }
 
     #[test]
     fn padding_lengths() {

@@ -20,7 +20,7 @@ pub const QR_SECRET_LEN: usize = 16;
 const PREFIX: &str = "FIDO:/";
 
 /// What the initiator wants done over the tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestType {
     /// "mc": register a new credential.
     MakeCredential,

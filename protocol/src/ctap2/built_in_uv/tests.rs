@@ -427,7 +427,7 @@ fn power_lost_mid_verification_has_already_spent_the_attempt() {
         cbor::encode(&cbor::int_map(mc_with(&[("uv", true)]))),
     ]
     .concat();
-    let crashed = panic::catch_unwind(AssertUnwindSafe(|| a.process_cbor(&request)));
+    let crashed = panic::catch_unwind(AssertUnwindSafe(|| a.process_cbor(TEST_ORIGIN, &request)));
     assert!(crashed.is_err());
     let mut keystore = a.into_keystore();
     let bytes = keystore

@@ -198,6 +198,25 @@ fn update_user_information_changes_names_not_the_handle() {
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Err(0x2E));
 }
 
+/// §6.8.6: "If a field is not present in the passed-in user, or is present and empty,
+/// remove it from the matching credential's user."
+#[test]
+fn update_user_information_removes_names_that_are_present_but_empty() {
+    let (mut a, _) = managed(None);
+    let reg = register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let emptied = cbor::text_map(vec![
+        ("id", bytes(b"u1")),
+        ("name", text("")),
+        ("displayName", text("")),
+    ]);
+    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, emptied)]);
+    assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
+    let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
+    let user = stored[0].user.clone().unwrap();
+    assert_eq!((user.name, user.display_name), (None, None));
+}
+
 #[test]
 fn the_token_must_be_right_and_carry_cm() {
     let (mut a, token) = managed(None);

@@ -448,3 +448,91 @@ fn the_platform_side_of_the_key_agreement_matches() {
     let ct = shared.encrypt(&[9; 32], iv);
     assert_eq!(ours.decrypt(&ct).unwrap().as_slice(), &[9; 32]);
 }
+
+/// A request without user presence ("up": false): hmac-secret is UNSUPPORTED_OPTION before
+/// anything is computed (CTAP 2.1 §12.5, hmac-secret's getAssertion processing: "If "up" is
+/// set to false, authenticator returns CTAP2_ERR_UNSUPPORTED_OPTION").
+#[test]
+fn hmac_secret_without_presence_is_unsupported_option_before_any_computation() {
+    let (mut a, _) = authenticator();
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        false,
+        ext(vec![("hmac-secret", Value::Bool(true))]),
+    );
+    let (good, _) = hmac_input(&mut a, P2, &[1; 32]);
+    // An input whose MAC is wrong: computing anything would answer PIN_AUTH_INVALID.
+    let bad = cbor::int_map(vec![
+        (1, key_agreement(&mut a, P2).0),
+        (2, bytes(&[0; 48])),
+        (3, bytes(&[0; 32])),
+        (4, int(2)),
+    ]);
+    for (input, with_presence) in [(good, true), (bad, false)] {
+        a.presence_mut().asked.clear();
+        let mut p = vec![
+            (1, text("x.org")),
+            (2, bytes(&TEST_CLIENT_DATA_HASH)),
+            (3, Value::Array(vec![descriptor(&reg.credential_id)])),
+            (4, ext(vec![("hmac-secret", input)])),
+            (5, options(&[("up", false)])),
+        ];
+        assert_eq!(call(&mut a, GA, p.clone()), Err(0x2B));
+        assert!(a.presence_mut().asked.is_empty());
+        p.pop();
+        let answer = call(&mut a, GA, p);
+        match with_presence {
+            true => assert!(answer.is_ok(), "with presence it works"),
+            false => assert_eq!(answer, Err(0x33), "with presence the bad MAC is seen"),
+        }
+    }
+}
+
+/// credBlob (§12.2) and largeBlobKey (§12.3) are the RP's data for this person: a silent
+/// assertion leaves them out (see get_assertion's module documentation).
+#[test]
+fn a_silent_assertion_carries_no_cred_blob_and_no_large_blob_key() {
+    let (mut a, _) = authenticator();
+    let (reg, _) = register_with(
+        &mut a,
+        "x.org",
+        b"u",
+        true,
+        ext(vec![
+            ("credBlob", bytes(&[7; 32])),
+            ("largeBlobKey", Value::Bool(true)),
+        ]),
+    );
+    let request = |up: Option<bool>| {
+        let mut p = vec![
+            (1, text("x.org")),
+            (2, bytes(&TEST_CLIENT_DATA_HASH)),
+            (3, Value::Array(vec![descriptor(&reg.credential_id)])),
+            (
+                4,
+                ext(vec![
+                    ("credBlob", Value::Bool(true)),
+                    ("largeBlobKey", Value::Bool(true)),
+                ]),
+            ),
+        ];
+        if let Some(up) = up {
+            p.push((5, options(&[("up", up)])));
+        }
+        p
+    };
+    let silent = call(&mut a, GA, request(Some(false))).unwrap();
+    let auth_data = as_bytes(field(&silent, 2).unwrap());
+    assert_eq!(auth_data[32], 0, "no UP, no ED: no extension output at all");
+    assert!(outputs(&silent).is_none());
+    assert!(field(&silent, 7).is_none(), "no largeBlobKey");
+
+    let touched = call(&mut a, GA, request(None)).unwrap();
+    assert_eq!(
+        text_field(&outputs(&touched).unwrap(), "credBlob"),
+        Some(&bytes(&[7; 32]))
+    );
+    assert!(field(&touched, 7).is_some());
+}

@@ -1,0 +1,274 @@
+//! The clearing rule of `state`, through whole commands: each test is one attack from another
+//! channel (or transport) and names the clause it holds the key to.
+
+use ciborium::Value;
+
+use crate::cbor;
+use crate::ctap2::test_support::*;
+use crate::hybrid::qr::RequestType;
+use crate::origin::{udp_link, Origin};
+
+const GA: u8 = 0x02;
+const NEXT: u8 = 0x08;
+const CM: u8 = 0x0A;
+const P2: PinProtocol = PinProtocol::Two;
+
+/// The attacker's channel: another program on the same machine.
+const OTHER: Origin = Origin::usb(2);
+
+fn discovery(rp: &str) -> Vec<(i64, Value)> {
+    vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))]
+}
+
+/// A key with PIN "1234" and two discoverable credentials at x.org.
+fn key_with_two_accounts() -> TestAuthenticator {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    for user in [b"alice".as_slice(), b"bob"] {
+        let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
+        let mut p = make_credential_params("x.org", user, &[-7]);
+        p.push((7, options(&[("rk", true)])));
+        p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+        p.push((9, int(2)));
+        call(&mut a, 0x01, p).unwrap();
+    }
+    a
+}
+
+/// A's getAssertion with a PIN token (so UV): two accounts, one left for getNextAssertion.
+fn uv_discovery(a: &mut TestAuthenticator) -> Value {
+    let token = pin_token(a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    let mut p = discovery("x.org");
+    p.push((6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+    p.push((7, int(2)));
+    let first = call(a, GA, p).unwrap();
+    assert_eq!(field(&first, 5), Some(&int(2)));
+    first
+}
+
+/// §6.3: getNextAssertion continues the getAssertion of its own channel; from another one it
+/// is CTAP2_ERR_NOT_ALLOWED, and A's batch is over too.
+#[test]
+fn get_next_assertion_from_another_channel_is_not_allowed() {
+    let mut a = key_with_two_accounts();
+    uv_discovery(&mut a);
+    assert_eq!(call_from(&mut a, OTHER, NEXT, vec![]), Err(0x30));
+    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30), "cleared for A too");
+
+    // Without B, A gets its second account, with the UV flag of its batch.
+    uv_discovery(&mut a);
+    let second = call(&mut a, NEXT, vec![]).unwrap();
+    assert_eq!(as_bytes(field(&second, 2).unwrap())[32] & 0x04, 0x04);
+}
+
+/// The same channel number from another UDP peer is another origin (the UDP transport lets
+/// any local program write any channel number).
+#[test]
+fn get_next_assertion_from_the_same_channel_number_of_another_peer_is_not_allowed() {
+    let mut a = key_with_two_accounts();
+    let mine = Origin::udp(udp_link([127, 0, 0, 1], 40000), 5);
+    let theirs = Origin::udp(udp_link([127, 0, 0, 1], 40001), 5);
+    call_from(&mut a, mine, GA, discovery("x.org")).unwrap();
+    assert_eq!(call_from(&mut a, theirs, NEXT, vec![]), Err(0x30));
+}
+
+/// CTAPHID_INIT on the channel (§11.2.9.1.3: it resynchronises the channel) ends what it
+/// began; a hybrid session that ends does the same.
+#[test]
+fn forgetting_the_channel_ends_its_get_next_assertion() {
+    let mut a = key_with_two_accounts();
+    uv_discovery(&mut a);
+    a.forget_origin(TEST_ORIGIN);
+    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+}
+
+/// Any other command of the same channel also ends the batch (§6.3).
+#[test]
+fn a_u2f_message_in_between_ends_get_next_assertion() {
+    let mut a = key_with_two_accounts();
+    uv_discovery(&mut a);
+    a.process_apdu(TEST_ORIGIN, &[0, 3, 0, 0]);
+    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+}
+
+fn cm_params(token: &[u8], sub: u8, params: Option<Value>) -> Vec<(i64, Value)> {
+    let mut message = vec![sub];
+    let mut p = vec![(1, int(sub.into()))];
+    if let Some(params) = params {
+        message.extend(cbor::encode(&params));
+        p.push((2, params));
+    }
+    p.push((3, int(2)));
+    p.push((4, auth_param(P2, token, &message)));
+    p
+}
+
+/// §6.8.3 enumerateCredentialsGetNextCredential and §6.8.2 enumerateRPsGetNextRP continue
+/// only the Begin of their own channel: the attacker's GetNext (which needs no token) gets
+/// CTAP2_ERR_NOT_ALLOWED and no user, key or largeBlobKey.
+#[test]
+fn credential_and_rp_enumeration_from_another_channel_is_not_allowed() {
+    let mut a = key_with_two_accounts();
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let rp = cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))]);
+    let first = call(&mut a, CM, cm_params(&token, 0x04, Some(rp.clone()))).unwrap();
+    assert_eq!(field(&first, 9), Some(&int(2)));
+    let next = vec![(1, int(0x05))];
+    assert_eq!(call_from(&mut a, OTHER, CM, next.clone()), Err(0x30));
+    assert_eq!(
+        call(&mut a, CM, next.clone()),
+        Err(0x30),
+        "cleared for A too"
+    );
+
+    // The token went with B's command (see `state`): A gets a new one and goes on alone.
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    call(&mut a, CM, cm_params(&token, 0x04, Some(rp))).unwrap();
+    assert!(call(&mut a, CM, next).is_ok());
+
+    // enumerateRPs: one RP only, so make a second one first.
+    let mc_token = pin_token(&mut a, P2, "1234", PERM_MC, Some("y.org")).unwrap();
+    let mut p = make_credential_params("y.org", b"carol", &[-7]);
+    p.push((7, options(&[("rk", true)])));
+    p.push((8, auth_param(P2, &mc_token, &TEST_CLIENT_DATA_HASH)));
+    p.push((9, int(2)));
+    call(&mut a, 0x01, p).unwrap();
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let rps = call(&mut a, CM, cm_params(&token, 0x02, None)).unwrap();
+    assert_eq!(field(&rps, 5), Some(&int(2)));
+    assert_eq!(
+        call_from(&mut a, OTHER, CM, vec![(1, int(0x03))]),
+        Err(0x30)
+    );
+}
+
+/// The enumerations keep §6.3's 30-second window between steps.
+#[test]
+fn an_enumeration_expires_after_30_seconds_without_a_step() {
+    let (mut a, clock) = authenticator();
+    for user in [b"alice".as_slice(), b"bob"] {
+        register(&mut a, "x.org", user, -7, true);
+    }
+    set_pin(&mut a, "1234");
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let rp = cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))]);
+    call(&mut a, CM, cm_params(&token, 0x04, Some(rp))).unwrap();
+    clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
+    assert_eq!(call(&mut a, CM, vec![(1, int(0x05))]), Err(0x30));
+}
+
+/// The pinUvAuthToken in use belongs to the channel it was handed to (§6.5.2.1 keeps one
+/// token in use; `state` binds it): a command from elsewhere ends its use, so even a program
+/// that learned the token could not spend it.
+#[test]
+fn a_command_from_another_channel_ends_the_token_in_use() {
+    let mut a = key_with_two_accounts();
+    let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    call_from(&mut a, OTHER, 0x04, vec![]).unwrap();
+    let mut p = discovery("x.org");
+    p.push((6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
+    p.push((7, int(2)));
+    assert_eq!(call(&mut a, GA, p.clone()), Err(0x33), "PIN_AUTH_INVALID");
+
+    // Used from another channel directly: refused the same way.
+    let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
+    assert_eq!(call_from(&mut a, OTHER, GA, p.clone()), Err(0x33));
+
+    // INIT on the holder's channel ends it as well.
+    let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
+    p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
+    a.forget_origin(TEST_ORIGIN);
+    assert_eq!(call(&mut a, GA, p), Err(0x33));
+}
+
+/// Wrong PINs count for the key, not for a channel: changing channels gives no new tries
+/// (§6.5.5.7: three consecutive mismatches need a power cycle).
+#[test]
+fn wrong_pins_from_many_channels_count_together() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    for channel in 2..4 {
+        assert_eq!(
+            pin_token_from(&mut a, Origin::usb(channel), "9999"),
+            Err(0x31)
+        );
+    }
+    assert_eq!(pin_token_from(&mut a, Origin::usb(4), "9999"), Err(0x34));
+    assert_eq!(pin_token_from(&mut a, Origin::usb(9), "1234"), Err(0x34));
+}
+
+fn pin_token_from(a: &mut TestAuthenticator, origin: Origin, pin: &str) -> Result<Value, u8> {
+    let (key, shared) = key_agreement(a, P2);
+    let pin_hash_enc = shared.encrypt(&pin_hash(pin.as_bytes()), iv);
+    call_from(
+        a,
+        origin,
+        CLIENT_PIN,
+        vec![
+            (1, int(2)),
+            (2, int(9)),
+            (3, key),
+            (6, bytes(&pin_hash_enc)),
+            (9, int(PERM_GA.into())),
+            (10, text("x.org")),
+        ],
+    )
+}
+
+/// A hybrid peer is served what a phone serves (see `hybrid_policy`): a PIN guess, the
+/// large-blob array and credential management are INVALID_COMMAND and change nothing, and
+/// getInfo does not offer them.
+#[test]
+fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
+    let mut a = key_with_two_accounts();
+    let peer = Origin::hybrid(1, RequestType::GetAssertion);
+    assert_eq!(pin_token_from(&mut a, peer, "9999"), Err(0x01));
+    let retries = call(&mut a, CLIENT_PIN, vec![(1, int(2)), (2, int(1))]).unwrap();
+    assert_eq!(field(&retries, 3), Some(&int(8)), "no PIN try was spent");
+    assert_eq!(
+        call_from(&mut a, peer, 0x0C, vec![(1, int(100)), (3, int(0))]),
+        Err(0x01)
+    );
+    assert_eq!(call_from(&mut a, peer, CM, vec![(1, int(0x05))]), Err(0x01));
+    assert_eq!(call_from(&mut a, peer, 0x07, vec![]), Err(0x01), "no reset");
+    assert_eq!(
+        call_from(
+            &mut a,
+            peer,
+            0x01,
+            make_credential_params("x.org", b"u", &[-7])
+        ),
+        Err(0x30),
+        "a \"ga\" QR code does not register"
+    );
+
+    let info = call_from(&mut a, peer, 0x04, vec![]).unwrap();
+    let options = field(&info, 4).unwrap();
+    for name in [
+        "clientPin",
+        "credMgmt",
+        "largeBlobs",
+        "authnrCfg",
+        "pinUvAuthToken",
+    ] {
+        assert!(text_field(options, name).is_none(), "{name} offered");
+    }
+    assert!(field(&info, 0x0B).is_none(), "no large-blob size");
+    let local = call(&mut a, 0x04, vec![]).unwrap();
+    assert!(text_field(field(&local, 4).unwrap(), "clientPin").is_some());
+}
+
+/// A hybrid peer's getAssertion is served, with the person's gesture, and its getNext too.
+#[test]
+fn a_hybrid_peer_signs_in_with_presence_and_continues_its_own_batch() {
+    let mut a = key_with_two_accounts();
+    let peer = Origin::hybrid(1, RequestType::GetAssertion);
+    let first = call_from(&mut a, peer, GA, discovery("x.org")).unwrap();
+    assert_eq!(as_bytes(field(&first, 2).unwrap())[32] & 0x01, 0x01);
+    assert!(call_from(&mut a, peer, NEXT, vec![]).is_ok());
+
+    let mut silent = discovery("x.org");
+    silent.push((5, options(&[("up", false)])));
+    assert_eq!(call_from(&mut a, peer, GA, silent), Err(0x2B));
+}
