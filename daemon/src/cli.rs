@@ -13,8 +13,9 @@ use clap::{Parser, ValueEnum};
     name = "fido2d",
     version,
     about = "A software FIDO2 security key",
-    after_help = "Every option is also a setting of the configuration file (default \
-                  /etc/fido2d/config.toml), under its long name: `presence-timeout = 30`."
+    after_help = "Every option but --config, --check-config and --hybrid is also a setting of the \
+                  configuration file (default /etc/fido2d/config.toml), under its long name: \
+                  `presence-timeout = 30`."
 )]
 pub struct Cli {
     /// The configuration file (default: /etc/fido2d/config.toml, if it exists). Options on
