@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser as _};
 
-use crate::cli::{Cli, PresenceArg, UvSetting, NOT_SETTINGS};
+use crate::cli::{Cli, PresenceArg, TransportKind, UvSetting, NOT_SETTINGS};
 use crate::control::Broker;
 use crate::keystore::KeystoreSettings;
 use crate::presence::PresenceMode;
 
 pub const DEFAULT_PATH: &str = "/etc/fido2d/config.toml";
+/// Where the service keeps the real credentials (`--state-dir`'s default).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/fido2d";
 
 /// Parses the command line, with the configuration file's settings as defaults. Exits with
 /// clap's message on a bad option (as `Cli::parse` would); a bad file is an error.
@@ -30,7 +32,10 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Cli> {
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => return Ok(first),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
+            refuse_test_modes_on_real_keys(&first)?;
+            return Ok(first);
+        }
         Err(err) => anyhow::bail!(
             "cannot read the configuration file {}: {err}",
             path.display()
@@ -50,7 +55,63 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Cli> {
                 err.render().to_string().trim()
             )
         })?;
-    Ok(Cli::from_arg_matches(&matches)?)
+    let cli = Cli::from_arg_matches(&matches)?;
+    refuse_test_modes_on_real_keys(&cli)?;
+    Ok(cli)
+}
+
+/// The test modes cannot reach real credentials: `--presence auto-approve` (which signs
+/// everything) never runs on the service's state directory nor serves another computer, and
+/// the UDP transport (which any local program can reach) never runs on the service's state
+/// directory. Each refusal is one line.
+fn refuse_test_modes_on_real_keys(cli: &Cli) -> anyhow::Result<()> {
+    let real_keys = is_default_state_dir(&cli.state_dir);
+    if cli.presence == Some(PresenceArg::AutoApprove) {
+        if real_keys {
+            anyhow::bail!(
+                "--presence auto-approve is for tests: it refuses the service's state directory                  {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
+            );
+        }
+        if cli.hybrid.is_some() {
+            anyhow::bail!(
+                "--presence auto-approve is for tests: it never serves another computer (--hybrid)"
+            );
+        }
+    }
+    if cli.transport == TransportKind::Udp && real_keys {
+        anyhow::bail!(
+            "--transport udp is for tests: it refuses the service's state directory              {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether `dir` is the service's state directory, however it is spelled (trailing slash,
+/// `..`, a symbolic link to it).
+fn is_default_state_dir(dir: &Path) -> bool {
+    let default = Path::new(DEFAULT_STATE_DIR);
+    let resolve = |path: &Path| std::fs::canonicalize(path).ok();
+    match (resolve(dir), resolve(default)) {
+        (Some(dir), Some(default)) => dir == default,
+        // Not there (yet): compare the paths as written, made absolute and normalised.
+        _ => normalise(dir) == normalise(default),
+    }
+}
+
+fn normalise(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `key = value` lines as `--key value` arguments.
@@ -85,6 +146,14 @@ fn settings_as_args(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
             single => vec![single],
         };
         for value in values {
+            // A file is where the service's real settings live: the test mode that approves
+            // every request must be asked for each time, on the command line.
+            if name == "presence" && value.as_str() == Some("auto-approve") {
+                anyhow::bail!(
+                    "{}: presence = \"auto-approve\" is refused in a configuration file: it is                      for tests only, and only on the command line",
+                    path.display()
+                );
+            }
             let text = match value {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
@@ -187,6 +256,71 @@ mod tests {
         let mut args: Vec<OsString> = vec!["fido2d".into(), "--config".into(), path.into()];
         args.extend(extra.iter().map(OsString::from));
         load(args)
+    }
+
+    fn load_args(args: &[&str]) -> anyhow::Result<Cli> {
+        let mut all = vec!["fido2d", "--config", "/dev/null"];
+        all.extend_from_slice(args);
+        load(all.into_iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn the_default_state_dir_is_the_clap_default() {
+        let cli = Cli::parse_from(["fido2d"]);
+        assert_eq!(cli.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn auto_approve_is_refused_in_the_file_and_accepted_on_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let state = state.to_str().unwrap();
+        let path = write(
+            dir.path(),
+            &format!("presence = \"auto-approve\"\nstate-dir = \"{state}\"\n"),
+        );
+        let err = load_with(&path, &[]).unwrap_err().to_string();
+        assert!(err.contains("only on the command line"), "{err}");
+        let cli = load_args(&["--presence", "auto-approve", "--state-dir", state]).unwrap();
+        assert_eq!(cli.presence, Some(PresenceArg::AutoApprove));
+    }
+
+    #[test]
+    fn test_modes_refuse_the_service_state_directory_however_spelled() {
+        for spelling in [
+            DEFAULT_STATE_DIR,
+            "/var/lib/fido2d/",
+            "/var/lib/../lib/fido2d",
+            "/var/./lib/fido2d",
+        ] {
+            for args in [
+                vec!["--presence", "auto-approve", "--state-dir", spelling],
+                vec!["--transport", "udp", "--state-dir", spelling],
+            ] {
+                let err = load_args(&args).unwrap_err().to_string();
+                assert!(err.contains("for tests"), "{args:?}: {err}");
+                assert_eq!(err.lines().count(), 1, "one line: {err}");
+            }
+        }
+        // Both also without --state-dir: it is the default.
+        assert!(load_args(&["--presence", "auto-approve"]).is_err());
+        assert!(load_args(&["--transport", "udp"]).is_err());
+        assert!(load_args(&["--transport", "udp", "--state-dir", "/tmp/x"]).is_ok());
+    }
+
+    #[test]
+    fn auto_approve_never_serves_another_computer() {
+        let err = load_args(&[
+            "--presence",
+            "auto-approve",
+            "--state-dir",
+            "/tmp/test-keys",
+            "--hybrid",
+            "FIDO:/1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("never serves another computer"), "{err}");
     }
 
     #[test]

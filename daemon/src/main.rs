@@ -82,6 +82,7 @@ fn init_logging(default_level: &str) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (broker, broker_calls) = control::Broker::new();
     let presence_mode = cli.presence_mode(broker.clone());
+    let presence_mode_name = presence_mode.name();
     let owner = match &cli.owner {
         Some(owner) => control::OwnerPolicy::configured(owner)?,
         None => control::OwnerPolicy::active_seat(),
@@ -144,8 +145,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "control socket on {} (agent and fido2ctl)",
             control.path().display()
         );
-        let hybrid = hybrid::HybridService::new(worker.clone(), cli.hybrid_options());
-        tokio::spawn(control.with_hybrid(hybrid).run(broker_calls));
+        // Auto-approve signs whatever comes: never for another computer.
+        let control = if matches!(presence_mode_name, "auto-approve") {
+            warn!("hybrid sessions are off: --presence auto-approve never serves another computer");
+            control
+        } else {
+            control.with_hybrid(hybrid::HybridService::new(
+                worker.clone(),
+                cli.hybrid_options(),
+            ))
+        };
+        tokio::spawn(control.run(broker_calls));
         tokio::pin!(shutdown);
         match transport {
             Transport::HybridOnce(qr_text) => run_hybrid_once(&qr_text, &cli, worker).await,

@@ -4,8 +4,10 @@
 //!
 //! Input: `config | op*`. `config` bit 0 picks the keystore: the file keystore in memory
 //! (`storage::FileKeystore`, the real sealing code) or protocol's `MemoryKeystore`. Each op is a
-//! byte (mod [`OPS`]) and its arguments, see [`Harness::step`]. Typed ops build well-formed
-//! requests around the credentials made so far; raw ops pass the fuzzer's bytes unchanged.
+//! byte and its arguments, see [`Harness::step`]: the byte mod [`OPS`] is the operation, the
+//! byte / [`OPS`] picks who sends it from [`ORIGINS`] (two USB channels, one channel number
+//! written by two UDP peers, a hybrid peer). Typed ops build well-formed requests around the
+//! credentials made so far; raw ops pass the fuzzer's bytes unchanged.
 //!
 //! Invariants (beyond "never panics"):
 //! - presence: no credential is made, no reset or selection succeeds, and no assertion or U2F
@@ -19,7 +21,14 @@
 //! - signatures verify with the public key handed out at registration (self attestation
 //!   included), signature counters only ever grow, excluded credentials are never registered
 //!   over, and check-only U2F authentication never signs;
-//! - responses are a lone status byte or success followed by one canonical CBOR map.
+//! - responses are a lone status byte or success followed by one canonical CBOR map;
+//! - channels: no multi-command state continues on another origin. A getNextAssertion or a
+//!   large-blob fragment succeeds only for the origin whose command began it, with no command
+//!   from anywhere else and no CTAPHID_INIT of that channel in between;
+//! - no extension output without UP: an assertion whose flags lack UP has no extension data
+//!   and no largeBlobKey, and hmac-secret with `"up": false` is UNSUPPORTED_OPTION;
+//! - a hybrid peer gets what a phone serves: anything but getInfo, selection, getAssertion,
+//!   getNextAssertion and clientPIN fails, and nothing succeeds with `"up": false`.
 
 use std::collections::HashSet;
 
@@ -27,8 +36,9 @@ use ciborium::Value;
 use protocol::cbor;
 use protocol::ctap1::Apdu;
 use protocol::env::{Keystore, Operation, PresenceOutcome};
+use protocol::hybrid::qr::RequestType;
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
-use protocol::{Authenticator, AuthenticatorConfig};
+use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use sha2::{Digest, Sha256};
 
 use crate::input::Input;
@@ -42,6 +52,26 @@ const GET_INFO: u8 = 0x04;
 const RESET: u8 = 0x07;
 const GET_NEXT_ASSERTION: u8 = 0x08;
 const SELECTION: u8 = 0x0b;
+const CLIENT_PIN: u8 = 0x06;
+const LARGE_BLOBS: u8 = 0x0c;
+
+/// Who sends each op: the first is the default (op bytes below [`OPS`]).
+pub const ORIGINS: [Origin; 5] = [
+    Origin::usb(1),
+    Origin::usb(2),
+    Origin::udp(0x7f00_0001_9c40, 7),
+    Origin::udp(0x7f00_0001_9c41, 7),
+    Origin::hybrid(1, RequestType::GetAssertion),
+];
+
+/// The large-blob array the large-blob op writes in two fragments.
+fn blob_array() -> Vec<u8> {
+    let mut array = cbor::encode(&Value::Array(vec![Value::Bytes(vec![0xb1; 30])]));
+    let hash = Sha256::digest(&array);
+    array.extend_from_slice(&hash[..16]);
+    array
+}
+const BLOB_SPLIT: usize = 20;
 
 const STATUS_SUCCESS: u8 = 0x00;
 const STATUS_CREDENTIAL_EXCLUDED: u8 = 0x19;
@@ -53,7 +83,7 @@ const FLAG_ED: u8 = 0x80;
 const SW_NO_ERROR: [u8; 2] = [0x90, 0x00];
 
 /// How many op codes there are; bytes are taken modulo this.
-pub const OPS: u8 = 11;
+pub const OPS: u8 = 13;
 pub mod op {
     pub const MAKE_CREDENTIAL: u8 = 0;
     pub const GET_ASSERTION: u8 = 1;
@@ -66,6 +96,10 @@ pub mod op {
     pub const RAW_CBOR: u8 = 8;
     pub const RAW_APDU: u8 = 9;
     pub const ADVANCE_CLOCK: u8 = 10;
+    /// CTAPHID_INIT on the op's channel (or the end of its hybrid session).
+    pub const FORGET_ORIGIN: u8 = 11;
+    /// One of the two fragments of [`super::blob_array`] (no PIN: no token needed).
+    pub const LARGE_BLOB_FRAGMENT: u8 = 12;
 }
 
 const OUTCOMES: [PresenceOutcome; 4] = [
@@ -88,6 +122,8 @@ struct Known {
 
 /// What getAssertion left for getNextAssertion, as the platform sees it.
 struct Continuation {
+    /// Who began it: the only origin that may continue it.
+    origin: Origin,
     rp_id_hash: [u8; 32],
     client_data_hash: Vec<u8>,
     flags: u8,
@@ -107,6 +143,10 @@ struct Facts {
     up: Option<bool>,
     /// The credential IDs of the allowList (getAssertion) or excludeList (makeCredential).
     list: Option<Vec<Vec<u8>>>,
+    /// getAssertion asks for hmac-secret.
+    hmac_secret: bool,
+    /// largeBlobs: the offset of a "set".
+    blob_offset: Option<usize>,
 }
 
 fn facts(command: u8, params: &[u8]) -> Facts {
@@ -140,6 +180,7 @@ fn facts(command: u8, params: &[u8]) -> Facts {
             rk: option(7, "rk") == Some(true),
             up: option(7, "up"),
             list: ids(int_field(&map, 5)),
+            ..Facts::default()
         },
         GET_ASSERTION => Facts {
             rp_id: int_field(&map, 1)
@@ -148,6 +189,16 @@ fn facts(command: u8, params: &[u8]) -> Facts {
             client_data_hash: bytes(int_field(&map, 2)),
             up: option(5, "up"),
             list: ids(int_field(&map, 3)),
+            hmac_secret: int_field(&map, 4)
+                .and_then(|e| text_field(e, "hmac-secret"))
+                .is_some(),
+            ..Facts::default()
+        },
+        LARGE_BLOBS => Facts {
+            blob_offset: int_field(&map, 2)
+                .and(int_field(&map, 3))
+                .and_then(Value::as_integer)
+                .and_then(|n| usize::try_from(i128::from(n)).ok()),
             ..Facts::default()
         },
         _ => Facts::default(),
@@ -188,6 +239,10 @@ struct Harness<K: Keystore> {
     clock: ManualClock,
     known: Vec<Known>,
     continuation: Option<Continuation>,
+    /// Who sent the first large-blob fragment, with nothing else since, and when.
+    blob_write: Option<(Origin, u64)>,
+    /// Who sends the current op.
+    origin: Origin,
     last_counter: Option<u32>,
     /// Presence asked in the current op, and the person's answer to it.
     asked_before: usize,
@@ -210,6 +265,8 @@ impl<K: Keystore> Harness<K> {
             clock,
             known: Vec::new(),
             continuation: None,
+            blob_write: None,
+            origin: ORIGINS[0],
             last_counter: None,
             asked_before: 0,
             outcome: PresenceOutcome::Approved,
@@ -228,7 +285,9 @@ impl<K: Keystore> Harness<K> {
     }
 
     fn step(&mut self, input: &mut Input<'_>) {
-        match input.byte() % OPS {
+        let op = input.byte();
+        self.origin = ORIGINS[usize::from(op / OPS) % ORIGINS.len()];
+        match op % OPS {
             op::MAKE_CREDENTIAL => {
                 let request = self.make_credential_request(input);
                 self.cbor(request, input.byte());
@@ -262,6 +321,35 @@ impl<K: Keystore> Harness<K> {
             op::RAW_APDU => {
                 let request = input.bytes().to_vec();
                 self.apdu(request, input.byte());
+            }
+            op::FORGET_ORIGIN => {
+                self.authenticator.forget_origin(self.origin);
+                if self
+                    .continuation
+                    .as_ref()
+                    .is_some_and(|c| c.origin == self.origin)
+                {
+                    self.continuation = None;
+                }
+                if self.blob_write.is_some_and(|(o, _)| o == self.origin) {
+                    self.blob_write = None;
+                }
+            }
+            op::LARGE_BLOB_FRAGMENT => {
+                let array = blob_array();
+                let params = match input.byte() % 2 {
+                    0 => vec![
+                        (2, Value::Bytes(array[..BLOB_SPLIT].to_vec())),
+                        (3, Value::Integer(0.into())),
+                        (4, Value::Integer(array.len().into())),
+                    ],
+                    _ => vec![
+                        (2, Value::Bytes(array[BLOB_SPLIT..].to_vec())),
+                        (3, Value::Integer(BLOB_SPLIT.into())),
+                    ],
+                };
+                let request = [vec![LARGE_BLOBS], cbor::encode(&cbor::int_map(params))].concat();
+                self.cbor(request, 0);
             }
             _ => self.clock.advance(u64::from(input.u16()) * 8),
         }
@@ -331,6 +419,16 @@ impl<K: Keystore> Harness<K> {
         if flags & 0x40 != 0 {
             params.push((0x0b, Value::Array(vec![Value::Text("none".into())])));
         }
+        if flags & 0x80 != 0 {
+            params.push((
+                6,
+                cbor::text_map(vec![
+                    ("credBlob", Value::Bytes(vec![0xcb; 16])),
+                    ("largeBlobKey", Value::Bool(true)),
+                    ("hmac-secret", Value::Bool(true)),
+                ]),
+            ));
+        }
         [vec![MAKE_CREDENTIAL], cbor::encode(&cbor::int_map(params))].concat()
     }
 
@@ -356,6 +454,27 @@ impl<K: Keystore> Harness<K> {
             if flags & (1 << bit) != 0 {
                 options.push((name, Value::Bool(flags & (2 << bit) != 0)));
             }
+        }
+        let mut extensions = Vec::new();
+        if flags & 0x40 != 0 {
+            extensions.push(("credBlob", Value::Bool(true)));
+            extensions.push(("largeBlobKey", Value::Bool(true)));
+        }
+        if flags & 0x80 != 0 {
+            // Well-formed, with a key agreement no key agreement key matches: with presence it
+            // fails in the key agreement, without it it must fail before.
+            extensions.push((
+                "hmac-secret",
+                cbor::int_map(vec![
+                    (1, cbor::int_map(vec![(1, Value::Integer(2.into()))])),
+                    (2, Value::Bytes(vec![0; 32])),
+                    (3, Value::Bytes(vec![0; 32])),
+                    (4, Value::Integer(2.into())),
+                ]),
+            ));
+        }
+        if !extensions.is_empty() {
+            params.push((4, cbor::text_map(extensions)));
         }
         if !options.is_empty() {
             params.push((5, cbor::text_map(options)));
@@ -396,9 +515,21 @@ impl<K: Keystore> Harness<K> {
         self.last_counter = Some(counter);
     }
 
+    /// What the model forgets when any command arrives: the continuations of other origins.
+    fn command_from(&mut self, origin: Origin) {
+        if self
+            .continuation
+            .as_ref()
+            .is_some_and(|c| c.origin != origin)
+        {
+            self.continuation = None;
+        }
+    }
+
     fn cbor(&mut self, request: Vec<u8>, presence: u8) {
         self.begin(presence);
-        let response = self.authenticator.process_cbor(&request);
+        let origin = self.origin;
+        let response = self.authenticator.process_cbor(origin, &request);
         let (&status, body) = response.split_first().expect("a status byte");
         self.count_refusal(status != STATUS_SUCCESS);
         if status != STATUS_SUCCESS {
@@ -410,12 +541,41 @@ impl<K: Keystore> Harness<K> {
             assert!(value.is_map(), "response is not a map");
             value
         });
+        self.command_from(origin);
+        let blob_write = self.blob_write.take();
         let Some((&command, params)) = request.split_first() else {
             return;
         };
         let facts = facts(command, params);
         if command != GET_NEXT_ASSERTION {
             self.continuation = None;
+        }
+        if origin.is_hybrid() {
+            let served = [
+                GET_INFO,
+                SELECTION,
+                GET_ASSERTION,
+                GET_NEXT_ASSERTION,
+                CLIENT_PIN,
+            ];
+            if !served.contains(&command) {
+                assert_ne!(
+                    status, STATUS_SUCCESS,
+                    "a hybrid peer was served {command:#x}"
+                );
+            }
+            if facts.up == Some(false) {
+                assert_ne!(
+                    status, STATUS_SUCCESS,
+                    "a hybrid peer was served without presence"
+                );
+            }
+        }
+        if command == GET_ASSERTION && facts.up == Some(false) && facts.hmac_secret {
+            assert_eq!(status, 0x2b, "hmac-secret without presence");
+        }
+        if command == LARGE_BLOBS && status == STATUS_SUCCESS {
+            self.after_large_blob(&facts, blob_write);
         }
         match command {
             MAKE_CREDENTIAL => self.after_make_credential(&facts, status, value.as_ref()),
@@ -434,6 +594,28 @@ impl<K: Keystore> Harness<K> {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// A successful "set": a first fragment begins a write for its origin; a later one must
+    /// continue the write its own origin began, with nothing in between.
+    fn after_large_blob(&mut self, facts: &Facts, began: Option<(Origin, u64)>) {
+        match facts.blob_offset {
+            Some(0) => self.blob_write = Some((self.origin, self.now())),
+            Some(_) => {
+                let Some((origin, at)) = began else {
+                    panic!("a large-blob fragment continued a write nobody began just before");
+                };
+                assert_eq!(
+                    origin, self.origin,
+                    "a large-blob write continued by another origin"
+                );
+                assert!(
+                    self.now() - at <= 30_000,
+                    "a large-blob write continued after 30 s"
+                );
+            }
+            None => {}
         }
     }
 
@@ -554,6 +736,7 @@ impl<K: Keystore> Harness<K> {
                 "numberOfCredentials differs from the live credentials"
             );
             self.continuation = Some(Continuation {
+                origin: self.origin,
                 rp_id_hash,
                 client_data_hash: cdh,
                 flags,
@@ -577,6 +760,10 @@ impl<K: Keystore> Harness<K> {
             return;
         }
         assert!(!expired, "getNextAssertion after its 30 s");
+        assert_eq!(
+            continuation.origin, self.origin,
+            "getNextAssertion continued another origin's getAssertion"
+        );
         assert!(
             continuation.left > 0,
             "more assertions than numberOfCredentials"
@@ -624,6 +811,16 @@ impl<K: Keystore> Harness<K> {
         assert!(auth_data.len() >= 37, "short authData");
         assert_eq!(&auth_data[..32], rp_id_hash, "assertion for another RP");
         let flags = auth_data[32];
+        if flags & FLAG_UP == 0 {
+            assert!(
+                flags & FLAG_ED == 0,
+                "extension output without user presence"
+            );
+            assert!(
+                int_field(response, 7).is_none(),
+                "a largeBlobKey without user presence"
+            );
+        }
         if flags & FLAG_UP != 0 {
             assert!(
                 up_granted,
@@ -680,7 +877,11 @@ impl<K: Keystore> Harness<K> {
 
     fn apdu(&mut self, request: Vec<u8>, presence: u8) {
         self.begin(presence);
-        let response = self.authenticator.process_apdu(&request);
+        let origin = self.origin;
+        let response = self.authenticator.process_apdu(origin, &request);
+        self.command_from(origin);
+        self.continuation = None;
+        self.blob_write = None;
         assert!(response.len() >= 2, "no status word");
         let (data, sw) = response.split_at(response.len() - 2);
         self.count_refusal(sw != SW_NO_ERROR);
@@ -842,7 +1043,8 @@ pub fn typed_programs() -> Vec<(&'static str, Vec<u8>, Stats)> {
         programs.push((ceremonies, p.0, stats));
 
         // The same asks, each denied (or timed out, or cancelled): nothing is made or signed;
-        // a silent assertion (up: false) and U2F "don't enforce" sign without asking.
+        // a silent assertion (up: false, naming its credential) and U2F "don't enforce" sign
+        // without asking; a silent discovery is refused.
         let mut p = Program::default();
         p.byte(config);
         p.raw(&[op::MAKE_CREDENTIAL, 1, 1, 0, 0x03, 0, 0xc1, APPROVE]);
@@ -851,6 +1053,7 @@ pub fn typed_programs() -> Vec<(&'static str, Vec<u8>, Stats)> {
         p.raw(&[op::GET_ASSERTION, 1, 0, 0, 0, 0xa1, DENY]);
         p.raw(&[op::GET_ASSERTION, 1, 2, 0, 0, 0xa2, 3]);
         p.raw(&[op::GET_ASSERTION, 1, 0, 0, 0x01, 0xa3, DENY]);
+        p.raw(&[op::GET_ASSERTION, 1, 2, 0, 0x01, 0xa7, DENY]);
         p.raw(&[op::U2F_REGISTER, 1, 0xc4, APPROVE]);
         p.raw(&[op::U2F_AUTHENTICATE, 1, 2, 0, 0xa4, DENY]);
         p.raw(&[op::U2F_AUTHENTICATE, 1, 2, 2, 0xa5, DENY]);
@@ -863,6 +1066,37 @@ pub fn typed_programs() -> Vec<(&'static str, Vec<u8>, Stats)> {
             refused: 7,
         };
         programs.push((refusals, p.0, stats));
+    }
+    // The attacks of the strict-CTAP issue, each from another origin than the state's owner:
+    // getNextAssertion from another channel, after INIT, a large-blob fragment from another
+    // UDP peer writing the same channel number, hmac-secret without presence, a hybrid peer.
+    for (config, name) in [(0u8, "typed-channels-file"), (1, "typed-channels-memory")] {
+        let from = |origin: u8, op: u8| op + OPS * origin;
+        let mut p = Program::default();
+        p.byte(config);
+        p.raw(&[op::MAKE_CREDENTIAL, 0, 1, 0, 0x03, 0, 0xc1, APPROVE]);
+        p.raw(&[op::MAKE_CREDENTIAL, 0, 2, 0, 0x03, 0, 0xc2, APPROVE]);
+        p.raw(&[op::GET_ASSERTION, 0, 0, 0, 0, 0xa1, APPROVE]);
+        p.raw(&[from(1, op::GET_NEXT_ASSERTION)]);
+        p.raw(&[op::GET_NEXT_ASSERTION]);
+        p.raw(&[op::GET_ASSERTION, 0, 0, 0, 0, 0xa2, APPROVE]);
+        p.raw(&[op::FORGET_ORIGIN]);
+        p.raw(&[op::GET_NEXT_ASSERTION]);
+        p.raw(&[op::GET_ASSERTION, 0, 0, 0, 0, 0xa3, APPROVE]);
+        p.raw(&[op::GET_NEXT_ASSERTION]);
+        p.raw(&[from(2, op::LARGE_BLOB_FRAGMENT), 0]);
+        p.raw(&[from(3, op::LARGE_BLOB_FRAGMENT), 1]);
+        p.raw(&[from(2, op::LARGE_BLOB_FRAGMENT), 0]);
+        p.raw(&[from(2, op::LARGE_BLOB_FRAGMENT), 1]);
+        p.raw(&[op::GET_ASSERTION, 0, 2, 0, 0x81, 0xa4, APPROVE]);
+        p.raw(&[from(4, op::GET_ASSERTION), 0, 2, 0, 0x01, 0xa5, APPROVE]);
+        p.raw(&[from(4, op::LARGE_BLOB_FRAGMENT), 0]);
+        let stats = Stats {
+            registrations: 2,
+            assertions: 4,
+            refused: 0,
+        };
+        programs.push((name, p.0, stats));
     }
     programs
 }

@@ -31,6 +31,9 @@ use sha2::{Digest, Sha256};
 use crate::input::Input;
 use crate::verify::{int_field, text_field};
 
+/// The one channel this target's platform talks on.
+const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
+
 pub const PINS: [&str; 6] = ["1234", "123456", "hunter2!", "12", "ÄÖÜß", ""];
 const RP_IDS: [&str; 3] = ["example.com", "example.org", "other.example"];
 
@@ -239,11 +242,11 @@ impl Harness {
             }
             op::RAW => {
                 let request = input.bytes().to_vec();
-                let response = self.authenticator.process_cbor(&request);
+                let response = self.authenticator.process_cbor(ORIGIN, &request);
                 self.after_raw(&request, response[0]);
             }
             op::RESET => {
-                let response = self.authenticator.process_cbor(&[RESET]);
+                let response = self.authenticator.process_cbor(ORIGIN, &[RESET]);
                 if response[0] == SUCCESS {
                     self.after_reset();
                 }
@@ -251,7 +254,7 @@ impl Harness {
             op::RAW_CLIENT_PIN => {
                 let params = input.bytes();
                 let request = [&[CLIENT_PIN][..], params].concat();
-                let response = self.authenticator.process_cbor(&request);
+                let response = self.authenticator.process_cbor(ORIGIN, &request);
                 self.after_raw(&request, response[0]);
             }
             _ => self.clock.advance(u64::from(input.u16()) * 16),
@@ -323,7 +326,7 @@ impl Harness {
 
     fn client_pin(&mut self, params: Vec<(i64, Value)>) -> (u8, Option<Value>) {
         let request = [vec![CLIENT_PIN], cbor::encode(&cbor::int_map(params))].concat();
-        let response = self.authenticator.process_cbor(&request);
+        let response = self.authenticator.process_cbor(ORIGIN, &request);
         let body = (response.len() > 1).then(|| cbor::decode(&response[1..]).expect("CBOR"));
         (response[0], body)
     }
@@ -579,7 +582,7 @@ impl Harness {
             params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
         }
         let request = [vec![MAKE_CREDENTIAL], cbor::encode(&cbor::int_map(params))].concat();
-        let response = self.authenticator.process_cbor(&request);
+        let response = self.authenticator.process_cbor(ORIGIN, &request);
         if response[0] != SUCCESS {
             return;
         }
@@ -603,7 +606,7 @@ impl Harness {
             (7, int(protocol.number().into())),
         ];
         let request = [vec![GET_ASSERTION], cbor::encode(&cbor::int_map(params))].concat();
-        let response = self.authenticator.process_cbor(&request);
+        let response = self.authenticator.process_cbor(ORIGIN, &request);
         if response[0] != SUCCESS {
             return;
         }
@@ -635,7 +638,7 @@ impl Harness {
             cbor::encode(&cbor::int_map(params)),
         ]
         .concat();
-        let response = self.authenticator.process_cbor(&request);
+        let response = self.authenticator.process_cbor(ORIGIN, &request);
         if response[0] == SUCCESS {
             self.check_token_use(genuine, PERMISSION_CM, None);
         }

@@ -18,6 +18,9 @@ use protocol::{Authenticator, AuthenticatorConfig};
 
 use crate::verify::{cbor_prefix, is_canonical};
 
+/// The one channel this target's platform talks on.
+const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
+
 /// The commands whose parameters are decoded (the others ignore theirs).
 const COMMANDS_WITH_PARAMETERS: [u8; 2] = [0x01, 0x02];
 const INVALID_CBOR: u8 = 0x12;
@@ -53,7 +56,7 @@ fn populated<K: Keystore>(keystore: K) -> Fixture<K> {
     for (user, alg, rk) in [(1u8, -7, true), (2, -8, true), (3, -7, false)] {
         let request = make_credential("example.com", &[user], alg, rk);
         assert_eq!(
-            authenticator.process_cbor(&request)[0],
+            authenticator.process_cbor(ORIGIN, &request)[0],
             0,
             "fixture credential"
         );
@@ -83,14 +86,14 @@ pub fn make_credential(rp: &str, user: &[u8], alg: i64, rk: bool) -> Vec<u8> {
 
 fn answer<K: Keystore>(mut authenticator: Fixture<K>, apdu: bool, request: &[u8]) {
     if apdu {
-        let response = authenticator.process_apdu(request);
+        let response = authenticator.process_apdu(ORIGIN, request);
         assert!(response.len() >= 2, "no status word");
         if response[response.len() - 2..] != [0x90, 0x00] {
             assert_eq!(response.len(), 2, "an error with data");
         }
         return;
     }
-    let response = authenticator.process_cbor(request);
+    let response = authenticator.process_cbor(ORIGIN, request);
     let (&status, body) = response.split_first().expect("a status byte");
     if status != 0 {
         assert!(body.is_empty(), "status {status:#x} with a body");

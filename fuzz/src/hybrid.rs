@@ -16,6 +16,10 @@ use zeroize::Zeroizing;
 
 use crate::input::Input;
 
+/// The other computer, in a sign-in ("ga") session.
+const PEER: protocol::Origin =
+    protocol::Origin::hybrid(1, protocol::hybrid::qr::RequestType::GetAssertion);
+
 /// `hybrid_qr`: the text of a QR code (selector 0) or the CBOR inside one (selector 1).
 ///
 /// Invariants: the digit encoding is one-to-one (what decodes re-encodes to the same digits);
@@ -190,7 +194,14 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
         }) = InitiatorFrame::parse(&frame)
         {
             let request = [&[command][..], parameters].concat();
-            let answer = authenticator.process_cbor(&request);
+            let answer = authenticator.process_cbor(PEER, &request);
+            // A phone's service, nothing more: written here from the hybrid policy's text,
+            // not from its code.
+            if command == 0x01 {
+                assert_eq!(answer, [0x30], "a \"ga\" session registered");
+            } else if ![0x02, 0x04, 0x06, 0x08, 0x0b].contains(&command) {
+                assert_eq!(answer, [0x01], "a hybrid peer was served {command:#x}");
+            }
             let sent = us
                 .encrypt(&messages::ctap_response_frame(&answer))
                 .expect("an answer encrypts");

@@ -640,6 +640,61 @@ impl Drop for Watched {
     }
 }
 
+/// A person at the desktop who allows every request: `fido2ctl agent --terminal` on the
+/// daemon's control socket, answered "y" each time it asks. Where `--presence auto-approve`
+/// may not go (another computer through hybrid), tests approve the way a person does.
+/// Stopped when dropped.
+pub struct ApprovingPerson {
+    child: Child,
+    /// How many prompts were answered.
+    pub answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ApprovingPerson {
+    pub fn start(control_socket: &Path) -> ApprovingPerson {
+        let mut child = Command::new(fido2ctl_bin())
+            .arg("--socket")
+            .arg(control_socket)
+            .args(["agent", "--terminal"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run fido2ctl agent");
+        let mut stdin = child.stdin.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = answered.clone();
+        let (connected_tx, connected) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("connected to fido2d") {
+                    let _ = connected_tx.send(());
+                }
+                if line.trim_end().ends_with("[y/N]") {
+                    if writeln!(stdin, "y").and_then(|()| stdin.flush()).is_err() {
+                        break;
+                    }
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        // Prompts that come before the agent is there are refused: wait for it.
+        connected
+            .recv_timeout(WATCH_TIMEOUT)
+            .expect("fido2ctl agent connects to the daemon");
+        ApprovingPerson { child, answered }
+    }
+}
+
+impl Drop for ApprovingPerson {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,13 @@ use ciborium::Value;
 use fido2d_tests::hybrid::{
     initiator_bin, lines, FakeAdapter, Guard, Radio, TlsFront, TunnelServer,
 };
-use fido2d_tests::{fido2ctl_bin, fido2d_bin, run_with_timeout, Daemon, Outcome};
+use fido2d_tests::{
+    fido2ctl_bin, fido2d_bin, run_with_timeout, ApprovingPerson, Daemon, Outcome,
+};
 use p256::elliptic_curve::sec1::ToSec1Point;
 
-/// One ceremony (advert, tunnel, presence auto-approved) takes well under a second here.
+/// One ceremony (advert, tunnel, presence approved by the agent) takes well under a second
+/// here.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 const INITIATOR_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -54,11 +57,14 @@ fn one_shot_session(radio: &Radio, qr: &str, extra: &[&str]) -> Outcome {
     run_with_timeout(&mut command, SESSION_TIMEOUT)
 }
 
-/// A running fido2d that serves hybrid sessions on `fido2ctl hybrid`.
-fn hybrid_daemon(radio: &Radio, tunnel: &[&str]) -> Daemon {
-    let mut args = vec!["--presence", "auto-approve", "--hybrid-wait", "30"];
+/// A running fido2d that serves hybrid sessions on `fido2ctl hybrid`, with a person who
+/// allows each request through the agent (auto-approve never serves another computer).
+fn hybrid_daemon(radio: &Radio, tunnel: &[&str]) -> (Daemon, ApprovingPerson) {
+    let mut args = vec!["--presence", "agent", "--hybrid-wait", "30"];
     args.extend_from_slice(tunnel);
-    Daemon::start_with_env(&args, &[("DBUS_SYSTEM_BUS_ADDRESS", &radio.bus_address)])
+    let daemon = Daemon::start_with_env(&args, &[("DBUS_SYSTEM_BUS_ADDRESS", &radio.bus_address)]);
+    let person = ApprovingPerson::start(&daemon.control_socket());
+    (daemon, person)
 }
 
 /// `fido2ctl hybrid QR` (or `--qr-image FILE`) against the daemon.
@@ -180,7 +186,7 @@ fn webauthn_authenticator_rs_registers_and_signs_in_through_fido2d() {
     let radio = Radio::start(FakeAdapter::Powered);
     let tunnel = TunnelServer::start();
     let url = tunnel.ws_url();
-    let daemon = hybrid_daemon(&radio, &["--tunnel-url", &url]);
+    let (daemon, _person) = hybrid_daemon(&radio, &["--tunnel-url", &url]);
     let initiator = Guard::spawn(
         "war_initiator",
         Command::new(initiator_bin("war_initiator"))
@@ -206,7 +212,7 @@ fn libwebauthn_registers_and_signs_in_through_fido2d() {
     let tunnel = TunnelServer::start();
     let tls = TlsFront::start(radio.dir.path(), tunnel.port);
     let ca = tls.ca.display().to_string();
-    let daemon = hybrid_daemon(
+    let (daemon, _person) = hybrid_daemon(
         &radio,
         &["--tunnel-url", "wss://localhost:443", "--tunnel-ca", &ca],
     );
@@ -304,7 +310,7 @@ fn errors_are_reported_in_words() {
     );
 
     // Through the control socket, fido2ctl shows the same words and exits 1.
-    let daemon = hybrid_daemon(&radio, &ws);
+    let (daemon, _person) = hybrid_daemon(&radio, &ws);
     for (qr, expected) in &cases {
         let outcome = fido2ctl_hybrid(&daemon, &QrInput::Text(qr.clone()));
         assert_eq!(
