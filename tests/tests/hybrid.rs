@@ -22,9 +22,7 @@ use ciborium::Value;
 use fido2d_tests::hybrid::{
     initiator_bin, lines, FakeAdapter, Guard, Radio, TlsFront, TunnelServer,
 };
-use fido2d_tests::{
-    fido2ctl_bin, fido2d_bin, run_with_timeout, ApprovingPerson, Daemon, Outcome,
-};
+use fido2d_tests::{fido2ctl_bin, fido2d_bin, run_with_timeout, ApprovingPerson, Daemon, Outcome};
 use p256::elliptic_curve::sec1::ToSec1Point;
 
 /// One ceremony (advert, tunnel, presence approved by the agent) takes well under a second
