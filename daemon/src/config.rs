@@ -69,7 +69,8 @@ fn refuse_test_modes_on_real_keys(cli: &Cli) -> anyhow::Result<()> {
     if cli.presence == Some(PresenceArg::AutoApprove) {
         if real_keys {
             anyhow::bail!(
-                "--presence auto-approve is for tests: it refuses the service's state directory                  {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
+                "--presence auto-approve is for tests: it refuses the service's state directory \
+                 {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
             );
         }
         if cli.hybrid.is_some() {
@@ -80,7 +81,8 @@ fn refuse_test_modes_on_real_keys(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.transport == TransportKind::Udp && real_keys {
         anyhow::bail!(
-            "--transport udp is for tests: it refuses the service's state directory              {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
+            "--transport udp is for tests: it refuses the service's state directory \
+                 {DEFAULT_STATE_DIR} (give a test directory with --state-dir)"
         );
     }
     Ok(())
@@ -150,7 +152,8 @@ fn settings_as_args(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
             // every request must be asked for each time, on the command line.
             if name == "presence" && value.as_str() == Some("auto-approve") {
                 anyhow::bail!(
-                    "{}: presence = \"auto-approve\" is refused in a configuration file: it is                      for tests only, and only on the command line",
+                    "{}: presence = \"auto-approve\" is refused in a configuration file: it is \
+                     for tests only, and only on the command line",
                     path.display()
                 );
             }

@@ -22,3 +22,12 @@ pub fn make_credential_es256(rp: &str, user: &[u8], rk: bool) -> Vec<u8> {
     ]);
     [vec![0x01], cbor::encode(&params)].concat()
 }
+
+/// authenticatorGetAssertion for `rp` without an allowList (a discovery), presence asked.
+pub fn get_assertion_discovery(rp: &str) -> Vec<u8> {
+    let params = cbor::int_map(vec![
+        (1, Value::Text(rp.into())),
+        (2, Value::Bytes(vec![0xcd; 32])),
+    ]);
+    [vec![0x02], cbor::encode(&params)].concat()
+}

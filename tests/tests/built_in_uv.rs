@@ -157,6 +157,8 @@ fn user_verification_needs_the_agent() {
             "/dev/null",
             "--transport",
             "udp",
+            "--state-dir",
+            "/nonexistent/fido2d-test",
             "--presence",
             "deny",
             "--user-verification",
