@@ -74,6 +74,16 @@ done
 vm_timeout=${VM_TIMEOUT:-$vm_timeout}
 vm_mem=${VM_MEM:-$vm_mem}
 
+# The snap group loads AppArmor profiles into the guest kernel and runs programs under them.
+if [[ " ${groups[*]} " = *" snap "* ]]; then
+  for tool in apparmor_parser aa-exec; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    die "missing on the host for the snap group: ${missing[*]} (run .ci/deps as root)"
+  fi
+fi
+
 # The browser group drives real browsers against a py_webauthn relying party.
 if [[ " ${groups[*]} " = *" browser "* ]]; then
   for tool in /usr/lib/chromium/chromium /usr/lib/chromium/chromium-headless-shell firefox-esr \
