@@ -240,6 +240,62 @@ fn libwebauthn_registers_and_signs_in_through_fido2d() {
     check_sessions(&radio, &daemon, &sessions);
 }
 
+/// A third-party initiator (libwebauthn) that asks for more than a phone serves: every
+/// command but the session's own operation is refused with its CTAP error, the daemon logs
+/// each refusal, and nothing reaches a prompt.
+#[test]
+fn a_hybrid_peer_gets_what_a_phone_serves_and_nothing_more() {
+    let radio = Radio::start(FakeAdapter::Powered);
+    let tunnel = TunnelServer::start();
+    let tls = TlsFront::start(radio.dir.path(), tunnel.port);
+    let ca = tls.ca.display().to_string();
+    let (daemon, person) = hybrid_daemon(
+        &radio,
+        &["--tunnel-url", "wss://localhost:443", "--tunnel-ca", &ca],
+    );
+    let initiator = Guard::spawn(
+        "lwa_forbidden",
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/hosts && exec "$1""#)
+            .arg(&tls.hosts)
+            .arg(initiator_bin("lwa_forbidden"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &radio.bus_address)
+            .env("SSL_CERT_FILE", &tls.ca)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped()),
+    );
+    let (oks, sessions) = drive(initiator, &daemon);
+    println!("{oks:#?}");
+    assert_eq!(sessions.len(), 1, "one session");
+    for refused in [
+        "getPINRetries InvalidCommand",
+        "getCredsMetadata InvalidCommand",
+        "enumerateCredentialsGetNextCredential InvalidCommand",
+        "largeBlobs get InvalidCommand",
+        "toggleAlwaysUv InvalidCommand",
+        "reset InvalidCommand",
+        "makeCredential in a sign-in session NotAllowed",
+    ] {
+        assert!(
+            oks.iter().any(|l| l == &format!("OK refused {refused}")),
+            "{refused:?} in {oks:?}"
+        );
+    }
+    assert!(oks.iter().any(|l| l == "OK served getInfo"), "{oks:?}");
+    let logs = daemon.logs();
+    let refusals = logs
+        .lines()
+        .filter(|l| l.contains("hybrid: refused"))
+        .count();
+    assert_eq!(refusals, 7, "one log line a refusal:\n{logs}");
+    assert_eq!(
+        person.answered.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no refused request reached the person"
+    );
+}
+
 /// A QR code as an initiator makes one: `FIDO:/` digits of the CBOR map.
 fn qr_code(made_at: u64, request_type: &str) -> String {
     let identity = p256::SecretKey::from_slice(&[0x31; 32])
