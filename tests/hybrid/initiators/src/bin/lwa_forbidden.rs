@@ -13,10 +13,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use libwebauthn::proto::ctap2::{
-    Ctap2, Ctap2AuthenticatorConfigCommand, Ctap2AuthenticatorConfigRequest,
-    Ctap2ClientPinRequest, Ctap2CredentialManagementRequest, Ctap2LargeBlobsRequest,
-    Ctap2MakeCredentialRequest, Ctap2PinUvAuthProtocol, Ctap2PublicKeyCredentialRpEntity,
-    Ctap2PublicKeyCredentialUserEntity,
+    Ctap2, Ctap2AuthenticatorConfigCommand, Ctap2AuthenticatorConfigRequest, Ctap2ClientPinRequest,
+    Ctap2CredentialManagementRequest, Ctap2LargeBlobsRequest, Ctap2MakeCredentialRequest,
+    Ctap2PinUvAuthProtocol, Ctap2PublicKeyCredentialRpEntity, Ctap2PublicKeyCredentialUserEntity,
 };
 use libwebauthn::proto::CtapError;
 use libwebauthn::transport::hybrid::qr_code_device::{
@@ -65,7 +64,10 @@ async fn main() {
         "getPINRetries",
         invalid,
         channel
-            .ctap2_client_pin(&Ctap2ClientPinRequest::new_get_pin_retries(protocol), TIMEOUT)
+            .ctap2_client_pin(
+                &Ctap2ClientPinRequest::new_get_pin_retries(protocol),
+                TIMEOUT,
+            )
             .await,
     );
     report(
