@@ -11,6 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use protocol::control::{PromptOperation, RequestTransport};
+use protocol::display;
 use protocol::env::{Operation, Presence, PresenceOutcome, PresenceRequest, UvOutcome};
 use tracing::{info, warn};
 
@@ -109,8 +110,9 @@ impl DaemonPresence {
     fn prompt_spec(&self, request: &PresenceRequest<'_>, timeout: Duration) -> PromptSpec {
         PromptSpec {
             operation: prompt_operation(request.operation),
-            rp_id: request.rp_id.map(str::to_owned),
-            user_name: request.user_name.map(str::to_owned),
+            // What a site chose is cleaned before anyone reads it (protocol::display).
+            rp_id: request.rp_id.map(display::site),
+            user_name: request.user_name.map(display::name),
             transport: self
                 .job
                 .as_ref()
@@ -263,10 +265,10 @@ fn describe(request: &PresenceRequest<'_>) -> String {
     };
     let mut text = action.to_owned();
     if let Some(rp) = request.rp_id.filter(|rp| !rp.is_empty()) {
-        text.push_str(&format!(" on {rp}"));
+        text.push_str(&format!(" on {}", display::site(rp)));
     }
     if let Some(user) = request.user_name {
-        text.push_str(&format!(" as {user}"));
+        text.push_str(&format!(" as {}", display::name(user)));
     }
     text
 }

@@ -19,6 +19,7 @@ pub mod cose;
 pub mod ctap1;
 pub mod ctap2;
 pub mod ctaphid;
+pub mod display;
 pub mod env;
 pub mod hybrid;
 pub mod origin;

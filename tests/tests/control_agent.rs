@@ -379,3 +379,90 @@ fn a_cancelled_request_closes_its_notification() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// What a hostile site (or any local program) puts in its names: an OSC 52 clipboard write, a
+/// screen clear, a bidi override, notification markup, and 6 kB more (a CTAP message holds at
+/// most 7609 bytes).
+fn hostile_rp() -> String {
+    format!(
+        "bank.test\u{1b}]52;c;aGk=\u{7}\u{1b}[2J<b>evil</b>&amp;\u{202e}moc.{}",
+        "A".repeat(6_000)
+    )
+}
+
+const HOSTILE_USER: &str = "\u{9b}31m<i>root</i>\u{2066}\u{1b}]0;title\u{7}";
+
+/// Clean: no control character, no bidi control, and short.
+fn assert_clean(text: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)),
+        "{text:?}"
+    );
+    assert!(
+        text.chars().count() < 600,
+        "{} characters",
+        text.chars().count()
+    );
+}
+
+#[test]
+fn a_hostile_sites_names_reach_the_terminal_agent_clean_and_bounded() {
+    let daemon = agent_daemon(&[]);
+    let mut agent = terminal_agent(&daemon);
+    let rp = hostile_rp();
+    let refused = std::thread::scope(|scope| {
+        let probe = scope.spawn(|| probe(&daemon, &["--rp", &rp, "--user", HOSTILE_USER]));
+        let prompt = agent.wait_for("[y/N]");
+        assert_clean(&prompt);
+        assert!(
+            prompt.contains("bank.test\\u{1b}]52"),
+            "shown escaped: {prompt}"
+        );
+        assert!(prompt.contains('…'), "cut: {prompt}");
+        agent.type_line("n");
+        probe.join().unwrap()
+    });
+    assert_eq!(status_of(&refused), "0x27");
+    // The agent is still there for the next request (the line was not too long for it).
+    let next = std::thread::scope(|scope| {
+        let probe = scope.spawn(|| probe(&daemon, &[]));
+        agent.wait_for("[y/N]");
+        agent.type_line("y");
+        probe.join().unwrap()
+    });
+    assert_eq!(status_of(&next), "0x00");
+    assert_clean(
+        daemon
+            .logs()
+            .lines()
+            .find(|l| l.contains("presence for"))
+            .expect("a log line for the prompt"),
+    );
+}
+
+#[test]
+fn a_hostile_sites_names_reach_the_desktop_clean_and_as_text_not_markup() {
+    let daemon = agent_daemon(&[]);
+    let bus = SessionBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("notifications.jsonl");
+    let _agent = desktop_agent(&daemon, &bus, "deny", &log);
+    let rp = hostile_rp();
+    let probe = probe(&daemon, &["--rp", &rp, "--user", HOSTILE_USER]);
+    assert_eq!(status_of(&probe), "0x27");
+    let shown = notifications(&log);
+    let notify = shown
+        .iter()
+        .find(|n| n["call"] == "notify")
+        .expect("a notification");
+    let body = notify["body"].as_str().unwrap();
+    assert_clean(body);
+    assert!(
+        !body.contains("<b>") && !body.contains("<i>"),
+        "markup escaped: {body}"
+    );
+    assert!(body.contains("&lt;b&gt;evil&lt;/b&gt;&amp;amp;"), "{body}");
+    assert!(body.contains("from a program on this computer"), "{body}");
+}

@@ -87,7 +87,8 @@ impl Notifications {
     }
 
     fn get_capabilities(&self) -> Vec<String> {
-        vec!["actions".into(), "body".into()]
+        // Like GNOME Shell and KDE Plasma: the body is read as markup.
+        vec!["actions".into(), "body".into(), "body-markup".into()]
     }
 
     fn get_server_information(&self) -> (String, String, String, String) {

@@ -57,6 +57,8 @@ pub struct DesktopFrontend {
     closed: NotificationClosedStream,
     /// Notification id -> prompt id, for the prompts on screen.
     shown: HashMap<u32, u64>,
+    /// Whether the server reads the body as markup (it is then escaped).
+    markup: bool,
     /// Password dialogs (pinentry) on screen, by prompt id, and where their answers arrive.
     dialogs: HashMap<u64, pinentry::Dialog>,
     secrets_tx: mpsc::UnboundedSender<SecretResult>,
@@ -80,6 +82,8 @@ impl DesktopFrontend {
                  `fido2ctl agent --terminal`",
             ));
         }
+        // A server with body markup reads `<b>`, `&amp;`...: a site's text must not be markup.
+        let markup = capabilities.iter().any(|c| c == "body-markup");
         let actions = proxy.receive_action_invoked().await.map_err(no_server)?;
         let closed = proxy
             .receive_notification_closed()
@@ -91,6 +95,7 @@ impl DesktopFrontend {
             actions,
             closed,
             shown: HashMap::new(),
+            markup,
             dialogs: HashMap::new(),
             secrets_tx,
             secrets,
@@ -124,6 +129,11 @@ impl Frontend for DesktopFrontend {
             return self.ask_secret(prompt, message);
         }
         let (title, body) = prompt.text();
+        let body = if self.markup {
+            escape_markup(&body)
+        } else {
+            body
+        };
         let hints = HashMap::from([
             ("urgency", Value::U8(URGENCY_CRITICAL)),
             ("category", Value::from("device")),
@@ -221,5 +231,25 @@ impl Frontend for DesktopFrontend {
                 }
             }
         }
+    }
+}
+/// The notification spec's body markup is a small XML subset: `&`, `<` and `>` written as
+/// entities show as themselves.
+fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_a_sites_text_is_shown_as_text() {
+        assert_eq!(
+            escape_markup("<b>bank</b> & <a href=\"x\">co</a>"),
+            "&lt;b&gt;bank&lt;/b&gt; &amp; &lt;a href=\"x\"&gt;co&lt;/a&gt;"
+        );
     }
 }

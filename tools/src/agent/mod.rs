@@ -10,6 +10,7 @@ use std::path::Path;
 use protocol::control::{
     Decision, Message, PromptOperation, RequestTransport, Role, Secret, WithdrawReason,
 };
+use protocol::display;
 
 use crate::control_client::ControlConnection;
 use crate::exit::Failure;
@@ -44,11 +45,17 @@ pub enum PromptKind {
 impl Prompt {
     /// A short title and a sentence for the person.
     pub fn text(&self) -> (String, String) {
-        let site = self.rp_id.as_deref().filter(|rp| !rp.is_empty());
+        // The daemon cleans what a site chose; cleaning again costs nothing and keeps this
+        // agent safe with any daemon.
+        let site = self
+            .rp_id
+            .as_deref()
+            .filter(|rp| !rp.is_empty())
+            .map(display::site);
         let account = self
             .user_name
             .as_deref()
-            .map(|user| format!(" as {user}"))
+            .map(|user| format!(" as {}", display::name(user)))
             .unwrap_or_default();
         let (title, action) = match self.operation {
             PromptOperation::Register => (
@@ -71,8 +78,9 @@ impl Prompt {
             PromptOperation::Other => ("Allow the security key?", "use the key".to_owned()),
         };
         let who = match (site, self.transport) {
+            // Any program of this computer can send a request, not only a browser.
             (Some(site), RequestTransport::Usb) => {
-                format!("{site} (in a browser on this computer)")
+                format!("{site} (from a program on this computer)")
             }
             (Some(site), RequestTransport::Hybrid) => {
                 format!("{site} (from ANOTHER computer, through the hybrid transport)")
@@ -185,11 +193,30 @@ mod tests {
         assert_eq!(title, "fido2d: Sign in with this security key?");
         assert_eq!(
             body,
-            "example.com (in a browser on this computer) asks to sign in as alice. Allow within 30 s?"
+            "example.com (from a program on this computer) asks to sign in as alice. Allow within 30 s?"
         );
         let (_, body) = prompt(PromptOperation::Register, RequestTransport::Hybrid).text();
         assert!(body.contains("ANOTHER computer"), "{body}");
         assert!(body.contains("create a new credential as alice"), "{body}");
+    }
+
+    #[test]
+    fn a_sites_escape_sequences_and_bidi_never_reach_the_person() {
+        let mut hostile = prompt(PromptOperation::SignIn, RequestTransport::Usb);
+        hostile.rp_id = Some("x\u{1b}]52;c;aGk=\u{7}.com\u{202e}".repeat(500));
+        hostile.user_name = Some("\u{9b}2J".repeat(3000));
+        let (title, body) = hostile.text();
+        for text in [&title, &body] {
+            assert!(
+                !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "{text:?}"
+            );
+        }
+        assert!(
+            body.chars().count() < 400,
+            "bounded: {} chars",
+            body.chars().count()
+        );
     }
 
     #[test]
