@@ -83,10 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (broker, broker_calls) = control::Broker::new();
     let presence_mode = cli.presence_mode(broker.clone());
     let presence_mode_name = presence_mode.name();
-    let owner = match &cli.owner {
-        Some(owner) => control::OwnerPolicy::configured(owner)?,
-        None => control::OwnerPolicy::active_seat(),
-    };
+    let owner = control::OwnerPolicy::load(cli.owner.as_deref(), &cli.state_dir)?;
+    info!("the key's owner: {}", owner.describe());
     let verifier = match cli.user_verification.method() {
         None => None,
         Some(method) => {

@@ -15,6 +15,8 @@
 //!                                           uv-prompt {id, message, echo, operation, ...}
 //!                                           uv-info {id, message}
 //! hybrid {qr}                               hybrid-progress {stage, message}, hybrid-done {ok, message}
+//! owner-set {user}     (root only)          owner-set-done {owner}
+//!                                           notice {message}   (to agents: something they must see)
 //!                                           error {message}
 //! ```
 
@@ -118,6 +120,25 @@ pub struct Status {
     pub presence_mode: String,
     /// Built-in user verification: "off", "pam" or "fingerprint".
     pub user_verification: String,
+    /// Whose key this is, and where that comes from.
+    #[serde(default)]
+    pub owner: String,
+    /// Each connected agent: who and what answers the prompts.
+    #[serde(default)]
+    pub agents: Vec<AgentInfo>,
+}
+
+/// A connected agent, as the kernel tells who is on the other end of the socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AgentInfo {
+    pub uid: u32,
+    pub pid: u32,
+    /// The program (`/proc/PID/exe`), if it could be read.
+    #[serde(default)]
+    pub executable: String,
+    /// The systemd unit of its cgroup (`fido2d-agent.service`, `session-2.scope`), if any.
+    #[serde(default)]
+    pub unit: String,
 }
 
 /// One message on the control socket, either way.
@@ -191,6 +212,17 @@ pub enum Message {
     },
     HybridDone {
         ok: bool,
+        message: String,
+    },
+    /// Root makes `user` (a name or a uid) the key's owner.
+    OwnerSet {
+        user: String,
+    },
+    OwnerSetDone {
+        owner: String,
+    },
+    /// Something every agent must show the person (another program answers prompts now).
+    Notice {
         message: String,
     },
 }

@@ -49,8 +49,13 @@ pub enum Command {
         #[arg(long)]
         terminal: bool,
     },
-    /// Show the daemon's state: keystore, device, credentials, agents.
+    /// Show the daemon's state: keystore, device, credentials, owner, agents.
     Status,
+    /// Whose key this is: show the owner, or (root) set it.
+    Owner {
+        #[command(subcommand)]
+        action: Option<OwnerAction>,
+    },
     /// Serve another computer like a phone: give the `FIDO:/` QR code its browser shows
     /// ("use a phone or tablet"), as text or as a picture. Needs Bluetooth on this computer
     /// and a route to the tunnel server.
@@ -87,6 +92,13 @@ pub enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OwnerAction {
+    /// Make USER (a name or a uid) the key's owner: only its agents answer prompts from now on
+    /// (root only).
+    Set { user: String },
 }
 
 #[derive(Debug, Subcommand)]

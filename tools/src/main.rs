@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::{Cli, Command, ConfigAction, CredentialsAction, PinAction};
+use crate::cli::{Cli, Command, ConfigAction, CredentialsAction, OwnerAction, PinAction};
 use crate::exit::Failure;
 
 /// Runs a blocking CTAP command off the async runtime.
@@ -84,6 +84,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 status::print(&status);
             }
+            Ok(())
+        }
+        Command::Owner { action: None } => {
+            let status = status::fetch(&cli.socket).await?;
+            say(format!("owner: {}", status.owner), cli.json);
+            Ok(())
+        }
+        Command::Owner {
+            action: Some(OwnerAction::Set { user }),
+        } => {
+            let owner = status::set_owner(&cli.socket, &user).await?;
+            say(format!("owner: {owner}"), cli.json);
             Ok(())
         }
         Command::Hybrid { qr, qr_image } => {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use protocol::control::{Message, Role, Status};
+use protocol::display;
 
 use crate::control_client::ControlConnection;
 use crate::exit::Failure;
@@ -13,6 +14,19 @@ pub async fn fetch(socket: &Path) -> Result<Status, Failure> {
         Message::Status(status) => Ok(status),
         Message::Error { message } => Err(Failure::daemon(format!("fido2d: {message}"))),
         _ => Err(Failure::daemon("fido2d answered status unexpectedly")),
+    }
+}
+
+/// `owner-set`: makes `user` the key's owner (the daemon accepts it from root only).
+pub async fn set_owner(socket: &Path, user: &str) -> Result<String, Failure> {
+    let mut connection = ControlConnection::connect(socket, Role::Client).await?;
+    let request = Message::OwnerSet {
+        user: user.to_owned(),
+    };
+    match connection.request(&request).await? {
+        Message::OwnerSetDone { owner } => Ok(owner),
+        Message::Error { message } => Err(Failure::daemon(format!("fido2d: {message}"))),
+        _ => Err(Failure::daemon("fido2d answered owner-set unexpectedly")),
     }
 }
 
@@ -28,7 +42,26 @@ pub fn print(status: &Status) {
         status.discoverable_credentials
     );
     println!("  presence:       {}", status.presence_mode);
+    println!("  owner:          {}", status.owner);
     println!("  agents:         {} connected", status.agents_connected);
+    for agent in &status.agents {
+        let unit = match agent.unit.as_str() {
+            "" => String::new(),
+            unit => format!(", {}", display::clean(unit, 100)),
+        };
+        println!(
+            "    uid {} pid {}: {}{unit}",
+            agent.uid,
+            agent.pid,
+            display::clean(&agent.executable, 200)
+        );
+    }
+    if status.agents.len() > 1 {
+        println!(
+            "  warning: {} programs answer your prompts; any of them can approve a request",
+            status.agents.len()
+        );
+    }
     println!("  built-in UV:    {}", status.user_verification);
     if status.presence_mode == "agent" && status.agents_connected == 0 {
         println!(

@@ -1,60 +1,169 @@
-//! Who may use the control socket: root, and the key's owner.
+//! Whose key this is: one user, fixed, never "whoever sits at the seat now".
 //!
-//! The owner is a configured user, or else whoever is logged in on the active seat (logind's
-//! `/run/systemd/seats/seat0`, `ACTIVE_UID=`), decided at each connection so that switching
-//! users at the desktop moves the prompts with them. Everyone else is refused and logged: an
-//! agent of another user must never answer this user's prompts.
+//! The owner is the configured `owner`, or else the first user whose agent connects after the
+//! state directory was made, recorded there (`<state-dir>/owner`, written atomically, 0600).
+//! Root changes it with `fido2ctl owner set USER`. Prompts and built-in UV go to the owner's
+//! agents only, and PAM UV authenticates the owner; another user's agent is refused at
+//! `hello`. Root may use the socket as a client (status, owner), as it owns the machine anyway.
+//!
+//! The seat matters once more: while another user is the active user of the seat (a switched
+//! desktop), requests fail as a refused touch, since the person at the keyboard is not the
+//! owner ([`seat_user`]).
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The uid of root, which owns the machine anyway.
-const ROOT: u32 = 0;
+pub const ROOT: u32 = 0;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OwnerPolicy {
-    /// Exactly this uid (from the configuration).
-    User(u32),
-    /// The user of the active session on the seat described by this logind file.
-    ActiveSeat(PathBuf),
+/// The name of the record in the state directory.
+pub const RECORD: &str = "owner";
+
+/// Where the owner comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerSource {
+    /// `owner` in the configuration (or `--owner`).
+    Configured,
+    /// Recorded in the state directory (the first agent, or `fido2ctl owner set`).
+    Recorded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Owned(u32, OwnerSource),
+    /// Nobody yet: the first agent to connect becomes the owner.
+    Unclaimed,
+}
+
+/// The key's owner (see the module documentation). Cheap to clone: all clones share it.
+#[derive(Debug, Clone)]
+pub struct OwnerPolicy {
+    state: Arc<Mutex<State>>,
+    /// The record file; `None` when the owner is configured.
+    record: Option<PathBuf>,
 }
 
 impl OwnerPolicy {
-    pub fn active_seat() -> Self {
-        OwnerPolicy::ActiveSeat(PathBuf::from("/run/systemd/seats/seat0"))
-    }
-
-    /// Resolves a configured owner: a user name from /etc/passwd, or a numeric uid.
-    pub fn configured(owner: &str) -> anyhow::Result<Self> {
-        if let Ok(uid) = owner.parse::<u32>() {
-            return Ok(OwnerPolicy::User(uid));
+    /// The configured owner (a user name or a numeric uid), else the one recorded in
+    /// `state_dir`, else nobody yet.
+    pub fn load(configured: Option<&str>, state_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(owner) = configured {
+            let uid = uid_from_name_or_number(owner)?;
+            return Ok(OwnerPolicy {
+                state: Arc::new(Mutex::new(State::Owned(uid, OwnerSource::Configured))),
+                record: None,
+            });
         }
-        let passwd = std::fs::read_to_string("/etc/passwd")
-            .map_err(|err| anyhow::anyhow!("cannot read /etc/passwd to find {owner:?}: {err}"))?;
-        uid_of(&passwd, owner)
-            .map(OwnerPolicy::User)
-            .ok_or_else(|| anyhow::anyhow!("owner {owner:?} is not a user of this machine"))
+        let record = state_dir.join(RECORD);
+        let state = match read_record(&record)? {
+            Some(uid) => State::Owned(uid, OwnerSource::Recorded),
+            None => State::Unclaimed,
+        };
+        Ok(OwnerPolicy {
+            state: Arc::new(Mutex::new(state)),
+            record: Some(record),
+        })
     }
 
-    /// The owner's uid now, if there is one.
+    /// A fixed owner, not recorded anywhere (tests).
+    #[cfg(test)]
+    pub fn fixed(uid: u32) -> Self {
+        OwnerPolicy {
+            state: Arc::new(Mutex::new(State::Owned(uid, OwnerSource::Configured))),
+            record: None,
+        }
+    }
+
+    fn state(&self) -> State {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The owner's uid, if the key has one yet.
     pub fn owner_uid(&self) -> Option<u32> {
-        match self {
-            OwnerPolicy::User(uid) => Some(*uid),
-            OwnerPolicy::ActiveSeat(path) => std::fs::read_to_string(path)
-                .ok()
-                .and_then(|seat| active_uid(&seat)),
+        match self.state() {
+            State::Owned(uid, _) => Some(uid),
+            State::Unclaimed => None,
         }
     }
 
-    pub fn allows(&self, uid: u32) -> bool {
+    /// May `uid` use the socket as a client (status, hybrid, owner)? Root and the owner.
+    pub fn allows_client(&self, uid: u32) -> bool {
         uid == ROOT || self.owner_uid() == Some(uid)
     }
 
-    pub fn describe(&self) -> String {
-        match self {
-            OwnerPolicy::User(uid) => format!("uid {uid}"),
-            OwnerPolicy::ActiveSeat(path) => format!("the active user of {}", path.display()),
+    /// May `uid` answer prompts? The owner only. While nobody owns the key, the first agent
+    /// claims it (and is recorded).
+    pub fn admit_agent(&self, uid: u32) -> anyhow::Result<AgentAdmission> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match *state {
+            State::Owned(owner, _) if owner == uid => Ok(AgentAdmission::Owner),
+            State::Owned(owner, _) => Ok(AgentAdmission::Refused { owner }),
+            State::Unclaimed => {
+                if let Some(record) = &self.record {
+                    write_record(record, uid)?;
+                }
+                *state = State::Owned(uid, OwnerSource::Recorded);
+                Ok(AgentAdmission::Claimed)
+            }
         }
     }
+
+    /// Root's `fido2ctl owner set`: records `uid` as the owner. A configured owner cannot be
+    /// changed this way (the configuration would win at the next start).
+    pub fn set(&self, uid: u32) -> anyhow::Result<()> {
+        let Some(record) = &self.record else {
+            anyhow::bail!(
+                "the owner is set in the configuration (`owner`): change it there and restart \
+                 fido2d"
+            );
+        };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        write_record(record, uid)?;
+        *state = State::Owned(uid, OwnerSource::Recorded);
+        Ok(())
+    }
+
+    /// For `status` and the log: "alice (uid 1000), recorded in ...".
+    pub fn describe(&self) -> String {
+        match self.state() {
+            State::Owned(uid, source) => {
+                let who = match user_name(uid) {
+                    Some(name) => format!("{name} (uid {uid})"),
+                    None => format!("uid {uid}"),
+                };
+                match (source, &self.record) {
+                    (OwnerSource::Configured, _) => format!("{who}, from the configuration"),
+                    (OwnerSource::Recorded, Some(record)) => {
+                        format!("{who}, recorded in {}", record.display())
+                    }
+                    (OwnerSource::Recorded, None) => who,
+                }
+            }
+            State::Unclaimed => {
+                "nobody yet: the first user whose agent connects becomes the owner".into()
+            }
+        }
+    }
+}
+
+/// How an agent's `hello` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAdmission {
+    /// The owner's agent.
+    Owner,
+    /// The first agent of an unclaimed key: its user is now the owner.
+    Claimed,
+    /// Another user's agent.
+    Refused { owner: u32 },
+}
+
+/// The uid of the active user of seat0 (logind's `/run/systemd/seats/seat0`, `ACTIVE_UID=`),
+/// if the machine has a seat with a user on it.
+pub fn seat_user() -> Option<u32> {
+    let seat = std::fs::read_to_string("/run/systemd/seats/seat0").ok()?;
+    active_uid(&seat)
 }
 
 /// `ACTIVE_UID=1000` in a logind seat file.
@@ -65,13 +174,69 @@ fn active_uid(seat_file: &str) -> Option<u32> {
         .and_then(|uid| uid.trim().parse().ok())
 }
 
-/// The uid of `name` in /etc/passwd contents.
-fn uid_of(passwd: &str, name: &str) -> Option<u32> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next() == Some(name))
-            .then(|| fields.nth(1)?.parse().ok())
-            .flatten()
+/// A user name from the passwd database, or a numeric uid.
+pub fn uid_from_name_or_number(owner: &str) -> anyhow::Result<u32> {
+    if let Ok(uid) = owner.parse::<u32>() {
+        return Ok(uid);
+    }
+    nix::unistd::User::from_name(owner)
+        .map_err(|err| anyhow::anyhow!("cannot look up the user {owner:?}: {err}"))?
+        .map(|user| user.uid.as_raw())
+        .ok_or_else(|| anyhow::anyhow!("{owner:?} is not a user of this machine"))
+}
+
+/// The name of `uid` in the passwd database.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+}
+
+/// `uid=1000` (and a name, for people reading the file).
+fn read_record(path: &Path) -> anyhow::Result<Option<u32>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => anyhow::bail!("cannot read the owner record {}: {err}", path.display()),
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix("uid="))
+        .and_then(|uid| uid.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not an owner record (no `uid=` line): fix or remove it, or set `owner`",
+                path.display()
+            )
+        })
+}
+
+/// Writes the record atomically: a new temporary file (O_EXCL, O_NOFOLLOW, 0600), synced,
+/// renamed over the old one, the folder synced.
+fn write_record(path: &Path, uid: u32) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".{RECORD}.{}.tmp", std::process::id()));
+    let text = match user_name(uid) {
+        Some(name) => format!("uid={uid}\nname={name}\n"),
+        None => format!("uid={uid}\n"),
+    };
+    let write = || -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|err| {
+        let _ = std::fs::remove_file(&temp);
+        anyhow::anyhow!("cannot record the owner in {}: {err}", path.display())
     })
 }
 
@@ -80,41 +245,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_active_seat_user_and_root_are_allowed_nobody_else() {
+    fn the_first_agent_claims_an_unowned_key_and_it_stays_claimed() {
         let dir = tempfile::tempdir().unwrap();
-        let seat = dir.path().join("seat0");
-        std::fs::write(&seat, "IS_SEAT0=1\nACTIVE=c2\nACTIVE_UID=1000\n").unwrap();
-        let policy = OwnerPolicy::ActiveSeat(seat.clone());
+        let owner = OwnerPolicy::load(None, dir.path()).unwrap();
+        assert_eq!(owner.owner_uid(), None);
+        assert!(!owner.allows_client(1000), "nobody but root before a claim");
+        assert!(owner.allows_client(ROOT));
 
-        assert!(policy.allows(1000));
-        assert!(policy.allows(0));
-        assert!(!policy.allows(1001));
+        assert_eq!(owner.admit_agent(1000).unwrap(), AgentAdmission::Claimed);
+        assert_eq!(owner.admit_agent(1000).unwrap(), AgentAdmission::Owner);
+        assert_eq!(
+            owner.admit_agent(1001).unwrap(),
+            AgentAdmission::Refused { owner: 1000 }
+        );
+        assert!(owner.allows_client(1000));
+        assert!(!owner.allows_client(1001));
 
-        std::fs::write(&seat, "IS_SEAT0=1\n").unwrap();
-        assert!(!policy.allows(1000), "nobody at the seat: only root");
-        std::fs::remove_file(&seat).unwrap();
-        assert!(!policy.allows(1000));
-        assert!(policy.allows(0));
+        // A restart reads the record: the owner does not move.
+        let again = OwnerPolicy::load(None, dir.path()).unwrap();
+        assert_eq!(again.owner_uid(), Some(1000));
+        assert_eq!(
+            again.admit_agent(1001).unwrap(),
+            AgentAdmission::Refused { owner: 1000 }
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(RECORD))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
-    fn a_configured_owner_is_a_name_or_a_uid() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+    fn root_sets_the_owner_unless_it_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = OwnerPolicy::load(None, dir.path()).unwrap();
+        owner.admit_agent(1000).unwrap();
+        owner.set(1001).unwrap();
+        assert_eq!(
+            OwnerPolicy::load(None, dir.path()).unwrap().owner_uid(),
+            Some(1001)
+        );
 
-        assert_eq!(uid_of(passwd, "alice"), Some(1000));
-        assert_eq!(uid_of(passwd, "root"), Some(0));
-        assert_eq!(uid_of(passwd, "bob"), None);
-        assert_eq!(uid_of(passwd, "x"), None);
+        let configured = OwnerPolicy::load(Some("1234"), dir.path()).unwrap();
+        assert_eq!(configured.owner_uid(), Some(1234), "the configuration wins");
+        assert!(configured.set(5).is_err());
         assert_eq!(
-            OwnerPolicy::configured("1234").unwrap(),
-            OwnerPolicy::User(1234)
+            configured.admit_agent(1001).unwrap(),
+            AgentAdmission::Refused { owner: 1234 }
         );
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_not_an_unowned_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RECORD), "garbage").unwrap();
+        let err = OwnerPolicy::load(None, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not an owner record"), "{err}");
+    }
+
+    #[test]
+    fn the_active_seat_user_is_read_from_logind() {
         assert_eq!(
-            OwnerPolicy::configured("root").unwrap(),
-            OwnerPolicy::User(0)
+            active_uid("IS_SEAT0=1\nACTIVE=c2\nACTIVE_UID=1000\n"),
+            Some(1000)
         );
-        assert!(OwnerPolicy::configured("no-such-user-here").is_err());
-        assert!(OwnerPolicy::User(5).allows(5));
-        assert!(!OwnerPolicy::User(5).allows(6));
+        assert_eq!(active_uid("IS_SEAT0=1\n"), None);
+    }
+
+    #[test]
+    fn an_owner_is_a_name_or_a_uid() {
+        assert_eq!(uid_from_name_or_number("1234").unwrap(), 1234);
+        assert_eq!(uid_from_name_or_number("root").unwrap(), 0);
+        assert!(uid_from_name_or_number("no-such-user-here").is_err());
     }
 }

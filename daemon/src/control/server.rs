@@ -7,7 +7,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
-use protocol::control::{self, Message, Role, Status, WithdrawReason};
+use std::time::{Duration, Instant};
+
+use protocol::control::{self, AgentInfo, Message, Role, Status, WithdrawReason};
+use protocol::display;
 use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader,
 };
@@ -17,7 +20,7 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::broker::{BrokerCall, PromptSpec, Settled, UvQuestion};
-use super::owner::OwnerPolicy;
+use super::owner::{seat_user, uid_from_name_or_number, AgentAdmission, OwnerPolicy, ROOT};
 use crate::hybrid::HybridService;
 
 /// What `status` reports; the daemon fills it in at start and the worker keeps the credential
@@ -25,6 +28,19 @@ use crate::hybrid::HybridService;
 pub type StatusBoard = Arc<Mutex<Status>>;
 
 type ConnectionId = u64;
+
+/// How many connections one uid may hold open at once: enough for a desktop (agent, a few
+/// fido2ctl commands), too few for one program to exhaust the daemon.
+const MAX_CONNECTIONS_PER_UID: usize = 16;
+/// A connection must say `hello` within this time.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages queued for one connection before it counts as not reading (and is dropped).
+const OUTGOING_QUEUE: usize = 64;
+/// One refusal log line per uid within this time (the rest are counted).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A connection's outgoing queue: bounded, never blocking the sender.
+type Outgoing = async_mpsc::Sender<Message>;
 
 /// A prompt shown to agents and not yet settled.
 struct PendingPrompt {
@@ -34,14 +50,31 @@ struct PendingPrompt {
     secret: bool,
 }
 
+/// A connected agent.
+struct Agent {
+    info: AgentInfo,
+    queue: Outgoing,
+}
+
 /// The agents and their open prompts.
-#[derive(Default)]
 struct Hub {
-    agents: HashMap<ConnectionId, async_mpsc::UnboundedSender<Message>>,
+    owner: OwnerPolicy,
+    agents: HashMap<ConnectionId, Agent>,
     pending: HashMap<u64, PendingPrompt>,
 }
 
 impl Hub {
+    /// The agents that may see a prompt now: the owner's, checked again for every prompt (the
+    /// owner can change, `fido2ctl owner set`).
+    fn owners_agents(&self) -> Vec<ConnectionId> {
+        let owner = self.owner.owner_uid();
+        self.agents
+            .iter()
+            .filter(|(_, agent)| Some(agent.info.uid) == owner)
+            .map(|(connection, _)| *connection)
+            .collect()
+    }
+
     fn ask(
         &mut self,
         id: u64,
@@ -49,9 +82,18 @@ impl Hub {
         question: Option<UvQuestion>,
         reply: mpsc::Sender<Settled>,
     ) {
-        if self.agents.is_empty() {
-            let _ = reply.send(Settled::NoAgent);
-            return;
+        // The person at the keyboard is another user (a switched desktop): the owner cannot
+        // be there to answer, and nobody else may. A refused touch, and a log line.
+        if let (Some(seat), Some(owner)) = (seat_user(), self.owner.owner_uid()) {
+            if seat != owner {
+                warn!(
+                    "refused a request: uid {seat} is the active user of the seat, and the key \
+                     belongs to {}",
+                    self.owner.describe()
+                );
+                let _ = reply.send(Settled::NoAgent);
+                return;
+            }
         }
         let timeout_ms = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
         let secret = question.is_some();
@@ -75,12 +117,15 @@ impl Hub {
                 timeout_ms,
             },
         };
-        let asked = self
-            .agents
-            .iter()
-            .filter(|(_, agent)| agent.send(prompt.clone()).is_ok())
-            .map(|(connection, _)| *connection)
+        let asked: Vec<ConnectionId> = self
+            .owners_agents()
+            .into_iter()
+            .filter(|connection| self.deliver(*connection, prompt.clone()))
             .collect();
+        if asked.is_empty() {
+            let _ = reply.send(Settled::NoAgent);
+            return;
+        }
         self.pending.insert(
             id,
             PendingPrompt {
@@ -91,12 +136,34 @@ impl Hub {
         );
     }
 
+    /// Queues `message` for an agent; an agent that does not read its queue is not asked.
+    fn deliver(&self, connection: ConnectionId, message: Message) -> bool {
+        self.agents
+            .get(&connection)
+            .is_some_and(|agent| agent.queue.try_send(message).is_ok())
+    }
+
     fn tell(&self, id: u64, message: String) {
-        for agent in self.agents.values() {
-            let _ = agent.send(Message::UvInfo {
-                id,
-                message: message.clone(),
-            });
+        for connection in self.owners_agents() {
+            self.deliver(
+                connection,
+                Message::UvInfo {
+                    id,
+                    message: message.clone(),
+                },
+            );
+        }
+    }
+
+    /// Tells every agent something the person must see.
+    fn notice(&self, message: &str) {
+        for connection in self.agents.keys() {
+            self.deliver(
+                *connection,
+                Message::Notice {
+                    message: message.to_owned(),
+                },
+            );
         }
     }
 
@@ -122,10 +189,36 @@ impl Hub {
             let _ = prompt.reply.send(outcome);
         }
         for connection in prompt.asked.iter().filter(|c| Some(**c) != except) {
-            if let Some(agent) = self.agents.get(connection) {
-                let _ = agent.send(Message::Withdraw { id, reason });
-            }
+            self.deliver(*connection, Message::Withdraw { id, reason });
         }
+    }
+
+    fn add_agent(&mut self, connection: ConnectionId, info: AgentInfo, queue: Outgoing) {
+        let others: Vec<&AgentInfo> = self
+            .agents
+            .values()
+            .map(|agent| &agent.info)
+            .filter(|other| other.uid == info.uid)
+            .collect();
+        if !others.is_empty() {
+            // A second program now answers the owner's prompts: everyone must know. (It cannot
+            // be stopped here; a fingerprint as the touch can: see the README.)
+            let message = format!(
+                "another program now answers fido2d's prompts: PID {}, {}{}",
+                info.pid,
+                display::clean(&info.executable, 200),
+                if info.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", display::clean(&info.unit, 100))
+                }
+            );
+            warn!("{message}");
+            self.agents.insert(connection, Agent { info, queue });
+            self.notice(&message);
+            return;
+        }
+        self.agents.insert(connection, Agent { info, queue });
     }
 
     fn remove_agent(&mut self, connection: ConnectionId) {
@@ -149,23 +242,60 @@ impl Hub {
     }
 }
 
-pub struct ControlServer {
-    listener: UnixListener,
-    path: PathBuf,
-    policy: OwnerPolicy,
+/// One log line per refused uid per [`REFUSAL_LOG_INTERVAL`]: a program that retries in a loop
+/// cannot fill the journal.
+#[derive(Default)]
+struct RefusalLog {
+    last: HashMap<u32, (Instant, u64)>,
+}
+
+impl RefusalLog {
+    /// Logs `what` for `uid` unless it was logged recently (then it is counted).
+    fn refused(&mut self, uid: u32, what: &str) {
+        let now = Instant::now();
+        match self.last.get_mut(&uid) {
+            Some((at, suppressed)) if now.duration_since(*at) < REFUSAL_LOG_INTERVAL => {
+                *suppressed += 1;
+            }
+            entry => {
+                let suppressed = entry.map_or(0, |(_, n)| *n);
+                if suppressed > 0 {
+                    warn!("control socket: {what} (and {suppressed} more refusals of uid {uid})");
+                } else {
+                    warn!("control socket: {what}");
+                }
+                self.last.insert(uid, (now, 0));
+            }
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Clone)]
+struct Shared {
+    owner: OwnerPolicy,
     status: StatusBoard,
     hub: Arc<Mutex<Hub>>,
     hybrid: Option<HybridService>,
+    refusals: Arc<Mutex<RefusalLog>>,
+    /// Open connections per uid.
+    connections: Arc<Mutex<HashMap<u32, usize>>>,
 }
 
-fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
-    hub.lock().unwrap_or_else(PoisonError::into_inner)
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    shared: Shared,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ControlServer {
     /// Listens on `path`, replacing a stale socket. The socket is open to every local user
     /// (mode 0666): who may use it is decided per connection by the peer's uid.
-    pub fn bind(path: &Path, policy: OwnerPolicy, status: StatusBoard) -> anyhow::Result<Self> {
+    pub fn bind(path: &Path, owner: OwnerPolicy, status: StatusBoard) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|err| {
                 anyhow::anyhow!(
@@ -183,19 +313,28 @@ impl ControlServer {
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", path.display()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
             .map_err(|err| anyhow::anyhow!("cannot set the mode of {}: {err}", path.display()))?;
+        let hub = Hub {
+            owner: owner.clone(),
+            agents: HashMap::new(),
+            pending: HashMap::new(),
+        };
         Ok(ControlServer {
             listener,
             path: path.to_owned(),
-            policy,
-            status,
-            hub: Arc::default(),
-            hybrid: None,
+            shared: Shared {
+                owner,
+                status,
+                hub: Arc::new(Mutex::new(hub)),
+                hybrid: None,
+                refusals: Arc::default(),
+                connections: Arc::default(),
+            },
         })
     }
 
     /// Lets clients start hybrid sessions (`hybrid {qr}`).
     pub fn with_hybrid(mut self, hybrid: HybridService) -> Self {
-        self.hybrid = Some(hybrid);
+        self.shared.hybrid = Some(hybrid);
         self
     }
 
@@ -221,7 +360,7 @@ impl ControlServer {
     }
 
     fn handle_call(&self, call: BrokerCall) {
-        let mut hub = lock(&self.hub);
+        let mut hub = lock(&self.shared.hub);
         match call {
             BrokerCall::Ask {
                 id,
@@ -235,37 +374,105 @@ impl ControlServer {
     }
 
     fn admit(&self, stream: UnixStream, connection: ConnectionId) {
-        let uid = match stream.peer_cred() {
-            Ok(cred) => cred.uid(),
+        let (uid, pid) = match stream.peer_cred() {
+            Ok(cred) => (cred.uid(), cred.pid().and_then(|p| u32::try_from(p).ok())),
             Err(err) => {
                 warn!("control socket: cannot read the peer's credentials, refused: {err}");
                 return;
             }
         };
-        if !self.policy.allows(uid) {
-            warn!(
-                "control socket: refused a connection from uid {uid}: only root and the key's \
-                 owner ({}) may use it",
-                self.policy.describe()
+        // Who may get as far as `hello`: root, the owner, and anyone while the key has no
+        // owner yet (its agent may claim it). The role decides the rest.
+        let owner = &self.shared.owner;
+        if !owner.allows_client(uid) && owner.owner_uid().is_some() {
+            lock(&self.shared.refusals).refused(
+                uid,
+                &format!(
+                    "refused a connection from uid {uid}: only root and the key's owner ({})                      may use it",
+                    owner.describe()
+                ),
             );
-            tokio::spawn(refuse(stream, uid));
+            tokio::spawn(refuse(
+                stream,
+                format!("uid {uid} may not use this key's control socket"),
+            ));
             return;
         }
-        let hub = self.hub.clone();
-        let status = self.status.clone();
-        let hybrid = self.hybrid.clone();
+        {
+            let mut connections = lock(&self.shared.connections);
+            let open = connections.entry(uid).or_default();
+            if *open >= MAX_CONNECTIONS_PER_UID {
+                drop(connections);
+                lock(&self.shared.refusals).refused(
+                    uid,
+                    &format!(
+                        "refused a connection from uid {uid}: it already has                          {MAX_CONNECTIONS_PER_UID} open"
+                    ),
+                );
+                tokio::spawn(refuse(
+                    stream,
+                    format!("too many connections from uid {uid}"),
+                ));
+                return;
+            }
+            *open += 1;
+        }
+        let shared = self.shared.clone();
         tokio::spawn(async move {
-            if let Err(err) = serve(stream, connection, uid, hub, status, hybrid).await {
+            let peer = Peer { uid, pid };
+            if let Err(err) = serve(stream, connection, peer, &shared).await {
                 debug!(connection, "control connection ended: {err}");
+            }
+            let mut connections = lock(&shared.connections);
+            if let Some(open) = connections.get_mut(&uid) {
+                *open = open.saturating_sub(1);
             }
         });
     }
 }
 
-async fn refuse(mut stream: UnixStream, uid: u32) {
-    let message = Message::Error {
-        message: format!("uid {uid} may not use this key's control socket"),
-    };
+/// Who is on the other end of a connection (SO_PEERCRED).
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    uid: u32,
+    pid: Option<u32>,
+}
+
+impl Peer {
+    /// What `status` shows of an agent: its program and systemd unit, from /proc.
+    fn agent_info(&self) -> AgentInfo {
+        let Some(pid) = self.pid else {
+            return AgentInfo {
+                uid: self.uid,
+                ..AgentInfo::default()
+            };
+        };
+        let executable = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|path| path.display().to_string())
+            .unwrap_or_default();
+        let unit = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|cgroup| unit_of(&cgroup))
+            .unwrap_or_default();
+        AgentInfo {
+            uid: self.uid,
+            pid,
+            executable,
+            unit,
+        }
+    }
+}
+
+/// The innermost systemd unit (`*.service`, `*.scope`) of a `/proc/PID/cgroup` text.
+fn unit_of(cgroup: &str) -> Option<String> {
+    let path = cgroup.lines().find_map(|line| line.strip_prefix("0::"))?;
+    path.rsplit('/')
+        .find(|part| part.ends_with(".service") || part.ends_with(".scope"))
+        .map(str::to_owned)
+}
+
+async fn refuse(mut stream: UnixStream, message: String) {
+    let message = Message::Error { message };
     let _ = stream.write_all(control::encode(&message).as_bytes()).await;
 }
 
@@ -294,16 +501,24 @@ async fn read_line<R: AsyncRead + Unpin>(
 async fn serve(
     stream: UnixStream,
     connection: ConnectionId,
-    uid: u32,
-    hub: Arc<Mutex<Hub>>,
-    status: StatusBoard,
-    hybrid: Option<HybridService>,
+    peer: Peer,
+    shared: &Shared,
 ) -> anyhow::Result<()> {
+    let uid = peer.uid;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let send = |message: Message| control::encode(&message);
+    let reply_error = |message: String| send(Message::Error { message });
 
-    let Some(line) = read_line(&mut reader).await? else {
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, read_line(&mut reader)).await {
+        Ok(line) => line?,
+        Err(_) => {
+            let error = reply_error(format!("no hello within {} s", HELLO_TIMEOUT.as_secs()));
+            write.write_all(error.as_bytes()).await?;
+            return Ok(());
+        }
+    };
+    let Some(line) = first else {
         return Ok(());
     };
     let role = match control::decode(&line) {
@@ -312,33 +527,56 @@ async fn serve(
             role
         }
         Ok(_) => {
-            let error = send(Message::Error {
-                message: "say hello first".into(),
-            });
-            write.write_all(error.as_bytes()).await?;
+            write
+                .write_all(reply_error("say hello first".into()).as_bytes())
+                .await?;
             return Ok(());
         }
         Err(err) => {
             write
-                .write_all(
-                    send(Message::Error {
-                        message: err.to_string(),
-                    })
-                    .as_bytes(),
-                )
+                .write_all(reply_error(err.to_string()).as_bytes())
                 .await?;
             return Ok(());
         }
     };
+    // Agents: the owner's only (the first one claims an unowned key). Clients: root and the
+    // owner.
+    let refusal = match role {
+        Role::Agent => match shared.owner.admit_agent(uid)? {
+            AgentAdmission::Owner => None,
+            AgentAdmission::Claimed => {
+                info!(
+                    connection,
+                    "the key's owner is now {} (its first agent)",
+                    shared.owner.describe()
+                );
+                None
+            }
+            AgentAdmission::Refused { owner } => Some(format!(
+                "uid {uid} is not the key's owner (uid {owner}): its agent may not answer prompts"
+            )),
+        },
+        Role::Client if shared.owner.allows_client(uid) => None,
+        Role::Client => Some(format!(
+            "uid {uid} may not use this key's control socket (the owner is {})",
+            shared.owner.describe()
+        )),
+    };
+    if let Some(refusal) = refusal {
+        lock(&shared.refusals).refused(uid, &format!("refused: {refusal}"));
+        write.write_all(reply_error(refusal).as_bytes()).await?;
+        return Ok(());
+    }
     let welcome = send(Message::Welcome {
         daemon: env!("CARGO_PKG_VERSION").into(),
         protocol: control::VERSION,
     });
     write.write_all(welcome.as_bytes()).await?;
 
-    // Everything this connection sends goes through one queue, so prompts from the broker and
-    // replies to requests never interleave within a line.
-    let (outgoing, mut queue) = async_mpsc::unbounded_channel::<Message>();
+    // Everything this connection sends goes through one bounded queue, so prompts from the
+    // broker and replies to requests never interleave within a line, and a peer that stops
+    // reading cannot make the daemon hold its messages without end.
+    let (outgoing, mut queue) = async_mpsc::channel::<Message>(OUTGOING_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(message) = queue.recv().await {
             if write.write_all(send(message).as_bytes()).await.is_err() {
@@ -346,16 +584,20 @@ async fn serve(
             }
         }
     });
+    let hub = &shared.hub;
     if role == Role::Agent {
-        lock(&hub).agents.insert(connection, outgoing.clone());
+        lock(hub).add_agent(connection, peer.agent_info(), outgoing.clone());
     }
+    let reply = |message: Message| {
+        let _ = outgoing.try_send(message);
+    };
 
     let result = async {
         while let Some(line) = read_line(&mut reader).await? {
             let message = match control::decode(&line) {
                 Ok(message) => message,
                 Err(err) => {
-                    let _ = outgoing.send(Message::Error {
+                    reply(Message::Error {
                         message: err.to_string(),
                     });
                     continue;
@@ -363,16 +605,18 @@ async fn serve(
             };
             match (role, message) {
                 (_, Message::StatusRequest) => {
-                    let mut current = status
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    current.agents_connected = lock(&hub).agents.len();
-                    let _ = outgoing.send(Message::Status(current));
+                    let mut current = lock(&shared.status).clone();
+                    let hub = lock(hub);
+                    current.agents_connected = hub.agents.len();
+                    current.agents = hub.agents.values().map(|a| a.info.clone()).collect();
+                    current.agents.sort_by_key(|a| a.pid);
+                    current.owner = shared.owner.describe();
+                    drop(hub);
+                    reply(Message::Status(current));
                 }
                 (Role::Agent, Message::Answer { id, decision }) => {
                     info!(connection, id, ?decision, "the person answered a prompt");
-                    let mut hub = lock(&hub);
+                    let mut hub = lock(hub);
                     if hub.asked(id, connection, false) {
                         hub.settle(
                             id,
@@ -382,9 +626,12 @@ async fn serve(
                         );
                     }
                 }
+                (Role::Client, Message::OwnerSet { user }) => {
+                    reply(set_owner(uid, &user, shared));
+                }
                 (Role::Client, Message::Hybrid { qr }) => {
-                    let Some(hybrid) = &hybrid else {
-                        let _ = outgoing.send(Message::HybridDone {
+                    let Some(hybrid) = &shared.hybrid else {
+                        reply(Message::HybridDone {
                             ok: false,
                             message: "this daemon does not serve hybrid sessions".into(),
                         });
@@ -393,9 +640,7 @@ async fn serve(
                     // The session lasts while its client listens: fido2ctl interrupted (its
                     // connection closed) ends it, advert and tunnel included.
                     tokio::select! {
-                        done = run_hybrid(hybrid, connection, &qr, &outgoing) => {
-                            let _ = outgoing.send(done);
-                        }
+                        done = run_hybrid(hybrid, connection, &qr, &outgoing) => reply(done),
                         _ = client_gone(&mut reader) => {
                             info!(connection, "hybrid session ended: its client went away");
                             break;
@@ -409,7 +654,7 @@ async fn serve(
                         answered = response.is_some(),
                         "the person answered a verification question"
                     );
-                    let mut hub = lock(&hub);
+                    let mut hub = lock(hub);
                     if hub.asked(id, connection, true) {
                         hub.settle(
                             id,
@@ -419,14 +664,12 @@ async fn serve(
                         );
                     }
                 }
-                (_, other) => {
-                    let _ = outgoing.send(Message::Error {
-                        message: format!(
-                            "unexpected message for a {role:?} connection: {}",
-                            kind(&other)
-                        ),
-                    });
-                }
+                (_, other) => reply(Message::Error {
+                    message: format!(
+                        "unexpected message for a {role:?} connection: {}",
+                        kind(&other)
+                    ),
+                }),
             }
         }
         anyhow::Ok(())
@@ -434,12 +677,32 @@ async fn serve(
     .await;
 
     if role == Role::Agent {
-        lock(&hub).remove_agent(connection);
+        lock(hub).remove_agent(connection);
         info!(connection, "agent disconnected");
     }
     drop(outgoing);
     let _ = writer.await;
     result
+}
+
+/// `owner-set`: root only. The owner's prompts go to the new owner's agents from now on.
+fn set_owner(uid: u32, user: &str, shared: &Shared) -> Message {
+    if uid != ROOT {
+        return Message::Error {
+            message: "only root may change the key's owner".into(),
+        };
+    }
+    let result = uid_from_name_or_number(user).and_then(|new| shared.owner.set(new));
+    match result {
+        Ok(()) => {
+            let owner = shared.owner.describe();
+            warn!("the key's owner is now {owner} (set by root)");
+            Message::OwnerSetDone { owner }
+        }
+        Err(err) => Message::Error {
+            message: err.to_string(),
+        },
+    }
 }
 
 /// Resolves when the client closes its end (or sends anything: it should wait for
@@ -453,12 +716,12 @@ async fn run_hybrid(
     hybrid: &HybridService,
     connection: ConnectionId,
     qr: &str,
-    outgoing: &async_mpsc::UnboundedSender<Message>,
+    outgoing: &Outgoing,
 ) -> Message {
     info!(connection, "hybrid session requested");
     let result = hybrid
         .run(qr, |step| {
-            let _ = outgoing.send(Message::HybridProgress {
+            let _ = outgoing.try_send(Message::HybridProgress {
                 stage: step.stage().into(),
                 message: step.describe(),
             });
@@ -514,5 +777,39 @@ fn kind(message: &Message) -> &'static str {
         Message::Hybrid { .. } => "hybrid",
         Message::HybridProgress { .. } => "hybrid-progress",
         Message::HybridDone { .. } => "hybrid-done",
+        Message::OwnerSet { .. } => "owner-set",
+        Message::OwnerSetDone { .. } => "owner-set-done",
+        Message::Notice { .. } => "notice",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unit_is_the_innermost_service_or_scope_of_the_cgroup() {
+        let agent =
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/fido2d-agent.service\n";
+        assert_eq!(unit_of(agent).as_deref(), Some("fido2d-agent.service"));
+        let shell = "0::/user.slice/user-1000.slice/session-2.scope\n";
+        assert_eq!(unit_of(shell).as_deref(), Some("session-2.scope"));
+        assert_eq!(unit_of("0::/\n"), None);
+        assert_eq!(
+            unit_of("1:name=systemd:/x.service\n"),
+            None,
+            "cgroup v2 only"
+        );
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_minute_per_uid() {
+        let mut log = RefusalLog::default();
+        log.refused(5, "x");
+        log.refused(5, "x");
+        log.refused(5, "x");
+        assert_eq!(log.last[&5].1, 2, "two counted, not logged");
+        log.refused(6, "y");
+        assert_eq!(log.last[&6].1, 0);
     }
 }

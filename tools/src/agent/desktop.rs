@@ -177,6 +177,12 @@ impl Frontend for DesktopFrontend {
     }
 
     async fn tell(&mut self, message: &str) -> Result<(), Failure> {
+        let message = if self.markup {
+            escape_markup(message)
+        } else {
+            message.to_owned()
+        };
+        let message = message.as_str();
         let hints = HashMap::from([("category", Value::from("device"))]);
         self.proxy
             .notify(

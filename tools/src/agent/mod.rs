@@ -152,6 +152,10 @@ pub async fn run(socket: &Path, mut frontend: impl Frontend) -> Result<(), Failu
                     frontend.show(&prompt).await?;
                 }
                 Some(Message::UvInfo { message, .. }) => frontend.tell(&message).await?,
+                // Another program answers prompts too: the person must know.
+                Some(Message::Notice { message }) => {
+                    frontend.tell(&display::clean(&message, 300)).await?
+                }
                 Some(Message::Withdraw { id, reason }) => frontend.withdraw(id, reason).await?,
                 Some(Message::Error { message }) => eprintln!("fido2ctl agent: fido2d says: {message}"),
                 Some(_) => {}
