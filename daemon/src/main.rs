@@ -13,6 +13,7 @@ mod control;
 mod hid_session;
 mod hybrid;
 mod keystore;
+mod state_lock;
 mod presence;
 mod transport;
 mod uv;
@@ -113,6 +114,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         status.presence_mode = presence_mode.name().into();
         status.user_verification = verifier.as_ref().map_or("off", |v| v.method.name()).into();
     }
+    // One daemon per state directory; the one-shot hybrid session goes through the running
+    // service instead of opening the store beside it.
+    let _state_lock = match state_lock::acquire(&cli.state_dir) {
+        Ok(lock) => lock,
+        Err(state_lock::LockError::Held { .. }) if cli.hybrid.is_some() => {
+            return hybrid_through_the_service(&cli);
+        }
+        Err(err) => return Err(err.into()),
+    };
     // The authenticator thread opens the keystore (every TPM call happens on it).
     let starting = keystore::start(&cli.keystore_settings()?)?;
     let presence = presence::DaemonPresence::new(presence_mode, verifier);
@@ -217,6 +227,43 @@ enum Transport {
     Udp(transport::udp::UdpTransport),
     /// One hybrid session for a QR code given on the command line, then exit.
     HybridOnce(String),
+}
+
+/// `fido2d --hybrid QR` while the service runs on the same state directory: the service serves
+/// the session (as for `fido2ctl hybrid`), and this process relays its progress to the log.
+fn hybrid_through_the_service(cli: &Cli) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    use protocol::control::{self, Message, Role};
+    info!(
+        "the fido2d service uses {}: asking it to serve the hybrid session",
+        cli.state_dir.display()
+    );
+    let socket = &cli.control_socket;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|err| {
+        anyhow::anyhow!("cannot reach the running fido2d at {}: {err}", socket.display())
+    })?;
+    let hello = Message::Hello {
+        role: Role::Client,
+        client: format!("fido2d --hybrid {}", env!("CARGO_PKG_VERSION")),
+    };
+    let qr = cli.hybrid.clone().unwrap_or_default();
+    stream.write_all(control::encode(&hello).as_bytes())?;
+    stream.write_all(control::encode(&Message::Hybrid { qr }).as_bytes())?;
+    for line in std::io::BufReader::new(stream).lines() {
+        match control::decode(&line?).map_err(|err| anyhow::anyhow!("fido2d: {err}"))? {
+            Message::Welcome { .. } => {}
+            Message::HybridProgress { message, .. } => info!("hybrid: {message}"),
+            Message::HybridDone { ok: true, message } => {
+                info!("hybrid: {message}");
+                return Ok(());
+            }
+            Message::HybridDone { ok: false, message } | Message::Error { message } => {
+                anyhow::bail!("hybrid: {message}")
+            }
+            _ => {}
+        }
+    }
+    anyhow::bail!("the running fido2d closed the connection")
 }
 
 /// `fido2d --hybrid QR`: one hybrid session, then exit (the running daemon serves
