@@ -67,15 +67,6 @@ impl OwnerPolicy {
         })
     }
 
-    /// A fixed owner, not recorded anywhere (tests).
-    #[cfg(test)]
-    pub fn fixed(uid: u32) -> Self {
-        OwnerPolicy {
-            state: Arc::new(Mutex::new(State::Owned(uid, OwnerSource::Configured))),
-            record: None,
-        }
-    }
-
     fn state(&self) -> State {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
