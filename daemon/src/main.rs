@@ -232,15 +232,18 @@ enum Transport {
 /// `fido2d --hybrid QR` while the service runs on the same state directory: the service serves
 /// the session (as for `fido2ctl hybrid`), and this process relays its progress to the log.
 fn hybrid_through_the_service(cli: &Cli) -> anyhow::Result<()> {
-    use std::io::{BufRead as _, Write as _};
     use protocol::control::{self, Message, Role};
+    use std::io::{BufRead as _, Write as _};
     info!(
         "the fido2d service uses {}: asking it to serve the hybrid session",
         cli.state_dir.display()
     );
     let socket = &cli.control_socket;
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|err| {
-        anyhow::anyhow!("cannot reach the running fido2d at {}: {err}", socket.display())
+        anyhow::anyhow!(
+            "cannot reach the running fido2d at {}: {err}",
+            socket.display()
+        )
     })?;
     let hello = Message::Hello {
         role: Role::Client,
