@@ -2,12 +2,11 @@
 //!
 //! Two daemons on one state directory would each cache the PIN state, the signature counter
 //! and the credential index, and overwrite each other's writes. So the daemon holds an
-//! exclusive lock (`flock` on `<state-dir>/lock`) for as long as it runs; a second one is
-//! told which process holds it. Before that, the directory itself is checked: a symbolic link
+//! exclusive lock (`flock` on the empty file `<state-dir>/lock`) for as long as it runs; a
+//! second one is refused. Before that, the directory itself is checked: a symbolic link
 //! (which another user could point elsewhere) or a directory owned by someone else is refused.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -33,8 +32,8 @@ impl std::fmt::Debug for StateLock {
 /// Why the lock could not be had.
 #[derive(Debug)]
 pub enum LockError {
-    /// Another process holds it (its pid, as it wrote it).
-    Held { pid: Option<u32>, dir: PathBuf },
+    /// Another process holds it.
+    Held { dir: PathBuf },
     /// The directory is not one the daemon may use, or the file system refused.
     Refused(String),
 }
@@ -42,18 +41,11 @@ pub enum LockError {
 impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LockError::Held { pid, dir } => match pid {
-                Some(pid) => write!(
-                    f,
-                    "another fido2d (pid {pid}) uses the state directory {}",
-                    dir.display()
-                ),
-                None => write!(
-                    f,
-                    "another fido2d uses the state directory {}",
-                    dir.display()
-                ),
-            },
+            LockError::Held { dir } => write!(
+                f,
+                "another fido2d uses the state directory {}",
+                dir.display()
+            ),
             LockError::Refused(reason) => f.write_str(reason),
         }
     }
@@ -74,13 +66,11 @@ pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|err| LockError::Refused(format!("cannot open {}: {err}", path.display())))?;
-    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    // The file stays empty: a start (or a refused one) changes nothing in the directory.
+    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
             return Err(LockError::Held {
-                pid: text.trim().parse().ok(),
                 dir: dir.to_owned(),
             });
         }
@@ -91,10 +81,6 @@ pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
             )))
         }
     };
-    // Who holds it, for the next one's message.
-    let _ = lock.set_len(0);
-    let _ = lock.rewind();
-    let _ = writeln!(lock, "{}", std::process::id());
     Ok(StateLock { _lock: lock, path })
 }
 
@@ -152,12 +138,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_lock_per_directory_and_the_second_is_told_who_holds_it() {
+    fn one_lock_per_directory() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let first = acquire(&state).unwrap();
         match acquire(&state) {
-            Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            Err(LockError::Held { dir }) => assert_eq!(dir, state),
             other => panic!("{other:?}"),
         }
         drop(first);
