@@ -18,6 +18,10 @@ pub struct AuthenticatorConfig {
     /// The transports the key is reachable by, e.g. "usb" or "hybrid".
     pub transports: Vec<String>,
     pub firmware_version: u64,
+    /// Whether this start is a power-up, which opens authenticatorReset's 10 s window (CTAP
+    /// 2.1 §6.6). A daemon restarted within one boot is not: the key did not appear anew, so
+    /// malware that can restart the service cannot reset the key with it.
+    pub start_is_power_up: bool,
 }
 
 /// fido2d's AAGUID: a fixed random value that names this software model.
@@ -35,6 +39,7 @@ impl Default for AuthenticatorConfig {
             max_credential_id_length: 256,
             transports: vec!["usb".into()],
             firmware_version: firmware_version_from(env!("CARGO_PKG_VERSION")),
+            start_is_power_up: true,
         }
     }
 }
@@ -55,8 +60,9 @@ pub struct Authenticator<K, P, C, R> {
     pub(crate) presence: P,
     pub(crate) clock: C,
     pub(crate) rng: R,
-    /// When the authenticator was "powered up": the reset window starts here.
-    pub(crate) powered_up_ms: u64,
+    /// When the authenticator was "powered up": the reset window starts here (`None`: no
+    /// power-up since this start, the window is closed).
+    pub(crate) powered_up_ms: Option<u64>,
     /// The PIN and config state, as last read from or written to the keystore.
     pub(crate) persistent: Option<PersistentState>,
     /// clientPIN's volatile state: key agreement keys, pinUvAuthTokens, wrong-PIN count.
@@ -84,7 +90,7 @@ impl CommandContext {
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub fn new(config: AuthenticatorConfig, keystore: K, presence: P, clock: C, rng: R) -> Self {
-        let powered_up_ms = clock.now_ms();
+        let powered_up_ms = config.start_is_power_up.then(|| clock.now_ms());
         Authenticator {
             config,
             keystore,
@@ -114,6 +120,16 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub fn process_apdu(&mut self, origin: Origin, apdu: &[u8]) -> Vec<u8> {
         self.begin_command(origin);
         crate::ctap1::process(self, apdu)
+    }
+
+    /// A power cycle, as when the key is unplugged and plugged in again: the volatile state
+    /// goes (PIN tokens and key agreement keys, the count of wrong PINs in a row, what spans
+    /// commands) and authenticatorReset's window opens.
+    pub fn power_cycle(&mut self) {
+        self.pin.clear();
+        self.runtime.clear();
+        self.persistent = None;
+        self.powered_up_ms = Some(self.clock.now_ms());
     }
 
     /// `origin` is gone or starts over (CTAPHID_INIT on its channel, its hybrid session

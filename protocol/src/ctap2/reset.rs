@@ -8,9 +8,13 @@ use crate::env::{Clock, Keystore, Operation, Presence, Rng};
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
-        // Only within 10 seconds of power-up (the daemon's start), so malware cannot wipe the
-        // key at an arbitrary moment...
-        if self.clock.now_ms().saturating_sub(self.powered_up_ms) > RESET_WINDOW_MS {
+        // Only within 10 seconds of power-up (the key's appearance: see
+        // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe
+        // the key at an arbitrary moment...
+        let in_window = self
+            .powered_up_ms
+            .is_some_and(|at| self.clock.now_ms().saturating_sub(at) <= RESET_WINDOW_MS);
+        if !in_window {
             return Err(StatusCode::NotAllowed);
         }
         // ...and only with the person's consent.
@@ -56,6 +60,32 @@ mod tests {
         assert_eq!(call(&mut a, RESET, vec![]), Err(0x30));
         assert!(a.presence_mut().asked.is_empty());
         assert_eq!(a.keystore().discoverable_count(), 1);
+    }
+
+    /// A restart of the daemon within one boot is not a power-up: the window stays closed
+    /// until the key is replugged (`power_cycle`), which opens it for 10 s.
+    #[test]
+    fn without_a_power_up_reset_waits_for_a_replug() {
+        let (a, clock) = authenticator();
+        let keystore = a.into_keystore();
+        let config = crate::AuthenticatorConfig {
+            start_is_power_up: false,
+            ..crate::AuthenticatorConfig::default()
+        };
+        let mut a = crate::Authenticator::new(
+            config,
+            keystore,
+            crate::testing::ScriptedPresence::always(PresenceOutcome::Approved),
+            clock.clone(),
+            crate::testing::SeededRng::new(5),
+        );
+        register(&mut a, "x.org", b"alice", -7, true);
+        assert_eq!(call(&mut a, RESET, vec![]), Err(0x30), "at once after the start");
+        clock.advance(60_000);
+        a.power_cycle();
+        clock.advance(9_000);
+        assert_eq!(call(&mut a, RESET, vec![]), Ok(ciborium::Value::Null));
+        assert_eq!(a.keystore().discoverable_count(), 0);
     }
 
     #[test]
