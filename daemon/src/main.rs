@@ -13,6 +13,7 @@ mod control;
 mod hid_session;
 mod hybrid;
 mod keystore;
+mod power_up;
 mod presence;
 mod state_lock;
 mod transport;
@@ -130,7 +131,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (worker, authenticator_thread) = starting.run(presence, status.clone())?;
+    // The uhid key powers up at its first appearance in this boot, not at every start (see
+    // power_up); over UDP (tests) every start stays a power-up.
+    let start_is_power_up = cli.hybrid.is_some()
+        || cli.transport == TransportKind::Udp
+        || power_up::first_in_this_boot(&cli.state_dir);
+    let (worker, authenticator_thread) =
+        starting.run(presence, status.clone(), start_is_power_up)?;
     let served = runtime.block_on(async move {
         // Handlers first: a SIGTERM right after the ready line must still shut down cleanly.
         let shutdown = shutdown_signal()?;
@@ -163,15 +170,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.hybrid_options(),
             ))
         };
-        tokio::spawn(control.run(broker_calls));
+        // `fido2ctl reset` replugs the key first: the owner's gesture, then the device anew.
+        let (replug_requests, replug_rx) = tokio::sync::mpsc::channel(1);
+        let (replug_now, mut replug_device) = tokio::sync::mpsc::channel(1);
+        let uhid = matches!(transport, Transport::Uhid(..));
+        tokio::spawn(serve_replugs(
+            replug_rx,
+            worker.clone(),
+            uhid.then_some(replug_now),
+        ));
+        tokio::spawn(control.with_replug(replug_requests).run(broker_calls));
         tokio::pin!(shutdown);
         match transport {
             Transport::HybridOnce(qr_text) => run_hybrid_once(&qr_text, &cli, worker).await,
             Transport::Uhid(mut device, uniq) => {
+                // A replug's caller, told once the new key is there.
+                let mut replugged: Option<tokio::sync::oneshot::Sender<()>> = None;
+                loop {
                 let node = tokio::select! {
                     node = device.wait_until_ready() => node?,
                     _ = &mut shutdown => return Ok(()),
                 };
+                if let Err(err) = power_up::record(&cli.state_dir) {
+                    warn!("cannot record this boot in the state directory: {err}");
+                }
+                if let Some(done) = replugged.take() {
+                    let _ = done.send(());
+                }
                 let id = format!(
                     "{:04x}:{:04x}",
                     transport::uhid::VENDOR_ID,
@@ -192,7 +217,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         transport::uhid::UHID_PATH
                     ),
                 }
-                hid_session::run(device, worker, shutdown).await
+                tokio::select! {
+                    served = hid_session::run(device, worker.clone(), shutdown.as_mut()) => {
+                        return served;
+                    }
+                    Some(done) = replug_device.recv() => {
+                        // The session, and the device with it, is dropped: UHID_DESTROY, as
+                        // when a key is unplugged. Then it is plugged in again.
+                        info!("replug: the virtual key is removed and made anew");
+                        device = transport::uhid::UhidTransport::create(&uniq)?;
+                        replugged = Some(done);
+                    }
+                }
+                }
             }
             Transport::Udp(transport) => {
                 status.lock().expect("poisoned").device = format!("udp {}", transport.local_addr());
@@ -215,6 +252,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     authenticator_thread.wait(SHUTDOWN_GRACE);
     served
+}
+
+/// A replug asked for through the control socket: its answer goes back on this.
+pub(crate) type ReplugReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Serves `fido2ctl reset`'s replugs: the owner's gesture, then (on uhid) the device is made
+/// anew, then the authenticator powers up.
+async fn serve_replugs(
+    mut requests: tokio::sync::mpsc::Receiver<ReplugReply>,
+    worker: worker::WorkerHandle,
+    device: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
+) {
+    while let Some(reply) = requests.recv().await {
+        let result = async {
+            match worker.replug_gesture().await.map_err(|err| err.to_string())? {
+                protocol::env::PresenceOutcome::Approved => {}
+                outcome => return Err(format!("the replug was not allowed ({outcome:?})")),
+            }
+            if let Some(device) = &device {
+                let (done, made) = tokio::sync::oneshot::channel();
+                device
+                    .send(done)
+                    .await
+                    .map_err(|_| "the key is shutting down".to_owned())?;
+                made.await
+                    .map_err(|_| "the key could not be made anew".to_owned())?;
+            }
+            worker.power_cycle().map_err(|err| err.to_string())
+        }
+        .await;
+        let _ = reply.send(result);
+    }
 }
 
 /// How long the authenticator thread may take to finish at shutdown (it may be waiting for a

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use protocol::control::RequestTransport;
 use protocol::ctaphid::RequestKind;
-use protocol::env::Keystore as _;
+use protocol::env::{Keystore as _, Operation, Presence as _, PresenceOutcome, PresenceRequest};
 use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use storage::{DynKeystore, KeystoreStatus, OsRng, TpmInfo};
 use tokio::sync::mpsc as async_mpsc;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::clock::MonotonicClock;
 use crate::control::StatusBoard;
@@ -48,6 +48,10 @@ enum Work {
     Request(Job),
     /// A channel started over (CTAPHID_INIT) or a hybrid session ended.
     Forget(Origin),
+    /// The owner's gesture for a replug (before a reset): the answer goes back.
+    ReplugGesture(mpsc::Sender<PresenceOutcome>),
+    /// The key was unplugged and plugged in again.
+    PowerCycle,
 }
 
 /// What the worker reports back.
@@ -93,7 +97,7 @@ pub enum NoProgress {
 pub struct Starting {
     thread: std::thread::JoinHandle<()>,
     progress: mpsc::Receiver<Progress>,
-    go: mpsc::Sender<(DaemonPresence, StatusBoard)>,
+    go: mpsc::Sender<(DaemonPresence, StatusBoard, bool)>,
     jobs: mpsc::Sender<Work>,
 }
 
@@ -119,9 +123,10 @@ impl Starting {
         self,
         presence: DaemonPresence,
         status: StatusBoard,
+        start_is_power_up: bool,
     ) -> anyhow::Result<(WorkerHandle, Finishing)> {
         self.go
-            .send((presence, status))
+            .send((presence, status, start_is_power_up))
             .map_err(|_| anyhow::anyhow!("the authenticator thread has stopped"))?;
         Ok((WorkerHandle { jobs: self.jobs }, Finishing(self.thread)))
     }
@@ -161,6 +166,21 @@ impl WorkerHandle {
         self.send(Work::Forget(origin))
     }
 
+    /// Asks the person to allow a replug (it leads to a reset), as for any request; waits for
+    /// the answer without blocking the runtime.
+    pub async fn replug_gesture(&self) -> anyhow::Result<PresenceOutcome> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Work::ReplugGesture(reply))?;
+        tokio::task::spawn_blocking(move || answer.recv())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the authenticator thread has stopped"))
+    }
+
+    /// The virtual key was made anew: a power cycle for the authenticator.
+    pub fn power_cycle(&self) -> anyhow::Result<()> {
+        self.send(Work::PowerCycle)
+    }
+
     fn send(&self, work: Work) -> anyhow::Result<()> {
         self.jobs
             .send(work)
@@ -175,7 +195,7 @@ where
     F: FnOnce(&dyn Fn(Progress)) -> Result<DaemonKeystore, OpenFailure> + Send + 'static,
 {
     let (progress_tx, progress) = mpsc::channel();
-    let (go, go_rx) = mpsc::channel::<(DaemonPresence, StatusBoard)>();
+    let (go, go_rx) = mpsc::channel::<(DaemonPresence, StatusBoard, bool)>();
     let (jobs, job_rx) = mpsc::channel::<Work>();
     let thread = std::thread::Builder::new()
         .name("authenticator".into())
@@ -192,10 +212,10 @@ where
                 damaged: keystore.damaged_files().to_vec(),
             });
             // Not told to run: the daemon chose another keystore, or is exiting.
-            let Ok((presence, status)) = go_rx.recv() else {
+            let Ok((presence, status, start_is_power_up)) = go_rx.recv() else {
                 return;
             };
-            serve(keystore, presence, job_rx, &status);
+            serve(keystore, presence, job_rx, &status, start_is_power_up);
         })
         .expect("spawning the authenticator thread");
     Starting {
@@ -211,9 +231,11 @@ fn serve(
     presence: DaemonPresence,
     jobs: mpsc::Receiver<Work>,
     status: &StatusBoard,
+    start_is_power_up: bool,
 ) {
     let config = AuthenticatorConfig {
         max_credential_id_length: keystore.max_credential_id_len(),
+        start_is_power_up,
         ..AuthenticatorConfig::default()
     };
     publish(status, &keystore.status());
@@ -225,6 +247,25 @@ fn serve(
             Work::Request(job) => job,
             Work::Forget(origin) => {
                 authenticator.forget_origin(origin);
+                continue;
+            }
+            Work::ReplugGesture(reply) => {
+                let request = PresenceRequest {
+                    operation: Operation::Reset,
+                    rp_id: None,
+                    user_name: None,
+                };
+                authenticator.presence_mut().set_job(JobContext {
+                    cancelled: Arc::new(AtomicBool::new(false)),
+                    transport: RequestTransport::Usb,
+                    on_wait: Box::new(|| {}),
+                });
+                let _ = reply.send(authenticator.presence_mut().request_presence(&request));
+                continue;
+            }
+            Work::PowerCycle => {
+                authenticator.power_cycle();
+                info!("the key was replugged: authenticatorReset is allowed for 10 s");
                 continue;
             }
         };

@@ -16,6 +16,7 @@
 //!                                           uv-info {id, message}
 //! hybrid {qr}                               hybrid-progress {stage, message}, hybrid-done {ok, message}
 //! owner-set {user}     (root only)          owner-set-done {owner}
+//! replug                                    replug-done {ok, message}
 //!                                           notice {message}   (to agents: something they must see)
 //!                                           error {message}
 //! ```
@@ -223,6 +224,13 @@ pub enum Message {
     },
     /// Something every agent must show the person (another program answers prompts now).
     Notice {
+        message: String,
+    },
+    /// "Unplug and plug in the key" (to reset it): after the owner's gesture, the daemon
+    /// makes the virtual key anew, which opens authenticatorReset's window.
+    Replug,
+    ReplugDone {
+        ok: bool,
         message: String,
     },
 }

@@ -170,9 +170,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Reset { yes } => {
+            blocking(move || manage::confirm_reset(yes)).await?;
+            // A key allows a reset only just after it is plugged in: fido2d replugs its key
+            // (after the owner's gesture) when asked through its control socket.
+            match status::replug(&cli.socket).await {
+                Ok(()) => eprintln!("fido2ctl: the key was replugged"),
+                Err(err) => eprintln!(
+                    "fido2ctl: no replug ({}); resetting the key as it is",
+                    err.message
+                ),
+            }
             let device = cli.device.clone();
             say(
-                blocking(move || manage::reset(device.as_deref(), yes)).await?,
+                blocking(move || manage::reset(device.as_deref())).await?,
                 cli.json,
             );
             Ok(())

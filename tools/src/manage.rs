@@ -93,7 +93,8 @@ pub fn credentials_delete(device: Option<&str>, credential_id: &str) -> Result<S
     Ok("Credential deleted.".into())
 }
 
-pub fn reset(device: Option<&str>, yes: bool) -> Result<String, Failure> {
+/// Asks the person to type "erase" (unless `yes`).
+pub fn confirm_reset(yes: bool) -> Result<(), Failure> {
     if !yes {
         eprintln!(
             "Reset ERASES EVERY CREDENTIAL on the key and its PIN: every account that uses it \
@@ -108,6 +109,11 @@ pub fn reset(device: Option<&str>, yes: bool) -> Result<String, Failure> {
             return Err(Failure::failed("not confirmed: nothing was erased"));
         }
     }
+    Ok(())
+}
+
+/// authenticatorReset (after [`confirm_reset`], and a replug where fido2d can do one).
+pub fn reset(device: Option<&str>) -> Result<String, Failure> {
     let mut key = ctap::open(device)?;
     eprintln!("fido2ctl: confirm the reset on the key (touch it, or allow the prompt)");
     client::reset(&mut key)?;

@@ -17,6 +17,18 @@ pub async fn fetch(socket: &Path) -> Result<Status, Failure> {
     }
 }
 
+/// `replug`: the daemon asks the owner's gesture, then makes the key anew (before a reset).
+pub async fn replug(socket: &Path) -> Result<(), Failure> {
+    let mut connection = ControlConnection::connect(socket, Role::Client).await?;
+    match connection.request(&Message::Replug).await? {
+        Message::ReplugDone { ok: true, .. } => Ok(()),
+        Message::ReplugDone { ok: false, message } | Message::Error { message } => {
+            Err(Failure::refused(format!("fido2d: {message}")))
+        }
+        _ => Err(Failure::daemon("fido2d answered replug unexpectedly")),
+    }
+}
+
 /// `owner-set`: makes `user` the key's owner (the daemon accepts it from root only).
 pub async fn set_owner(socket: &Path, user: &str) -> Result<String, Failure> {
     let mut connection = ControlConnection::connect(socket, Role::Client).await?;

@@ -277,6 +277,8 @@ struct Shared {
     status: StatusBoard,
     hub: Arc<Mutex<Hub>>,
     hybrid: Option<HybridService>,
+    /// Where a client's `replug` goes (the daemon's replug server).
+    replug: Option<async_mpsc::Sender<crate::ReplugReply>>,
     refusals: Arc<Mutex<RefusalLog>>,
     /// Open connections per uid.
     connections: Arc<Mutex<HashMap<u32, usize>>>,
@@ -326,6 +328,7 @@ impl ControlServer {
                 status,
                 hub: Arc::new(Mutex::new(hub)),
                 hybrid: None,
+                replug: None,
                 refusals: Arc::default(),
                 connections: Arc::default(),
             },
@@ -335,6 +338,12 @@ impl ControlServer {
     /// Lets clients start hybrid sessions (`hybrid {qr}`).
     pub fn with_hybrid(mut self, hybrid: HybridService) -> Self {
         self.shared.hybrid = Some(hybrid);
+        self
+    }
+
+    /// Lets the owner (and root) replug the key (`replug`), before a reset.
+    pub fn with_replug(mut self, replug: async_mpsc::Sender<crate::ReplugReply>) -> Self {
+        self.shared.replug = Some(replug);
         self
     }
 
@@ -626,6 +635,10 @@ async fn serve(
                         );
                     }
                 }
+                (Role::Client, Message::Replug) => {
+                    info!(connection, uid, "replug requested (for a reset)");
+                    reply(replug(shared).await);
+                }
                 (Role::Client, Message::OwnerSet { user }) => {
                     reply(set_owner(uid, &user, shared));
                 }
@@ -683,6 +696,33 @@ async fn serve(
     drop(outgoing);
     let _ = writer.await;
     result
+}
+
+/// `replug`: the daemon asks the owner's gesture, then makes the key anew.
+async fn replug(shared: &Shared) -> Message {
+    let Some(requests) = &shared.replug else {
+        return Message::ReplugDone {
+            ok: false,
+            message: "this daemon cannot replug its key".into(),
+        };
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let result = match requests.send(reply).await {
+        Ok(()) => answer
+            .await
+            .unwrap_or_else(|_| Err("the daemon is shutting down".into())),
+        Err(_) => Err("the daemon is shutting down".into()),
+    };
+    match result {
+        Ok(()) => Message::ReplugDone {
+            ok: true,
+            message: "the key was replugged: it may be reset within 10 s".into(),
+        },
+        Err(message) => {
+            warn!("replug refused: {message}");
+            Message::ReplugDone { ok: false, message }
+        }
+    }
 }
 
 /// `owner-set`: root only. The owner's prompts go to the new owner's agents from now on.
@@ -780,6 +820,8 @@ fn kind(message: &Message) -> &'static str {
         Message::OwnerSet { .. } => "owner-set",
         Message::OwnerSetDone { .. } => "owner-set-done",
         Message::Notice { .. } => "notice",
+        Message::Replug => "replug",
+        Message::ReplugDone { .. } => "replug-done",
     }
 }
 

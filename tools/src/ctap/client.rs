@@ -62,9 +62,9 @@ impl From<KeyRefused> for Failure {
     fn from(refused: KeyRefused) -> Self {
         let hint = match refused.status {
             STATUS_NOT_ALLOWED if refused.what == "reset" => {
-                "; a key allows a reset only in the first 10 seconds after it is plugged in: \
-                 replug it (for fido2d: `sudo systemctl restart fido2d`) and run the reset again \
-                 at once"
+                "; a key allows a reset only in the first 10 seconds after it is plugged in, \
+                 and fido2ctl could not replug it through fido2d: run `fido2ctl reset` as the \
+                 key's owner (or root), with --socket naming the daemon's control socket"
             }
             _ => "",
         };
