@@ -59,10 +59,13 @@ pub struct Cli {
     #[arg(long, default_value_t = 5.0)]
     pub tpm_timeout: f64,
 
-    /// How user presence is decided. `agent` asks the desktop agent (`fido2ctl agent`) over
-    /// the control socket; `terminal` asks on this terminal; `deny` refuses every request that
-    /// needs presence; `auto-approve` approves everything and is for tests only.
-    /// Default: `terminal` when stdin is a terminal, else `agent`.
+    /// How user presence is decided. `fingerprint`: the owner's enrolled finger on the
+    /// fingerprint reader (fprintd) is the touch, and an agent's answer approves nothing;
+    /// `agent` asks the desktop agent (`fido2ctl agent`) over the control socket; `terminal`
+    /// asks on this terminal; `deny` refuses every request that needs presence; `auto-approve`
+    /// approves everything and is for tests only. Default: `auto`, the fingerprint when the
+    /// owner has an enrolled finger and a reader answers at start, else `terminal` when stdin
+    /// is a terminal, else `agent`.
     #[arg(long, value_enum)]
     pub presence: Option<PresenceArg>,
 
@@ -80,7 +83,9 @@ pub struct Cli {
     pub owner: Option<String>,
 
     /// Built-in user verification (CTAP "uv"): `pam` checks the owner's login password, typed
-    /// in the desktop agent; `fingerprint` asks PAM's pam_fprintd. Needs `--presence agent`.
+    /// in the desktop agent; `fingerprint` matches the owner's finger (with `--presence
+    /// fingerprint` the daemon asks fprintd itself, else PAM's pam_fprintd). Needs the agent or
+    /// the fingerprint as presence.
     #[arg(long, value_enum, default_value_t = UvSetting::Off)]
     pub user_verification: UvSetting,
 
@@ -147,6 +152,8 @@ pub enum UvSetting {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresenceArg {
+    Auto,
+    Fingerprint,
     Agent,
     Terminal,
     Deny,

@@ -14,9 +14,10 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser as _};
 
 use crate::cli::{Cli, PresenceArg, TransportKind, UvSetting, NOT_SETTINGS};
-use crate::control::Broker;
+use crate::control::{Broker, OwnerPolicy};
+use crate::fingerprint::Readiness;
 use crate::keystore::KeystoreSettings;
-use crate::presence::PresenceMode;
+use crate::presence::{fingerprint_readiness, PresenceChoice, PresenceMode};
 
 pub const DEFAULT_PATH: &str = "/etc/fido2d/config.toml";
 /// Where the service keeps the real credentials (`--state-dir`'s default).
@@ -219,18 +220,60 @@ impl Cli {
         }
     }
 
-    pub fn presence_mode(&self, broker: Broker) -> PresenceMode {
+    /// The presence mode, and why. `auto` (the default) asks fprintd, once, whether the owner
+    /// has an enrolled finger on a reader: then the fingerprint, else the terminal when stdin is
+    /// one, else the agent.
+    pub fn presence_mode(&self, broker: Broker, owner: &OwnerPolicy) -> PresenceChoice {
         let timeout = std::time::Duration::from_secs(self.presence_timeout);
-        let arg = self.presence.unwrap_or(if std::io::stdin().is_terminal() {
-            PresenceArg::Terminal
-        } else {
-            PresenceArg::Agent
-        });
-        match arg {
-            PresenceArg::Agent => PresenceMode::Agent { broker, timeout },
-            PresenceArg::Terminal => PresenceMode::Terminal { timeout },
-            PresenceArg::Deny => PresenceMode::Deny,
-            PresenceArg::AutoApprove => PresenceMode::AutoApprove,
+        let choice = |mode, reason: String| PresenceChoice { mode, reason };
+        let fingerprint = |broker| PresenceMode::Fingerprint {
+            broker,
+            owner: owner.clone(),
+            timeout,
+        };
+        let fingers = |ready: &Readiness| match ready {
+            Readiness::Ready { reader, fingers } => {
+                format!("{} finger(s) enrolled on {reader}", fingers.len())
+            }
+            Readiness::NotReady(why) => why.clone(),
+        };
+        match self.presence.unwrap_or(PresenceArg::Auto) {
+            PresenceArg::Auto => match fingerprint_readiness(owner) {
+                ready @ Readiness::Ready { .. } => choice(
+                    fingerprint(broker),
+                    format!("auto: the owner has {}", fingers(&ready)),
+                ),
+                Readiness::NotReady(why) if std::io::stdin().is_terminal() => choice(
+                    PresenceMode::Terminal { timeout },
+                    format!("auto: {why}; stdin is a terminal, so asking there"),
+                ),
+                Readiness::NotReady(why) => choice(
+                    PresenceMode::Agent { broker, timeout },
+                    format!("auto: {why}, so the desktop agent"),
+                ),
+            },
+            PresenceArg::Fingerprint => {
+                let reason = match fingerprint_readiness(owner) {
+                    ready @ Readiness::Ready { .. } => {
+                        format!("configured; the owner has {}", fingers(&ready))
+                    }
+                    Readiness::NotReady(why) => format!(
+                        "configured, but {why}: requests that need a touch are refused until \
+                         then"
+                    ),
+                };
+                choice(fingerprint(broker), reason)
+            }
+            PresenceArg::Agent => {
+                choice(PresenceMode::Agent { broker, timeout }, "configured".into())
+            }
+            PresenceArg::Terminal => {
+                choice(PresenceMode::Terminal { timeout }, "configured".into())
+            }
+            PresenceArg::Deny => choice(PresenceMode::Deny, "configured".into()),
+            PresenceArg::AutoApprove => {
+                choice(PresenceMode::AutoApprove, "configured, for tests".into())
+            }
         }
     }
 }

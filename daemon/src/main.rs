@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod config;
 mod control;
+mod fingerprint;
 mod hid_session;
 mod hybrid;
 mod keystore;
@@ -83,17 +84,24 @@ fn init_logging(default_level: &str) {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (broker, broker_calls) = control::Broker::new();
-    let presence_mode = cli.presence_mode(broker.clone());
-    let presence_mode_name = presence_mode.name();
     let owner = control::OwnerPolicy::load(cli.owner.as_deref(), &cli.state_dir)?;
     info!("the key's owner: {}", owner.describe());
+    let presence::PresenceChoice {
+        mode: presence_mode,
+        reason: presence_reason,
+    } = cli.presence_mode(broker.clone(), &owner);
+    let presence_mode_name = presence_mode.name();
+    info!("presence: {presence_mode_name} ({presence_reason})");
     let verifier = match cli.user_verification.method() {
         None => None,
         Some(method) => {
-            if !matches!(presence_mode, presence::PresenceMode::Agent { .. }) {
+            if !matches!(
+                presence_mode,
+                presence::PresenceMode::Agent { .. } | presence::PresenceMode::Fingerprint { .. }
+            ) {
                 anyhow::bail!(
-                    "--user-verification {} asks through the desktop agent: it needs \
-                     --presence agent",
+                    "--user-verification {} asks through the desktop agent or the fingerprint \
+                     reader: it needs --presence agent or --presence fingerprint",
                     method.name()
                 );
             }
@@ -113,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let mut status = status.lock().expect("not shared yet");
         status.daemon_version = env!("CARGO_PKG_VERSION").into();
         status.presence_mode = presence_mode.name().into();
+        status.presence_reason = presence_reason;
         status.user_verification = verifier.as_ref().map_or("off", |v| v.method.name()).into();
     }
     // One daemon per state directory; the one-shot hybrid session goes through the running

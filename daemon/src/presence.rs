@@ -1,9 +1,14 @@
 //! User presence in the daemon: who answers "allow this?".
 //!
-//! By default the desktop agent (`fido2ctl agent`, connected to the control socket) asks the
-//! person. `terminal` asks on the daemon's own terminal (for running it by hand), `deny` refuses
-//! everything (a key nobody can touch), and `auto-approve` exists only for automated tests: it
-//! says so at start and on every request it approves.
+//! `fingerprint` has fprintd match the owner's enrolled finger (`crate::fingerprint`): the
+//! touch happens on the reader, outside any program, and the agents are only told what is being
+//! approved. `agent` has the desktop agent (`fido2ctl agent`, connected to the control socket)
+//! ask the person: any program of the owner can be that agent. `auto`, the default, picks the
+//! fingerprint when the owner has an enrolled finger and a reader answers at start, else the
+//! agent (or this terminal, when stdin is one). `terminal` asks on the daemon's own terminal
+//! (for running it by hand), `deny` refuses everything (a key nobody can touch), and
+//! `auto-approve` exists only for automated tests: it says so at start and on every request it
+//! approves.
 
 use std::io::BufRead as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +20,10 @@ use protocol::display;
 use protocol::env::{Operation, Presence, PresenceOutcome, PresenceRequest, UvOutcome};
 use tracing::{info, warn};
 
-use crate::control::{Broker, PromptSpec};
-use crate::uv::UserVerifier;
+use crate::control::owner::user_name;
+use crate::control::{Broker, OwnerPolicy, PromptSpec};
+use crate::fingerprint::{self, MatchOutcome, Readiness};
+use crate::uv::{UserVerifier, UvMethod};
 
 pub enum PresenceMode {
     /// Ask the desktop agents connected to the control socket.
@@ -29,6 +36,31 @@ pub enum PresenceMode {
     },
     Deny,
     AutoApprove,
+    /// The owner's enrolled finger on the reader, matched by fprintd, is the gesture. The
+    /// agents are told what is being approved (the broker's `uv-info`); nothing they answer
+    /// approves anything.
+    Fingerprint {
+        broker: Broker,
+        owner: OwnerPolicy,
+        timeout: Duration,
+    },
+}
+
+/// The presence mode the daemon runs with, and why (the start-up log and `fido2ctl status`).
+pub struct PresenceChoice {
+    pub mode: PresenceMode,
+    pub reason: String,
+}
+
+/// Whether the owner's finger can be the touch now: the owner's name, and what fprintd says.
+pub fn fingerprint_readiness(owner: &OwnerPolicy) -> Readiness {
+    let Some(uid) = owner.owner_uid() else {
+        return Readiness::NotReady("the key has no owner yet, so no finger to match".into());
+    };
+    match user_name(uid) {
+        Some(user) => fingerprint::readiness(&user),
+        None => Readiness::NotReady(format!("the owner (uid {uid}) has no user name")),
+    }
 }
 
 impl PresenceMode {
@@ -39,6 +71,7 @@ impl PresenceMode {
             PresenceMode::Terminal { .. } => "terminal",
             PresenceMode::Deny => "deny",
             PresenceMode::AutoApprove => "auto-approve",
+            PresenceMode::Fingerprint { .. } => "fingerprint",
         }
     }
 }
@@ -80,6 +113,10 @@ impl DaemonPresence {
                 info!("presence: every request that needs a gesture is refused (--presence deny)")
             }
             PresenceMode::Terminal { .. } => info!("presence: asking on this terminal"),
+            PresenceMode::Fingerprint { .. } => info!(
+                "presence: the owner's finger on the fingerprint reader (fprintd); an agent's \
+                 answer approves nothing"
+            ),
         }
         if let Some(verifier) = &verifier {
             info!(
@@ -131,6 +168,44 @@ impl DaemonPresence {
         let never = AtomicBool::new(false);
         let cancelled = self.job.as_ref().map_or(&never, |job| &*job.cancelled);
         broker.ask(spec, cancelled)
+    }
+
+    /// Has fprintd match the owner's finger for `request`, telling the agents what is being
+    /// approved and how it ended.
+    fn match_finger(
+        &self,
+        broker: &Broker,
+        owner: &OwnerPolicy,
+        request: &PresenceRequest<'_>,
+        timeout: Duration,
+    ) -> MatchOutcome {
+        let what = self.describe(request);
+        let Some(user) = owner.owner_uid().and_then(user_name) else {
+            warn!("refused: the key has no owner yet, so there is no finger to match");
+            broker.tell(format!("{what}: refused (the key has no owner yet)"));
+            return MatchOutcome::Unavailable("no owner".into());
+        };
+        // Information, not a question: only the finger answers.
+        broker.tell(format!(
+            "{what}: touch the fingerprint reader within {} s to allow it (only {user}'s \
+             finger allows it, nothing typed or clicked does)",
+            timeout.as_secs()
+        ));
+        let never = AtomicBool::new(false);
+        let cancelled = self.job.as_ref().map_or(&never, |job| &*job.cancelled);
+        let outcome = fingerprint::verify(&user, timeout, cancelled);
+        let told = match &outcome {
+            MatchOutcome::Matched => "the finger matched: allowed".to_owned(),
+            MatchOutcome::NoMatch => "the finger did not match: refused".to_owned(),
+            MatchOutcome::TimedOut => "no finger on the reader in time: refused".to_owned(),
+            MatchOutcome::Cancelled => "withdrawn by the browser".to_owned(),
+            MatchOutcome::Unavailable(why) => {
+                warn!("refused: the fingerprint reader cannot be used: {why}");
+                format!("the fingerprint reader cannot be used ({why}): refused")
+            }
+        };
+        broker.tell(format!("{what}: {told}"));
+        outcome
     }
 
     fn ask_on_terminal(
@@ -191,6 +266,17 @@ impl Presence for DaemonPresence {
                 let timeout = *timeout;
                 self.ask_on_terminal(request, timeout)
             }
+            PresenceMode::Fingerprint {
+                broker,
+                owner,
+                timeout,
+            } => match self.match_finger(broker, owner, request, *timeout) {
+                MatchOutcome::Matched => PresenceOutcome::Approved,
+                MatchOutcome::TimedOut => PresenceOutcome::TimedOut,
+                MatchOutcome::Cancelled => PresenceOutcome::Cancelled,
+                // A foreign finger, no reader, no enrolled finger: a refused touch.
+                MatchOutcome::NoMatch | MatchOutcome::Unavailable(_) => PresenceOutcome::Denied,
+            },
         };
         info!("presence for {}: {outcome:?}", self.describe(request));
         outcome
@@ -212,9 +298,29 @@ impl Presence for DaemonPresence {
             (job.on_wait)();
         }
         let timeout = match &self.mode {
-            PresenceMode::Agent { timeout, .. } | PresenceMode::Terminal { timeout } => *timeout,
+            PresenceMode::Agent { timeout, .. }
+            | PresenceMode::Terminal { timeout }
+            | PresenceMode::Fingerprint { timeout, .. } => *timeout,
             PresenceMode::Deny | PresenceMode::AutoApprove => Duration::ZERO,
         };
+        // With the reader as the touch, fingerprint UV is the same match, done by the daemon
+        // itself (a match is then UV and UP at once); otherwise PAM (pam_fprintd) does it.
+        if let (PresenceMode::Fingerprint { broker, owner, .. }, UvMethod::Fingerprint) =
+            (&self.mode, verifier.method)
+        {
+            let outcome = match self.match_finger(broker, owner, request, timeout) {
+                MatchOutcome::Matched => UvOutcome::Verified,
+                MatchOutcome::NoMatch => UvOutcome::Failed,
+                MatchOutcome::TimedOut => UvOutcome::TimedOut,
+                MatchOutcome::Cancelled => UvOutcome::Cancelled,
+                MatchOutcome::Unavailable(_) => UvOutcome::Unavailable,
+            };
+            info!(
+                "user verification (fingerprint reader) for {}: {outcome:?}",
+                self.describe(request)
+            );
+            return outcome;
+        }
         let spec = self.prompt_spec(request, timeout);
         let never = AtomicBool::new(false);
         let cancelled = self.job.as_ref().map_or(&never, |job| &*job.cancelled);

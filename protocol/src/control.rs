@@ -117,8 +117,12 @@ pub struct Status {
     pub device: String,
     pub discoverable_credentials: usize,
     pub agents_connected: usize,
-    /// "agent", "terminal", "deny" or "auto-approve".
+    /// "fingerprint", "agent", "terminal", "deny" or "auto-approve".
     pub presence_mode: String,
+    /// Why that mode: "configured", or what `auto` found ("auto: the owner has 1 finger(s)
+    /// enrolled on ...", "auto: no fingerprint reader ..., so the desktop agent").
+    #[serde(default)]
+    pub presence_reason: String,
     /// Built-in user verification: "off", "pam" or "fingerprint".
     pub user_verification: String,
     /// Whose key this is, and where that comes from.

@@ -53,7 +53,10 @@ pub fn print(status: &Status) {
         "  credentials:    {} discoverable",
         status.discoverable_credentials
     );
-    println!("  presence:       {}", status.presence_mode);
+    match status.presence_reason.as_str() {
+        "" => println!("  presence:       {}", status.presence_mode),
+        why => println!("  presence:       {} ({why})", status.presence_mode),
+    }
     println!("  owner:          {}", status.owner);
     println!("  agents:         {} connected", status.agents_connected);
     for agent in &status.agents {
