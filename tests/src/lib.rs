@@ -10,6 +10,7 @@
 //! - [`run_with_timeout`] runs a helper program (e.g. a Python script) with a
 //!   deadline, collecting its output.
 
+pub mod fprintd;
 pub mod hybrid;
 
 use std::ffi::OsString;
@@ -762,6 +763,7 @@ impl HidClient {
     pub const CMD_PING: u8 = 0x01;
     pub const CMD_MSG: u8 = 0x03;
     pub const CMD_INIT: u8 = 0x06;
+    pub const CMD_CANCEL: u8 = 0x11;
     pub const CMD_CBOR: u8 = 0x10;
     pub const CMD_KEEPALIVE: u8 = 0x3b;
     pub const CMD_ERROR: u8 = 0x3f;
@@ -792,6 +794,12 @@ impl HidClient {
     /// Sends one message and reads its answer, skipping keepalives. Every report that comes
     /// back must be for this channel and in sequence.
     pub fn transact(&mut self, command: u8, payload: &[u8]) -> std::io::Result<HidAnswer> {
+        self.send(command, payload)?;
+        self.read_answer()
+    }
+
+    /// Sends one message without reading its answer ([`HidClient::read_answer`] does).
+    pub fn send(&mut self, command: u8, payload: &[u8]) -> std::io::Result<()> {
         use protocol::ctaphid::{fragment_message, Command};
         let command_code =
             Command::from_code(command).ok_or_else(|| std::io::Error::other("unknown command"))?;
@@ -800,7 +808,33 @@ impl HidClient {
         for report in &reports {
             self.socket.send(report)?;
         }
-        self.read_answer()
+        Ok(())
+    }
+
+    /// CTAPHID_CANCEL: the platform withdraws the request in progress on this channel.
+    pub fn cancel(&mut self) -> std::io::Result<()> {
+        self.send(Self::CMD_CANCEL, &[])
+    }
+
+    /// Reads reports until a KEEPALIVE with `status` (1 processing, 2 user presence needed)
+    /// comes for the request in progress; an answer or an error first is an error.
+    pub fn wait_for_keepalive(&mut self, status: u8) -> std::io::Result<()> {
+        loop {
+            let report = self.read_report()?;
+            if report[4] == 0x80 | Self::CMD_KEEPALIVE {
+                if report[7] == status {
+                    return Ok(());
+                }
+                continue;
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "command {:#04x} came before a keepalive with status {status}",
+                    report[4]
+                ),
+            ));
+        }
     }
 
     /// Reads one answer message on this channel (keepalives skipped).
