@@ -162,8 +162,10 @@ fn fido2d_page() -> Result<Page, String> {
          libfido2 and OpenSSH use it as they would use a hardware key. Its private keys live \
          in the TPM 2.0 when there is one, or else in an encrypted file in the state directory.\n\
          \n\
-         Every request that needs the person's presence is shown to them by the desktop agent, \
-         fido2ctl agent (see fido2ctl(1)), or on the terminal, and needs their answer.\n\
+         Every request that needs the person's presence needs their touch: the owner's \
+         enrolled finger on the fingerprint reader (matched through fprintd), or their answer \
+         in the desktop agent, fido2ctl agent (see fido2ctl(1)), or on the terminal \
+         (--presence).\n\
          \n\
          It normally runs as the system service fido2d.service.",
     );
