@@ -214,6 +214,7 @@ pub fn populated_state_dir(dir: &std::path::Path, count: usize, rp: &str) -> Vec
     let files = MemoryPersistence::new();
     let options = KeystoreOptions {
         max_discoverable: count.max(KeystoreOptions::DEFAULT_MAX_DISCOVERABLE),
+        ..KeystoreOptions::default()
     };
     let mut store = storage::Store::with_persistence(
         Box::new(files.clone()),

@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use crate::env::{
     uv_modality, Algorithm, Clock, Credential, KeyMaterial, Keystore, KeystoreError, NewCredential,
-    Operation, Presence, PresenceOutcome, PresenceRequest, PublicKey, Rng, StateSlot, UserEntity,
-    UvOutcome,
+    Operation, PinCheck, Presence, PresenceOutcome, PresenceRequest, PublicKey, Rng, StateSlot,
+    UserEntity, UvOutcome, MAX_PIN_RETRIES,
 };
 use crate::software_key;
 
@@ -133,9 +133,13 @@ pub struct MemoryKeystore {
     counter: u32,
     created: u64,
     state: HashMap<StateSlot, Vec<u8>>,
+    /// The PIN hash and the retries left (plain memory: a test double, not a verifier).
+    pin: Option<(Zeroizing<[u8; 16]>, u8)>,
     pub capacity: usize,
     /// The algorithms it makes credentials for (both by default; a TPM-like store lacks EdDSA).
     pub algorithms: Vec<Algorithm>,
+    /// Checks no PIN while set, as a TPM in dictionary-attack lockout.
+    pub pin_locked_out: bool,
 }
 
 impl MemoryKeystore {
@@ -146,8 +150,10 @@ impl MemoryKeystore {
             counter: 0,
             created: 0,
             state: HashMap::new(),
+            pin: None,
             capacity: 100,
             algorithms: vec![Algorithm::Es256, Algorithm::EdDsa],
+            pin_locked_out: false,
         }
     }
 }
@@ -280,6 +286,37 @@ impl Keystore for MemoryKeystore {
     fn reset(&mut self) -> Result<(), KeystoreError> {
         self.credentials.clear();
         self.state.clear();
+        self.pin = None;
         Ok(())
+    }
+
+    fn pin_retries(&mut self) -> Result<Option<u8>, KeystoreError> {
+        Ok(self.pin.as_ref().map(|(_, retries)| *retries))
+    }
+
+    fn set_pin(&mut self, pin_hash: &[u8; 16], retries: u8) -> Result<(), KeystoreError> {
+        self.pin = Some((Zeroizing::new(*pin_hash), retries.min(MAX_PIN_RETRIES)));
+        Ok(())
+    }
+
+    fn verify_pin(&mut self, pin_hash: &[u8]) -> Result<PinCheck, KeystoreError> {
+        let locked_out = self.pin_locked_out;
+        let (stored, retries) = self
+            .pin
+            .as_mut()
+            .ok_or_else(|| KeystoreError::Failure("no PIN is set".into()))?;
+        if *retries == 0 {
+            return Ok(PinCheck::Blocked);
+        }
+        if locked_out {
+            return Ok(PinCheck::LockedOut);
+        }
+        *retries -= 1;
+        if pin_hash == stored.as_slice() {
+            *retries = MAX_PIN_RETRIES;
+            Ok(PinCheck::Match)
+        } else {
+            Ok(PinCheck::Mismatch { retries: *retries })
+        }
     }
 }

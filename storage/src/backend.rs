@@ -10,6 +10,7 @@ use protocol::env::{Algorithm, KeyMaterial, KeystoreError, PublicKey, Rng};
 use zeroize::Zeroizing;
 
 pub use crate::crypto::MasterKey;
+pub use crate::pin::{PinAuth, PinHashCost, PinSecret, PinUnseal, VerifierKind};
 use crate::StorageError;
 
 /// Which backend keeps the private keys.
@@ -60,6 +61,63 @@ impl fmt::Display for TpmInfo {
             self.manufacturer, self.vendor, self.firmware_version, self.spec_revision, self.tcti
         )
     }
+}
+
+/// The TPM's dictionary-attack protection, as TPM2_GetCapability reports it: what decides how
+/// fast anyone, root included, can try PINs against the TPM-held PIN verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictionaryAttack {
+    /// TPM_PT_LOCKOUT_COUNTER: failed authorizations of DA-protected objects not yet forgiven.
+    pub failures: u32,
+    /// TPM_PT_MAX_AUTH_FAIL: at this many the TPM is in lockout.
+    pub max_failures: u32,
+    /// TPM_PT_LOCKOUT_INTERVAL: one failure is forgiven every this many seconds.
+    pub recovery_seconds: u32,
+    /// TPM_PT_LOCKOUT_RECOVERY: after a failed lockout authorization, how long until the owner
+    /// may try again.
+    pub lockout_recovery_seconds: u32,
+    /// TPMA_PERMANENT inLockout.
+    pub in_lockout: bool,
+    /// TPMA_PERMANENT lockoutAuthSet: whether resetting the counter needs a password. Without
+    /// one, root resets it at will (tpm2_dictionarylockout -c) and the lockout slows nobody.
+    pub lockout_auth_set: bool,
+}
+
+impl fmt::Display for DictionaryAttack {
+    /// E.g. `in lockout: 3 of 3 failed authorizations, one forgiven every 1000 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.in_lockout {
+            f.write_str("in lockout: ")?;
+        } else {
+            f.write_str("not in lockout: ")?;
+        }
+        write!(
+            f,
+            "{} of {} failed authorizations, one forgiven every {} s",
+            self.failures, self.max_failures, self.recovery_seconds
+        )?;
+        if !self.lockout_auth_set {
+            f.write_str(
+                "; no lockout password is set, so root can reset the count \
+                 (tpm2_changeauth -c lockout sets one)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Counters that only go up, kept outside the state directory: a TPM's NV counters. A counter
+/// is named by its NV index handle.
+pub trait MonotonicCounters {
+    /// The counter's value; `None` if it does not exist yet or was never incremented.
+    fn read(&mut self, handle: u32) -> Result<Option<u64>, StorageError>;
+
+    /// Increments the counter (creating it first if needed) and returns its new value.
+    fn increment(&mut self, handle: u32) -> Result<u64, StorageError>;
+
+    /// Deletes the counter if it exists. A counter created later at any handle of this TPM
+    /// starts above every value it had.
+    fn remove(&mut self, handle: u32) -> Result<(), StorageError>;
 }
 
 /// The secret that authorizes the use of one credential's key inside the backend (a TPM key's
@@ -145,6 +203,38 @@ pub trait KeyBackend: sealed::Sealed {
 
     /// Recovers the master secret from the contents of [`KeyBackend::master_file`].
     fn unseal_master(&mut self, sealed: &[u8]) -> Result<MasterKey, UnsealError>;
+
+    /// The kind of PIN verifier this backend makes.
+    fn pin_verifier_kind(&self) -> VerifierKind;
+
+    /// A PIN verifier: `secret`, recoverable only with `auth` (`cost`: the file backend's
+    /// Argon2id parameters).
+    fn seal_pin_secret(
+        &mut self,
+        auth: &PinAuth,
+        secret: &PinSecret,
+        cost: PinHashCost,
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, StorageError>;
+
+    /// Opens a verifier made by [`KeyBackend::seal_pin_secret`] with a PIN's `auth`.
+    fn unseal_pin_secret(
+        &mut self,
+        verifier: &[u8],
+        auth: &PinAuth,
+    ) -> Result<PinUnseal, StorageError>;
+
+    /// The TPM's dictionary-attack state, read now; `None` for the file backend.
+    fn dictionary_attack(&mut self) -> Result<Option<DictionaryAttack>, StorageError>;
+
+    /// The backend's monotonic counters; `None` when it has none (the file backend, or a TPM
+    /// whose owner hierarchy has a password, under which fido2d cannot define NV indices).
+    fn monotonic_counters(&mut self) -> Option<&mut dyn MonotonicCounters>;
+
+    /// Why [`KeyBackend::monotonic_counters`] is `None` for a TPM, for the status and the log.
+    fn no_counters_reason(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The master-key file names of every backend: a state directory holding another backend's
@@ -217,6 +307,40 @@ impl<B: KeyBackend + ?Sized> KeyBackend for Box<B> {
 
     fn unseal_master(&mut self, sealed: &[u8]) -> Result<MasterKey, UnsealError> {
         (**self).unseal_master(sealed)
+    }
+
+    fn pin_verifier_kind(&self) -> VerifierKind {
+        (**self).pin_verifier_kind()
+    }
+
+    fn seal_pin_secret(
+        &mut self,
+        auth: &PinAuth,
+        secret: &PinSecret,
+        cost: PinHashCost,
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, StorageError> {
+        (**self).seal_pin_secret(auth, secret, cost, rng)
+    }
+
+    fn unseal_pin_secret(
+        &mut self,
+        verifier: &[u8],
+        auth: &PinAuth,
+    ) -> Result<PinUnseal, StorageError> {
+        (**self).unseal_pin_secret(verifier, auth)
+    }
+
+    fn dictionary_attack(&mut self) -> Result<Option<DictionaryAttack>, StorageError> {
+        (**self).dictionary_attack()
+    }
+
+    fn monotonic_counters(&mut self) -> Option<&mut dyn MonotonicCounters> {
+        (**self).monotonic_counters()
+    }
+
+    fn no_counters_reason(&self) -> Option<&str> {
+        (**self).no_counters_reason()
     }
 }
 

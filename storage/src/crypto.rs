@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::backend::KeyAuth;
+use crate::pin::PinAuth;
 
 pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const NONCE_LEN: usize = 12;
@@ -23,6 +24,7 @@ const LABEL_COUNTER: &[u8] = b"fido2d/v1/counter";
 const LABEL_STATE: &[u8] = b"fido2d/v1/state";
 const LABEL_KEY_ID: &[u8] = b"fido2d/v1/key-id";
 const LABEL_KEY_AUTH: &[u8] = b"fido2d/v1/key-auth";
+const LABEL_PIN_AUTH: &[u8] = b"fido2d/v1/pin-auth";
 /// Length of a master key's public identifier.
 pub(crate) const KEY_ID_LEN: usize = 8;
 
@@ -127,6 +129,8 @@ pub(crate) struct Keys {
     pub(crate) key_id: [u8; KEY_ID_LEN],
     /// Derives each credential key's authorization (a TPM key's authValue) from its RP ID hash.
     key_auth: Zeroizing<[u8; KEY_LEN]>,
+    /// Derives the PIN verifier's authorization from the PIN hash.
+    pin_auth: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl Keys {
@@ -144,6 +148,9 @@ impl Keys {
         let mut key_auth = Zeroizing::new([0u8; KEY_LEN]);
         hkdf.expand(LABEL_KEY_AUTH, key_auth.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut pin_auth = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf.expand(LABEL_PIN_AUTH, pin_auth.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Keys {
             wrap: subkey(LABEL_CREDENTIAL_WRAP),
             record: subkey(LABEL_RECORD),
@@ -151,6 +158,7 @@ impl Keys {
             state: subkey(LABEL_STATE),
             key_id,
             key_auth,
+            pin_auth,
         }
     }
 
@@ -162,6 +170,17 @@ impl Keys {
         let mut auth = Zeroizing::new([0u8; KEY_LEN]);
         auth.copy_from_slice(&mac.finalize().into_bytes());
         KeyAuth(auth)
+    }
+
+    /// HMAC-SHA256(pin-auth subkey, PIN hash): what the PIN verifier is opened with. The PIN
+    /// hash itself never reaches a backend, a file or the TPM.
+    pub(crate) fn pin_auth(&self, pin_hash: &[u8]) -> PinAuth {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.pin_auth.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(pin_hash);
+        let mut auth = Zeroizing::new([0u8; KEY_LEN]);
+        auth.copy_from_slice(&mac.finalize().into_bytes());
+        PinAuth(auth)
     }
 }
 

@@ -8,11 +8,13 @@ use protocol::software_key;
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    sealed, BackendKind, KeyAuth, KeyBackend, TpmInfo, UnsealError, FILE_MASTER_FILE,
+    sealed, BackendKind, DictionaryAttack, KeyAuth, KeyBackend, MonotonicCounters, PinAuth,
+    PinHashCost, PinSecret, PinUnseal, TpmInfo, UnsealError, VerifierKind, FILE_MASTER_FILE,
 };
 use crate::credential_id;
 use crate::crypto::MasterKey;
 use crate::persistence::MemoryPersistence;
+use crate::pin;
 use crate::store::{KeystoreOptions, Store};
 use crate::StorageError;
 
@@ -38,13 +40,18 @@ impl<R: Rng> Store<SoftwareKeys, R> {
         Store::open_dir(state_dir, SoftwareKeys, rng, options)
     }
 
-    /// A fresh file keystore that keeps everything in memory.
+    /// A fresh file keystore that keeps everything in memory, for tests, fuzzers and benches:
+    /// nothing of it outlives the process, so its PIN verifier uses Argon2id's smallest
+    /// parameters ([`PinHashCost::INSECURE_FAST`](crate::PinHashCost::INSECURE_FAST)).
     pub fn in_memory(rng: R) -> Self {
         Store::with_persistence(
             Box::new(MemoryPersistence::new()),
             SoftwareKeys,
             rng,
-            KeystoreOptions::default(),
+            KeystoreOptions {
+                pin_hash_cost: crate::PinHashCost::INSECURE_FAST,
+                ..KeystoreOptions::default()
+            },
         )
         .expect("an in-memory keystore cannot fail to open")
     }
@@ -117,5 +124,50 @@ impl KeyBackend for SoftwareKeys {
 
     fn unseal_master(&mut self, sealed: &[u8]) -> Result<MasterKey, UnsealError> {
         MasterKey::from_file(sealed).map_err(UnsealError::Corrupt)
+    }
+
+    fn pin_verifier_kind(&self) -> VerifierKind {
+        VerifierKind::Argon2id
+    }
+
+    /// Argon2id of the PIN's authorization keys an AES-256-GCM seal of the secret.
+    fn seal_pin_secret(
+        &mut self,
+        auth: &PinAuth,
+        secret: &PinSecret,
+        cost: PinHashCost,
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, StorageError> {
+        pin::argon2_seal(auth, secret, cost, &mut |b| rng.fill_bytes(b)).map_err(|reason| {
+            StorageError::Corrupt {
+                kind: "PIN verifier",
+                path: "pin.state".into(),
+                reason,
+            }
+        })
+    }
+
+    fn unseal_pin_secret(
+        &mut self,
+        verifier: &[u8],
+        auth: &PinAuth,
+    ) -> Result<PinUnseal, StorageError> {
+        match pin::argon2_open(verifier, auth) {
+            Ok(Some(secret)) => Ok(PinUnseal::Secret(secret)),
+            Ok(None) => Ok(PinUnseal::Wrong),
+            Err(reason) => Err(StorageError::Corrupt {
+                kind: "PIN verifier",
+                path: "pin.state".into(),
+                reason,
+            }),
+        }
+    }
+
+    fn dictionary_attack(&mut self) -> Result<Option<DictionaryAttack>, StorageError> {
+        Ok(None)
+    }
+
+    fn monotonic_counters(&mut self) -> Option<&mut dyn MonotonicCounters> {
+        None
     }
 }

@@ -35,6 +35,7 @@ pub mod file;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod persistence;
+mod pin;
 mod record;
 mod rng;
 mod state_file;
@@ -43,10 +44,11 @@ mod store;
 #[cfg(feature = "tpm")]
 pub mod tpm;
 
-pub use backend::{BackendKind, KeyBackend, TpmInfo};
+pub use backend::{BackendKind, DictionaryAttack, KeyBackend, MonotonicCounters, TpmInfo};
 pub use error::StorageError;
 pub use file::{FileKeystore, SoftwareKeys};
 pub use persistence::{DirPersistence, MemoryPersistence, Persistence};
+pub use pin::PinHashCost;
 pub use rng::OsRng;
 pub use status::KeystoreStatus;
 pub use store::{DynKeystore, KeystoreOptions, Store, COUNTER_BLOCK};

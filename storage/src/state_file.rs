@@ -25,12 +25,17 @@ pub(crate) fn file_name(slot: StateSlot) -> String {
     format!("{}{SUFFIX}", slot.name())
 }
 
-fn aad(key_id: &[u8; KEY_ID_LEN], slot: StateSlot) -> Vec<u8> {
+/// The keystore's own state file beside the slots: the PIN verifier (see `crate::pin`).
+pub(crate) const PIN_FILE: &str = "pin.state";
+/// Its name in the associated data (a slot's file can never stand in for it).
+pub(crate) const PIN_NAME: &str = "pin";
+
+fn aad(key_id: &[u8; KEY_ID_LEN], name: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(HEADER_LEN + 16);
     aad.extend_from_slice(MAGIC);
     aad.push(FORMAT_VERSION);
     aad.extend_from_slice(key_id);
-    aad.extend_from_slice(slot.name().as_bytes());
+    aad.extend_from_slice(name.as_bytes());
     aad
 }
 
@@ -38,6 +43,16 @@ pub(crate) fn seal(
     keys: &Keys,
     nonce: &[u8; NONCE_LEN],
     slot: StateSlot,
+    contents: &[u8],
+) -> Vec<u8> {
+    seal_named(keys, nonce, slot.name(), contents)
+}
+
+/// [`seal`] for a file that is not a protocol slot, named `name` in the associated data.
+pub(crate) fn seal_named(
+    keys: &Keys,
+    nonce: &[u8; NONCE_LEN],
+    name: &str,
     contents: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + contents.len() + 16);
@@ -48,7 +63,7 @@ pub(crate) fn seal(
     crypto::seal_into(
         &keys.state,
         nonce,
-        &aad(&keys.key_id, slot),
+        &aad(&keys.key_id, name),
         contents,
         &mut out,
     );
@@ -69,6 +84,15 @@ pub(crate) fn open(
     slot: StateSlot,
     bytes: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    open_named(keys, slot.name(), bytes)
+}
+
+/// [`open`] for a file sealed by [`seal_named`].
+pub(crate) fn open_named(
+    keys: &Keys,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     if bytes.len() < HEADER_LEN + NONCE_LEN {
         return Err(OpenError::Corrupt("truncated"));
     }
@@ -87,7 +111,7 @@ pub(crate) fn open(
     crypto::open(
         &keys.state,
         nonce,
-        &aad(&keys.key_id, slot),
+        &aad(&keys.key_id, name),
         &bytes[HEADER_LEN + NONCE_LEN..],
     )
     .ok_or(OpenError::Corrupt("authentication failed (tampered)"))

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::backend::{BackendKind, TpmInfo};
+use crate::backend::{BackendKind, DictionaryAttack, TpmInfo};
 
 /// A snapshot of the keystore's state; holds nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,10 @@ pub struct KeystoreStatus {
     pub location: PathBuf,
     pub discoverable_credentials: usize,
     pub remaining_discoverable_credentials: usize,
+    /// The TPM's dictionary-attack state when last read (TPM backend only).
+    pub dictionary_attack: Option<DictionaryAttack>,
+    /// Whether TPM NV counters back the signature counter and the PIN retries.
+    pub rollback_protection: bool,
 }
 
 impl KeystoreStatus {
@@ -26,6 +30,33 @@ impl KeystoreStatus {
         match &self.tpm {
             Some(tpm) => format!("{tpm}; state in {}", self.location.display()),
             None => format!("encrypted file in {}", self.location.display()),
+        }
+    }
+}
+
+impl KeystoreStatus {
+    /// How the PIN is checked and what guards the counters, for people: e.g. `checked by the
+    /// TPM (not in lockout: 0 of 32 failed authorizations, one forgiven every 7200 s); PIN
+    /// retries and signature counter in TPM NV counters`.
+    pub fn pin_protection(&self) -> String {
+        match self.backend {
+            BackendKind::Tpm => {
+                let lockout = self
+                    .dictionary_attack
+                    .as_ref()
+                    .map_or_else(|| "lockout state unknown".to_owned(), ToString::to_string);
+                let counters = if self.rollback_protection {
+                    "PIN retries and signature counter in TPM NV counters"
+                } else {
+                    "no TPM NV counters (the owner hierarchy has a password): a restored copy \
+                     of the state directory goes unnoticed"
+                };
+                format!("checked by the TPM ({lockout}); {counters}")
+            }
+            BackendKind::File => "Argon2id verifier in the state directory, no TPM: a copy of \
+                 the directory can be attacked offline at Argon2id's cost, and restoring one \
+                 brings the retries back"
+                .to_owned(),
         }
     }
 }
@@ -72,11 +103,22 @@ mod tests {
             location: "/var/lib/fido2d".into(),
             discoverable_credentials: 1,
             remaining_discoverable_credentials: 9_999,
+            dictionary_attack: Some(DictionaryAttack {
+                failures: 2,
+                max_failures: 32,
+                recovery_seconds: 7200,
+                lockout_recovery_seconds: 86400,
+                in_lockout: false,
+                lockout_auth_set: true,
+            }),
+            rollback_protection: true,
         };
         let file = KeystoreStatus {
             backend: BackendKind::File,
             tpm: None,
             discoverable_credentials: 0,
+            dictionary_attack: None,
+            rollback_protection: false,
             ..tpm.clone()
         };
 
@@ -96,5 +138,29 @@ mod tests {
              device:/dev/tpmrm0; state in /var/lib/fido2d"
         );
         assert_eq!(file.detail(), "encrypted file in /var/lib/fido2d");
+        assert_eq!(
+            tpm.pin_protection(),
+            "checked by the TPM (not in lockout: 2 of 32 failed authorizations, one forgiven \
+             every 7200 s); PIN retries and signature counter in TPM NV counters"
+        );
+        assert!(file.pin_protection().starts_with("Argon2id verifier"));
+    }
+
+    #[test]
+    fn a_tpm_in_lockout_and_one_without_a_lockout_password_say_so() {
+        let state = DictionaryAttack {
+            failures: 3,
+            max_failures: 3,
+            recovery_seconds: 1000,
+            lockout_recovery_seconds: 1000,
+            in_lockout: true,
+            lockout_auth_set: false,
+        };
+
+        assert_eq!(
+            state.to_string(),
+            "in lockout: 3 of 3 failed authorizations, one forgiven every 1000 s; no lockout \
+             password is set, so root can reset the count (tpm2_changeauth -c lockout sets one)"
+        );
     }
 }

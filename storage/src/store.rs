@@ -7,17 +7,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use protocol::env::{
-    Algorithm, Credential, CredentialExtras, Keystore, KeystoreError, NewCredential, PublicKey,
-    Rng, StateSlot, UserEntity,
+    Algorithm, Credential, CredentialExtras, Keystore, KeystoreError, NewCredential, PinCheck,
+    PublicKey, Rng, StateSlot, UserEntity, MAX_PIN_RETRIES,
 };
 use zeroize::Zeroizing;
 
-use crate::backend::{KeyBackend, UnsealError, MASTER_FILES};
+use crate::backend::{DictionaryAttack, KeyBackend, UnsealError, MASTER_FILES};
 use crate::credential_id;
-use crate::crypto::{self, Keys, MasterKey, NONCE_LEN};
+use crate::crypto::{self, Keys, MasterKey, KEY_ID_LEN, NONCE_LEN};
 use crate::persistence::{join, DirPersistence, Persistence};
+use crate::pin::{Accounting, PinHashCost, PinRecord, PinSecret, PinUnseal};
 use crate::record::{self, FileId, Record};
-use crate::state_file;
+use crate::state_file::{self, PIN_FILE, PIN_NAME};
 use crate::status::KeystoreStatus;
 use crate::StorageError;
 
@@ -29,7 +30,23 @@ const CREDENTIALS_DIR: &str = "credentials";
 const DAMAGED_SUFFIX: &str = ".damaged";
 
 const COUNTER_MAGIC: &[u8; 8] = b"FIDO2DCT";
+/// The limit alone (8 bytes): the file backend, and every counter file before NV counters.
 const COUNTER_VERSION: u8 = 1;
+/// The limit and the TPM NV counter value of its block (8 + 8 bytes).
+const COUNTER_VERSION_NV: u8 = 2;
+
+/// The NV index handles of a store's monotonic counters: in the owner range (0x01800000 to
+/// 0x01BFFFFF), 21 bits from the master key's id, and one bit for which counter. A store's
+/// counters are its own (a second state directory on the same TPM has others), and a reset,
+/// which makes a new master key, moves to new ones after deleting the old.
+const NV_OWNER_BASE: u32 = 0x0180_0000;
+const NV_SIGNATURE_COUNTER: u32 = 0;
+const NV_PIN_FAILURES: u32 = 1;
+
+fn nv_handle(key_id: &[u8; KEY_ID_LEN], which: u32) -> u32 {
+    let bits = u32::from_be_bytes(key_id[..4].try_into().expect("4 bytes")) & 0x001f_ffff;
+    NV_OWNER_BASE | (bits << 1) | which
+}
 
 /// How many counter values are reserved with one durable write.
 ///
@@ -46,6 +63,9 @@ pub struct KeystoreOptions {
     /// How many discoverable credentials may be stored. Start-up time and memory grow with it
     /// (about 10,000 records load in well under a second).
     pub max_discoverable: usize,
+    /// The Argon2id cost of the file backend's PIN verifier (a PIN set from then on; a stored
+    /// verifier keeps the parameters it was made with). The TPM backend does not use it.
+    pub pin_hash_cost: PinHashCost,
 }
 
 impl KeystoreOptions {
@@ -56,6 +76,7 @@ impl Default for KeystoreOptions {
     fn default() -> Self {
         KeystoreOptions {
             max_discoverable: Self::DEFAULT_MAX_DISCOVERABLE,
+            pin_hash_cost: PinHashCost::DEFAULT,
         }
     }
 }
@@ -118,6 +139,9 @@ pub type DynKeystore<R> = Store<Box<dyn KeyBackend>, R>;
 struct Counter {
     next: u64,
     limit: u64,
+    /// With a TPM NV counter: its value, whose block [value * BLOCK, (value + 1) * BLOCK) the
+    /// values come from (`None` until it was read, or with no NV counter).
+    nv: Option<u64>,
 }
 
 /// A keystore: non-discoverable credential IDs wrap their key material (a raw key or a TPM
@@ -137,6 +161,20 @@ pub struct Store<B: KeyBackend, R: Rng> {
     state: HashMap<StateSlot, Zeroizing<Vec<u8>>>,
     options: KeystoreOptions,
     damaged: Vec<PathBuf>,
+    /// The PIN verifier and its retry accounting (`pin.state`), if a PIN is set.
+    pin: Option<PinRecord>,
+    /// The secret the right PIN opened, for as long as the process lives.
+    pin_secret: Option<PinSecret>,
+    /// The TPM's count of PIN tries that were not a match, as last read (NV accounting).
+    pin_failures: Option<u64>,
+    /// A PIN was set on this store (its TPM failure counter exists) but `pin.state` is gone:
+    /// the state directory was put back from a copy older than the PIN. The PIN counts as
+    /// blocked, never as absent.
+    pin_lost: bool,
+    /// The TPM's dictionary-attack state when last read.
+    dictionary_attack: Option<DictionaryAttack>,
+    /// What the daemon should log (rollbacks, lockouts); see [`Store::take_notices`].
+    notices: Vec<String>,
 }
 
 impl<B: KeyBackend, R: Rng> fmt::Debug for Store<B, R> {
@@ -182,20 +220,44 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
             rng,
             keys,
             index: Index::default(),
-            counter: Counter { next: 0, limit: 0 },
+            counter: Counter {
+                next: 0,
+                limit: 0,
+                nv: None,
+            },
             state: HashMap::new(),
             options,
             damaged: Vec::new(),
+            pin: None,
+            pin_secret: None,
+            pin_failures: None,
+            pin_lost: false,
+            dictionary_attack: None,
+            notices: Vec::new(),
         };
-        let stored = store.load_counter()?;
+        if let Some(reason) = store.backend.no_counters_reason() {
+            store.notices.push(reason.to_owned());
+        }
+        let (stored, stored_nv) = store.load_counter()?;
         store.counter = Counter {
             next: stored,
             limit: stored,
+            nv: None,
         };
+        store.check_counter_rollback(stored_nv)?;
         store.reserve_counter_block()?;
         store.load_records()?;
         store.load_state()?;
+        store.load_pin()?;
+        store.dictionary_attack = store.backend.dictionary_attack()?;
         Ok(store)
+    }
+
+    /// What happened that the person should hear about: a state directory put back from an
+    /// older copy (a rollback), a TPM in dictionary-attack lockout, a TPM without NV counters.
+    /// Each is returned once.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Record files that could not be read at open and were renamed to `*.damaged` (their new
@@ -222,7 +284,18 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
             location: self.persistence.location("").components().collect(),
             discoverable_credentials: self.index.len(),
             remaining_discoverable_credentials: self.remaining(),
+            dictionary_attack: self.dictionary_attack.clone(),
+            rollback_protection: self.backend.kind() == crate::BackendKind::Tpm
+                && self.backend.no_counters_reason().is_none(),
         }
+    }
+
+    /// [`Store::status`] with the TPM's dictionary-attack state read again (a TPM command).
+    pub fn refresh_status(&mut self) -> KeystoreStatus {
+        if let Ok(Some(state)) = self.backend.dictionary_attack() {
+            self.dictionary_attack = Some(state);
+        }
+        self.status()
     }
 
     /// The longest credential ID this store issues: a non-discoverable credential with the
@@ -248,18 +321,22 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
 
     // ---- signature counter ----
 
-    /// The stored counter limit; 1 for a new store (0 would tell RPs "no counter").
-    fn load_counter(&mut self) -> Result<u64, StorageError> {
+    /// The stored counter limit (1 for a new store: 0 would tell RPs "no counter") and, in a
+    /// TPM store's file, the NV counter value its block was reserved at.
+    fn load_counter(&mut self) -> Result<(u64, Option<u64>), StorageError> {
         // Finish or roll back an interrupted reset: `counter.next` is sealed with the new master
         // key, so it opens exactly when the new key was committed.
         if let Some(bytes) = self.persistence.read(COUNTER_NEXT_FILE)? {
-            let committed = open_counter(&self.keys, &bytes).ok();
+            let committed = open_counter(&self.keys, &bytes)
+                .ok()
+                .map(|(limit, _)| limit);
             // The counter never goes back: were `counter` sealed under this key too (a reset
             // does not leave that, a restored or forged file could), the larger value stays.
             let current = self
                 .persistence
                 .read(COUNTER_FILE)?
-                .and_then(|bytes| open_counter(&self.keys, &bytes).ok());
+                .and_then(|bytes| open_counter(&self.keys, &bytes).ok())
+                .map(|(limit, _)| limit);
             match (committed, current) {
                 (Some(next), current) if current.is_none_or(|current| current < next) => {
                     self.persistence.rename(COUNTER_NEXT_FILE, COUNTER_FILE)?;
@@ -268,7 +345,7 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
             }
         }
         match self.persistence.read(COUNTER_FILE)? {
-            None => Ok(1),
+            None => Ok((1, None)),
             Some(bytes) => {
                 open_counter(&self.keys, &bytes).map_err(|reason| StorageError::Corrupt {
                     kind: "counter file",
@@ -279,19 +356,87 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
         }
     }
 
-    fn seal_counter(&mut self, limit: u64) -> Vec<u8> {
+    fn seal_counter(&mut self, limit: u64, nv: Option<u64>) -> Vec<u8> {
         let nonce = self.random::<NONCE_LEN>();
-        counter_file(&self.keys, &nonce, &limit.to_be_bytes())
+        let mut plaintext = limit.to_be_bytes().to_vec();
+        if let Some(nv) = nv {
+            plaintext.extend_from_slice(&nv.to_be_bytes());
+        }
+        counter_file(&self.keys, &nonce, &plaintext)
+    }
+
+    fn signature_counter_handle(&self) -> u32 {
+        nv_handle(&self.keys.key_id, NV_SIGNATURE_COUNTER)
+    }
+
+    /// Reads the TPM's signature counter; a counter file reserved at a lower value was put
+    /// back from an older copy of the state directory: the person hears of it. The values
+    /// handed out come from the TPM's counter, so they go on above everything seen anyway.
+    fn check_counter_rollback(&mut self, stored_nv: Option<u64>) -> Result<(), StorageError> {
+        let handle = self.signature_counter_handle();
+        let Some(counters) = self.backend.monotonic_counters() else {
+            return Ok(());
+        };
+        let current = counters.read(handle)?;
+        self.counter.nv = current;
+        if let (Some(stored), Some(current)) = (stored_nv, current) {
+            if stored < current {
+                self.notices.push(format!(
+                    "rollback: {} was written when the TPM's signature counter (NV index \
+                     {handle:#010x}) was {stored}, and it is {current} now: the state \
+                     directory was put back from an older copy. The signature counter goes on \
+                     from the TPM's value, above every value handed out before",
+                    self.persistence.location(COUNTER_FILE).display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn reserve_counter_block(&mut self) -> Result<(), StorageError> {
-        let limit = self
-            .counter
-            .next
-            .checked_add(COUNTER_BLOCK)
-            .ok_or(StorageError::CounterExhausted)?;
-        let sealed = self.seal_counter(limit);
-        self.persistence.write(COUNTER_FILE, &sealed)?;
+        let handle = self.signature_counter_handle();
+        if self.backend.monotonic_counters().is_none() {
+            let limit = self
+                .counter
+                .next
+                .checked_add(COUNTER_BLOCK)
+                .ok_or(StorageError::CounterExhausted)?;
+            let sealed = self.seal_counter(limit, None);
+            self.persistence.write(COUNTER_FILE, &sealed)?;
+            self.counter.limit = limit;
+            return Ok(());
+        }
+        // The block of NV value v is [v * BLOCK, (v + 1) * BLOCK): one NV increment per block.
+        let block_limit = |nv: u64| {
+            nv.checked_add(1)
+                .and_then(|n| n.checked_mul(COUNTER_BLOCK))
+                .ok_or(StorageError::CounterExhausted)
+        };
+        if let Some(current) = self.counter.nv {
+            // Written before the increment: a crash in between leaves a file one ahead of the
+            // TPM, which is not mistaken for a rollback.
+            let intent = current + 1;
+            let sealed = self.seal_counter(block_limit(intent)?, Some(intent));
+            self.persistence.write(COUNTER_FILE, &sealed)?;
+        }
+        let counters = self
+            .backend
+            .monotonic_counters()
+            .expect("checked above: the backend has counters");
+        let mut value = counters.increment(handle)?;
+        // The first block after a counter file of an older format (or an older state
+        // directory) lies above everything handed out before: an increment per block until it
+        // does, once.
+        while value.saturating_mul(COUNTER_BLOCK) < self.counter.next {
+            value = counters.increment(handle)?;
+        }
+        let limit = block_limit(value)?;
+        if self.counter.nv.map(|current| current + 1) != Some(value) {
+            let sealed = self.seal_counter(limit, Some(value));
+            self.persistence.write(COUNTER_FILE, &sealed)?;
+        }
+        self.counter.nv = Some(value);
+        self.counter.next = self.counter.next.max(value * COUNTER_BLOCK);
         self.counter.limit = limit;
         Ok(())
     }
@@ -373,6 +518,221 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
         Ok(())
     }
 
+    // ---- PIN (see `crate::pin` and PIN_AND_COUNTERS.md) ----
+
+    fn pin_failures_handle(&self) -> u32 {
+        nv_handle(&self.keys.key_id, NV_PIN_FAILURES)
+    }
+
+    /// Reads `pin.state` and squares it with the TPM's PIN failure counter: moves a count kept
+    /// in the file to the counter, notices a file put back from an older copy (and counts
+    /// from the TPM anyway), and a PIN whose file is gone altogether (blocked, not absent).
+    fn load_pin(&mut self) -> Result<(), StorageError> {
+        let record =
+            match self.persistence.read(PIN_FILE)? {
+                None => None,
+                Some(bytes) => match state_file::open_named(&self.keys, PIN_NAME, &bytes) {
+                    Ok(contents) => Some(PinRecord::decode(&contents).map_err(|reason| {
+                        StorageError::Corrupt {
+                            kind: "PIN file",
+                            path: self.persistence.location(PIN_FILE),
+                            reason: reason.into(),
+                        }
+                    })?),
+                    Err(state_file::OpenError::OtherMasterKey) => {
+                        self.set_aside(PIN_FILE)?;
+                        None
+                    }
+                    Err(state_file::OpenError::Corrupt(reason)) => {
+                        return Err(StorageError::Corrupt {
+                            kind: "PIN file",
+                            path: self.persistence.location(PIN_FILE),
+                            reason: reason.into(),
+                        })
+                    }
+                },
+            };
+        let handle = self.pin_failures_handle();
+        let location = self.persistence.location(PIN_FILE);
+        let Some(counters) = self.backend.monotonic_counters() else {
+            self.pin = record;
+            return Ok(());
+        };
+        let failures = counters.read(handle)?;
+        self.pin_failures = failures;
+        let Some(mut record) = record else {
+            if let Some(failures) = failures {
+                self.pin_lost = true;
+                self.notices.push(format!(
+                    "rollback: a PIN was set on this key (the TPM counts its failed tries in \
+                     NV index {handle:#010x}, now {failures}) but {} is missing: the state \
+                     directory was put back from a copy older than the PIN. The PIN counts as \
+                     blocked; only a reset (fido2ctl reset) makes the key usable with a PIN again",
+                    location.display()
+                ));
+            }
+            return Ok(());
+        };
+        match (record.accounting, failures) {
+            // Counted in the file (a TPM that had no counters then, or a crash while the PIN
+            // was being set): from now on the TPM counts.
+            (Accounting::InFile { retries }, _) => {
+                record.accounting = self.nv_accounting(retries)?;
+                self.write_pin(&record)?;
+            }
+            (Accounting::Nv { base, seen }, Some(failures)) if seen < failures => {
+                let left = retries_left(base, failures);
+                self.notices.push(format!(
+                    "rollback: {} was written when the TPM had counted {seen} failed PIN tries \
+                     (NV index {handle:#010x}), and it has counted {failures}: the state \
+                     directory was put back from an older copy. The PIN retries are counted \
+                     from the TPM: {left} left",
+                    location.display()
+                ));
+                record.accounting = Accounting::Nv {
+                    base,
+                    seen: failures,
+                };
+                self.write_pin(&record)?;
+            }
+            (Accounting::Nv { .. }, Some(_)) => {}
+            // The counter is gone (deleted by hand, or a reset that stopped half-way): a new
+            // one, with no more retries than the file had.
+            (Accounting::Nv { base, seen }, None) => {
+                let left = retries_left(base, seen);
+                self.notices.push(format!(
+                    "the TPM's PIN failure counter (NV index {handle:#010x}) is gone; a new one \
+                     counts from {left} retries left, as {} says",
+                    location.display()
+                ));
+                record.accounting = self.nv_accounting(left)?;
+                self.write_pin(&record)?;
+            }
+        }
+        self.pin = Some(record);
+        Ok(())
+    }
+
+    /// NV accounting that leaves `retries`: the PIN failure counter's value (created if
+    /// needed) as `seen`, and a base `MAX - retries` below it.
+    fn nv_accounting(&mut self, retries: u8) -> Result<Accounting, StorageError> {
+        let handle = self.pin_failures_handle();
+        let spent = u64::from(MAX_PIN_RETRIES.saturating_sub(retries));
+        let counters = self
+            .backend
+            .monotonic_counters()
+            .expect("only called with counters");
+        let mut failures = match counters.read(handle)? {
+            Some(value) => value,
+            None => counters.increment(handle)?,
+        };
+        while failures < spent {
+            failures = counters.increment(handle)?;
+        }
+        self.pin_failures = Some(failures);
+        Ok(Accounting::Nv {
+            base: failures - spent,
+            seen: failures,
+        })
+    }
+
+    fn write_pin(&mut self, record: &PinRecord) -> Result<(), StorageError> {
+        let nonce = self.random::<NONCE_LEN>();
+        let sealed = state_file::seal_named(&self.keys, &nonce, PIN_NAME, &record.encode());
+        self.persistence.write(PIN_FILE, &sealed)?;
+        self.pin = Some(record.clone());
+        Ok(())
+    }
+
+    /// The retries left; `None` without a PIN.
+    fn pin_retries_left(&self) -> Option<u8> {
+        if self.pin_lost {
+            return Some(0);
+        }
+        Some(match self.pin.as_ref()?.accounting {
+            Accounting::InFile { retries } => retries.min(MAX_PIN_RETRIES),
+            Accounting::Nv { base, seen } => retries_left(base, self.pin_failures.unwrap_or(seen)),
+        })
+    }
+
+    /// Spends a retry, durably, before a PIN is compared.
+    fn spend_pin_retry(&mut self, record: &mut PinRecord) -> Result<(), StorageError> {
+        match record.accounting {
+            Accounting::InFile { retries } => {
+                record.accounting = Accounting::InFile {
+                    retries: retries.saturating_sub(1),
+                };
+                self.write_pin(record)
+            }
+            Accounting::Nv { base, .. } => {
+                let handle = self.pin_failures_handle();
+                let current = self.pin_failures.unwrap_or(0);
+                // The file first: a crash before the increment leaves it one ahead of the
+                // TPM (the try was not spent), never behind (which would read as a rollback).
+                record.accounting = Accounting::Nv {
+                    base,
+                    seen: current + 1,
+                };
+                self.write_pin(record)?;
+                let counters = self
+                    .backend
+                    .monotonic_counters()
+                    .expect("NV accounting needs counters");
+                let value = counters.increment(handle)?;
+                self.pin_failures = Some(value);
+                if value != current + 1 {
+                    record.accounting = Accounting::Nv { base, seen: value };
+                    self.write_pin(record)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The right PIN: the retries are full again.
+    fn restore_pin_retries(&mut self, record: &mut PinRecord) -> Result<(), StorageError> {
+        record.accounting = match record.accounting {
+            Accounting::InFile { .. } => Accounting::InFile {
+                retries: MAX_PIN_RETRIES,
+            },
+            Accounting::Nv { seen, .. } => {
+                let failures = self.pin_failures.unwrap_or(seen);
+                Accounting::Nv {
+                    base: failures,
+                    seen: failures,
+                }
+            }
+        };
+        self.write_pin(record)
+    }
+
+    /// Gives back the retry spent for a try the TPM refused to make (lockout).
+    fn refund_pin_retry(&mut self, record: &mut PinRecord) -> Result<(), StorageError> {
+        record.accounting = match record.accounting {
+            Accounting::InFile { retries } => Accounting::InFile {
+                retries: (retries + 1).min(MAX_PIN_RETRIES),
+            },
+            Accounting::Nv { base, seen } => Accounting::Nv {
+                base: base + 1,
+                seen,
+            },
+        };
+        self.write_pin(record)
+    }
+
+    fn lockout_notice(&mut self) {
+        let state = self
+            .dictionary_attack
+            .as_ref()
+            .map_or_else(|| "in lockout".to_owned(), ToString::to_string);
+        self.notices.push(format!(
+            "the TPM is in dictionary-attack lockout ({state}): it checks no PIN until it \
+             forgives a failure, so PIN use is refused with CTAP2_ERR_PIN_AUTH_BLOCKED and no \
+             PIN retry is spent; the owner of the TPM can end the lockout with \
+             tpm2_dictionarylockout -c"
+        ));
+    }
+
     /// Renames a record that cannot be read to `<name>.damaged` (or `.damaged.N`), never
     /// deleting it.
     fn set_aside(&mut self, path: &str) -> Result<(), StorageError> {
@@ -415,6 +775,13 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
         self.persistence.remove(&removed)?;
         Ok(())
     }
+}
+
+/// Retries left when the TPM has counted `failures` failed tries and the last right PIN (or
+/// setting it) came at `base`.
+fn retries_left(base: u64, failures: u64) -> u8 {
+    let spent = failures.saturating_sub(base);
+    MAX_PIN_RETRIES.saturating_sub(u8::try_from(spent).unwrap_or(u8::MAX))
 }
 
 fn credential_from_record(record: &Record) -> Credential {
@@ -461,24 +828,37 @@ pub(crate) fn open_record(
     Ok((id, record))
 }
 
-/// The counter file sealing `plaintext` (the limit, 8 bytes big-endian).
+/// The counter file sealing `plaintext`: the limit, 8 bytes big-endian (version 1), then the
+/// TPM NV counter value of its block, 8 more (version 2).
 pub(crate) fn counter_file(keys: &Keys, nonce: &[u8; NONCE_LEN], plaintext: &[u8]) -> Vec<u8> {
+    let version = if plaintext.len() == 16 {
+        COUNTER_VERSION_NV
+    } else {
+        COUNTER_VERSION
+    };
     let mut out = Vec::with_capacity(COUNTER_MAGIC.len() + 1 + NONCE_LEN + plaintext.len() + 16);
     out.extend_from_slice(COUNTER_MAGIC);
-    out.push(COUNTER_VERSION);
+    out.push(version);
     out.extend_from_slice(nonce);
-    crypto::seal_into(&keys.counter, nonce, &counter_aad(), plaintext, &mut out);
+    crypto::seal_into(
+        &keys.counter,
+        nonce,
+        &counter_aad(version),
+        plaintext,
+        &mut out,
+    );
     out
 }
 
-fn counter_aad() -> Vec<u8> {
+fn counter_aad(version: u8) -> Vec<u8> {
     let mut aad = COUNTER_MAGIC.to_vec();
-    aad.push(COUNTER_VERSION);
+    aad.push(version);
     aad.extend_from_slice(COUNTER_FILE.as_bytes());
     aad
 }
 
-pub(crate) fn open_counter(keys: &Keys, bytes: &[u8]) -> Result<u64, &'static str> {
+/// The limit and, in a version 2 file, the NV counter value.
+pub(crate) fn open_counter(keys: &Keys, bytes: &[u8]) -> Result<(u64, Option<u64>), &'static str> {
     let header = COUNTER_MAGIC.len() + 1;
     if bytes.len() < header + NONCE_LEN {
         return Err("truncated");
@@ -486,7 +866,8 @@ pub(crate) fn open_counter(keys: &Keys, bytes: &[u8]) -> Result<u64, &'static st
     if &bytes[..COUNTER_MAGIC.len()] != COUNTER_MAGIC {
         return Err("bad magic");
     }
-    if bytes[COUNTER_MAGIC.len()] != COUNTER_VERSION {
+    let version = bytes[COUNTER_MAGIC.len()];
+    if version != COUNTER_VERSION && version != COUNTER_VERSION_NV {
         return Err("unsupported version");
     }
     let nonce: &[u8; NONCE_LEN] = bytes[header..header + NONCE_LEN]
@@ -495,12 +876,22 @@ pub(crate) fn open_counter(keys: &Keys, bytes: &[u8]) -> Result<u64, &'static st
     let plaintext = crypto::open(
         &keys.counter,
         nonce,
-        &counter_aad(),
+        &counter_aad(version),
         &bytes[header + NONCE_LEN..],
     )
     .ok_or("authentication failed")?;
-    let value: [u8; 8] = plaintext.as_slice().try_into().map_err(|_| "bad length")?;
-    Ok(u64::from_be_bytes(value))
+    let number = |at: usize| -> Result<u64, &'static str> {
+        let value: [u8; 8] = plaintext
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("bad length")?;
+        Ok(u64::from_be_bytes(value))
+    };
+    match (version, plaintext.len()) {
+        (COUNTER_VERSION, 8) => Ok((number(0)?, None)),
+        (COUNTER_VERSION_NV, 16) => Ok((number(0)?, Some(number(8)?))),
+        _ => Err("bad length"),
+    }
 }
 
 /// Reads the backend's master-secret file, or creates it if the store is new.
@@ -795,13 +1186,111 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
     /// A crash before 2 leaves the old state (open drops `counter.next`); after 2 the new one
     /// (open finishes 3; any record or state file left from 4 is sealed under the old key and
     /// is set aside).
+    fn pin_retries(&mut self) -> Result<Option<u8>, KeystoreError> {
+        Ok(self.pin_retries_left())
+    }
+
+    fn set_pin(&mut self, pin_hash: &[u8; 16], retries: u8) -> Result<(), KeystoreError> {
+        // changePIN keeps the secret the current PIN opened; a first PIN gets a new one.
+        let secret = match &self.pin_secret {
+            Some(secret) => secret.clone(),
+            None => PinSecret::generate(|b| self.rng.fill_bytes(b)),
+        };
+        let auth = self.keys.pin_auth(pin_hash);
+        let verifier = self.backend.seal_pin_secret(
+            &auth,
+            &secret,
+            self.options.pin_hash_cost,
+            &mut self.rng,
+        )?;
+        let retries = retries.min(MAX_PIN_RETRIES);
+        let mut record = PinRecord {
+            kind: self.backend.pin_verifier_kind(),
+            verifier,
+            accounting: Accounting::InFile { retries },
+        };
+        if self.backend.monotonic_counters().is_some() {
+            if self.pin_failures.is_none() {
+                // No counter yet: the PIN is durable first (counted in the file), so a crash
+                // before the counter exists cannot leave a counter without its PIN (which
+                // would read as a rollback to before the PIN).
+                self.write_pin(&record)?;
+            }
+            record.accounting = self.nv_accounting(retries)?;
+        }
+        self.write_pin(&record)?;
+        self.pin_secret = Some(secret);
+        self.pin_lost = false;
+        Ok(())
+    }
+
+    fn verify_pin(&mut self, pin_hash: &[u8]) -> Result<PinCheck, KeystoreError> {
+        let Some(retries) = self.pin_retries_left() else {
+            return Err(KeystoreError::Failure("no PIN is set".into()));
+        };
+        if retries == 0 {
+            return Ok(PinCheck::Blocked);
+        }
+        let mut record = self.pin.clone().expect("retries come from the PIN file");
+        // A TPM in lockout checks nothing: ask before spending a retry.
+        if let Some(state) = self.backend.dictionary_attack()? {
+            let in_lockout = state.in_lockout;
+            self.dictionary_attack = Some(state);
+            if in_lockout {
+                self.lockout_notice();
+                return Ok(PinCheck::LockedOut);
+            }
+        }
+        self.spend_pin_retry(&mut record)?;
+        let outcome = if pin_hash.len() == 16 {
+            let auth = self.keys.pin_auth(pin_hash);
+            self.backend.unseal_pin_secret(&record.verifier, &auth)?
+        } else {
+            PinUnseal::Wrong
+        };
+        match outcome {
+            PinUnseal::Secret(secret) => {
+                self.pin_secret = Some(secret);
+                self.restore_pin_retries(&mut record)?;
+                Ok(PinCheck::Match)
+            }
+            PinUnseal::Wrong => {
+                if let Ok(Some(state)) = self.backend.dictionary_attack() {
+                    self.dictionary_attack = Some(state);
+                }
+                Ok(PinCheck::Mismatch {
+                    retries: self.pin_retries_left().unwrap_or(0),
+                })
+            }
+            PinUnseal::LockedOut => {
+                self.refund_pin_retry(&mut record)?;
+                if let Ok(Some(state)) = self.backend.dictionary_attack() {
+                    self.dictionary_attack = Some(state);
+                }
+                self.lockout_notice();
+                Ok(PinCheck::LockedOut)
+            }
+        }
+    }
+
     fn reset(&mut self) -> Result<(), KeystoreError> {
+        // The TPM counters of this master key go first: a counter made later (the new
+        // key's) starts above every value they had, so the signature counter stays above
+        // everything handed out, even if the reset stops half-way.
+        let handles = [self.signature_counter_handle(), self.pin_failures_handle()];
+        if let Some(counters) = self.backend.monotonic_counters() {
+            for handle in handles {
+                counters.remove(handle)?;
+            }
+        }
+        self.counter.nv = None;
+        self.pin_failures = None;
         let master = MasterKey::generate(|b| self.rng.fill_bytes(b));
         let sealed_master = self.backend.seal_master(&master)?;
         let new_keys = Keys::derive(&master);
         drop(master);
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
-        let sealed_counter = self.seal_counter(self.counter.limit);
+        let sealed_counter = self.seal_counter(self.counter.limit, None);
         let master_file = self.backend.master_file();
         let committed = self
             .persistence
@@ -815,6 +1304,9 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         self.index = Index::default();
         self.state.clear();
         self.damaged.clear();
+        self.pin = None;
+        self.pin_secret = None;
+        self.pin_lost = false;
         self.persistence.rename(COUNTER_NEXT_FILE, COUNTER_FILE)?;
         let files: Vec<String> = self
             .persistence
@@ -822,6 +1314,7 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
             .into_iter()
             .map(|name| join(CREDENTIALS_DIR, &name))
             .chain(StateSlot::ALL.map(state_file::file_name))
+            .chain([PIN_FILE.to_owned()])
             .collect();
         self.persistence.remove(&files)?;
         Ok(())
@@ -917,13 +1410,16 @@ mod tests {
         let next = store.next_signature_counter().unwrap();
 
         assert!(unchanged, "no write within a reserved block");
-        assert_eq!(open_counter(&store.keys, &before), Ok(COUNTER_BLOCK + 1));
+        assert_eq!(
+            open_counter(&store.keys, &before),
+            Ok((COUNTER_BLOCK + 1, None))
+        );
         assert_eq!(values.first(), Some(&1));
         assert!(values.windows(2).all(|w| w[1] == w[0] + 1));
         assert_eq!(u64::from(next), COUNTER_BLOCK + 1);
         assert_eq!(
             open_counter(&store.keys, &stored()),
-            Ok(2 * COUNTER_BLOCK + 1)
+            Ok((2 * COUNTER_BLOCK + 1, None))
         );
     }
 
@@ -952,6 +1448,7 @@ mod tests {
             SeqRng(1),
             KeystoreOptions {
                 max_discoverable: 2,
+                ..KeystoreOptions::default()
             },
         )
         .unwrap();

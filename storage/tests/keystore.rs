@@ -16,8 +16,11 @@ use protocol::env::{
     RelyingParty, StateSlot, UserEntity,
 };
 use protocol::env::{CredProtect, HmacSecret};
+use protocol::env::{PinCheck, MAX_PIN_RETRIES};
+use sha2::{Digest as _, Sha256};
 use storage::{
-    FileKeystore, KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, StorageError, Store,
+    FileKeystore, KeyBackend, KeystoreOptions, OsRng, PinHashCost, SoftwareKeys, StorageError,
+    Store,
 };
 #[cfg(feature = "tpm")]
 use storage::{TpmConfig, TpmKeys};
@@ -67,6 +70,10 @@ trait Harness {
 
     /// The process dies: nothing of the store runs any more.
     fn crash(store: Store<Self::Keys, OsRng>);
+
+    /// Lets a test try many wrong PINs: a TPM's dictionary-attack lockout (swtpm's default:
+    /// 3 failures) would otherwise refuse PIN checks after the third.
+    fn allow_wrong_pins(&self) {}
 }
 
 /// The encrypted file backend.
@@ -128,6 +135,10 @@ impl Harness for Tpm {
     /// flushes them.)
     fn crash(store: Store<TpmKeys, OsRng>) {
         drop(store);
+    }
+
+    fn allow_wrong_pins(&self) {
+        self.0.set_dictionary_attack(1000, 1, 1);
     }
 }
 
@@ -499,6 +510,7 @@ fn a_full_keystore_refuses_discoverable_credentials_only<H: Harness>() {
     let (_temp, dir) = state_dir();
     let options = KeystoreOptions {
         max_discoverable: 1,
+        ..KeystoreOptions::default()
     };
     let mut store = h.open_with(&dir, options.clone()).unwrap();
     create_for(
@@ -1413,6 +1425,191 @@ fn ten_thousand_discoverable_credentials_open_and_are_found_quickly<H: Harness>(
     assert!(opened < std::time::Duration::from_secs(2), "{opened:?}");
 }
 
+// ---- PIN ----
+
+/// Argon2id at its cheapest: the cases check behaviour, not cost.
+fn fast_pin() -> KeystoreOptions {
+    KeystoreOptions {
+        pin_hash_cost: PinHashCost::INSECURE_FAST,
+        ..KeystoreOptions::default()
+    }
+}
+
+fn pin_hash(pin: &str) -> [u8; 16] {
+    Sha256::digest(pin.as_bytes())[..16].try_into().unwrap()
+}
+
+fn a_pin_is_checked_counted_and_restored_across_reopens<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    assert_eq!(store.pin_retries().unwrap(), None);
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+
+    let wrong = store.verify_pin(&pin_hash("9999")).unwrap();
+    let again = store.verify_pin(&pin_hash("0000")).unwrap();
+    drop(store);
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    let after_reopen = store.pin_retries().unwrap();
+    let right = store.verify_pin(&pin_hash("1234")).unwrap();
+
+    assert_eq!(wrong, PinCheck::Mismatch { retries: 7 });
+    assert_eq!(again, PinCheck::Mismatch { retries: 6 });
+    assert_eq!(after_reopen, Some(6));
+    assert_eq!(right, PinCheck::Match);
+    assert_eq!(store.pin_retries().unwrap(), Some(8));
+}
+
+fn eight_wrong_pins_block_the_pin_until_a_reset<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+
+    let checks: Vec<PinCheck> = (0..8)
+        .map(|i| store.verify_pin(&pin_hash(&format!("wrong{i}"))).unwrap())
+        .collect();
+    let right = store.verify_pin(&pin_hash("1234")).unwrap();
+    drop(store);
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    let after_reopen = store.verify_pin(&pin_hash("1234")).unwrap();
+    store.reset().unwrap();
+
+    assert_eq!(checks[0], PinCheck::Mismatch { retries: 7 });
+    assert_eq!(checks[7], PinCheck::Mismatch { retries: 0 });
+    assert_eq!(right, PinCheck::Blocked);
+    assert_eq!(after_reopen, PinCheck::Blocked);
+    assert_eq!(store.pin_retries().unwrap(), None);
+    store.set_pin(&pin_hash("5678"), MAX_PIN_RETRIES).unwrap();
+    assert_eq!(
+        store.verify_pin(&pin_hash("5678")).unwrap(),
+        PinCheck::Match
+    );
+}
+
+fn a_changed_pin_replaces_the_old_one<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+    assert_eq!(
+        store.verify_pin(&pin_hash("1234")).unwrap(),
+        PinCheck::Match
+    );
+
+    store.set_pin(&pin_hash("24680"), MAX_PIN_RETRIES).unwrap();
+    drop(store);
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+
+    assert_eq!(
+        store.verify_pin(&pin_hash("1234")).unwrap(),
+        PinCheck::Mismatch { retries: 7 }
+    );
+    assert_eq!(
+        store.verify_pin(&pin_hash("24680")).unwrap(),
+        PinCheck::Match
+    );
+}
+
+fn a_pin_hash_of_the_wrong_length_costs_a_retry_and_never_matches<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+    let hash = pin_hash("1234");
+
+    let short = store.verify_pin(&hash[..15]).unwrap();
+    let long = store.verify_pin(&[&hash[..], &[0]].concat()).unwrap();
+    let empty = store.verify_pin(&[]).unwrap();
+
+    assert_eq!(short, PinCheck::Mismatch { retries: 7 });
+    assert_eq!(long, PinCheck::Mismatch { retries: 6 });
+    assert_eq!(empty, PinCheck::Mismatch { retries: 5 });
+}
+
+fn no_file_holds_the_pin_or_its_hash<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    create(&mut store, Algorithm::Es256, true);
+    store.set_pin(&pin_hash("314159"), MAX_PIN_RETRIES).unwrap();
+    store.verify_pin(&pin_hash("000000")).unwrap();
+    store.verify_pin(&pin_hash("314159")).unwrap();
+    store.set_pin(&pin_hash("271828"), MAX_PIN_RETRIES).unwrap();
+    drop(store);
+
+    let full = |pin: &str| Sha256::digest(pin.as_bytes()).to_vec();
+    let needles: Vec<Vec<u8>> = ["314159", "271828"]
+        .iter()
+        .flat_map(|pin| {
+            [
+                pin.as_bytes().to_vec(),
+                pin_hash(pin).to_vec(),
+                full(pin),
+                hex::encode(pin_hash(pin)).into_bytes(),
+            ]
+        })
+        .collect();
+    let files = files(&dir);
+    assert!(files.iter().any(|f| f.ends_with("pin.state")), "{files:?}");
+    for file in files {
+        let bytes = fs::read(&file).unwrap();
+        for needle in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{} holds {needle:02x?}",
+                file.display()
+            );
+        }
+    }
+}
+
+fn a_pin_survives_a_crash_and_a_reset_removes_it<H: Harness>() {
+    let h = H::new();
+    h.allow_wrong_pins();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+    store.verify_pin(&pin_hash("4321")).unwrap();
+    H::crash(store);
+
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    let after_crash = store.pin_retries().unwrap();
+    store.reset().unwrap();
+    let after_reset = store.pin_retries().unwrap();
+    let check = store.verify_pin(&pin_hash("1234"));
+    drop(store);
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+
+    assert_eq!(after_crash, Some(7));
+    assert_eq!(after_reset, None);
+    assert!(check.is_err(), "{check:?}");
+    assert_eq!(store.pin_retries().unwrap(), None);
+    assert!(!dir.join("pin.state").exists());
+}
+
+/// The file backend's default Argon2id cost is real work: about half a second here (the
+/// figure is in storage/PIN_AND_COUNTERS.md; `cargo bench --bench pin` measures it).
+#[test]
+fn the_default_argon2id_cost_makes_a_pin_check_take_a_noticeable_time() {
+    let (_temp, dir) = state_dir();
+    let mut store = FileKeystore::open(&dir, OsRng).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+
+    let started = std::time::Instant::now();
+    let check = store.verify_pin(&pin_hash("1234")).unwrap();
+    let took = started.elapsed();
+
+    println!("one PIN check with the default Argon2id cost: {took:?}");
+    assert_eq!(check, PinCheck::Match);
+    assert!(took > std::time::Duration::from_millis(100), "{took:?}");
+}
+
 /// Instantiates every backend-independent case for one harness.
 macro_rules! backend_suite {
     ($module:ident, $harness:ty) => {
@@ -1459,6 +1656,12 @@ macro_rules! backend_suite {
                 an_unreadable_state_directory_is_a_clear_error,
                 storage_errors_become_keystore_failures_with_the_same_message,
                 unsupported_algorithms_are_refused,
+                a_pin_is_checked_counted_and_restored_across_reopens,
+                eight_wrong_pins_block_the_pin_until_a_reset,
+                a_changed_pin_replaces_the_old_one,
+                a_pin_hash_of_the_wrong_length_costs_a_retry_and_never_matches,
+                no_file_holds_the_pin_or_its_hash,
+                a_pin_survives_a_crash_and_a_reset_removes_it,
             );
             #[test]
             #[ignore = "slow to set up (10,000 synced writes): cargo test --release -- --ignored"]

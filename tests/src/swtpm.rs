@@ -118,6 +118,42 @@ impl Swtpm {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Sets the TPM's dictionary-attack parameters (`tpm2_dictionarylockout -s`): `max_tries`
+    /// failed authorizations put it in lockout, one is forgiven every `recovery_s` seconds,
+    /// and a failed lockout authorization waits `lockout_recovery_s`. The count starts at 0.
+    /// (swtpm's own: 3, 1000 s, 1000 s.) Close every other connection first: swtpm serves one
+    /// at a time.
+    pub fn set_dictionary_attack(&self, max_tries: u32, recovery_s: u32, lockout_recovery_s: u32) {
+        self.tool(&["tpm2_dictionarylockout", "-c"]);
+        self.tool(&[
+            "tpm2_dictionarylockout",
+            "-s",
+            "-n",
+            &max_tries.to_string(),
+            "-t",
+            &recovery_s.to_string(),
+            "-l",
+            &lockout_recovery_s.to_string(),
+        ]);
+    }
+
+    /// A variable TPM property as `tpm2_getcap properties-variable` prints it, e.g.
+    /// `"TPM2_PT_LOCKOUT_COUNTER"`, or a TPMA_PERMANENT bit, e.g. `"inLockout"`.
+    pub fn variable_property(&self, name: &str) -> u32 {
+        let output = self.tool(&["tpm2_getcap", "properties-variable"]);
+        output
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.trim().split_once(':')?;
+                (key.trim() == name).then(|| value.trim().to_owned())
+            })
+            .and_then(|value| match value.strip_prefix("0x") {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => value.parse().ok(),
+            })
+            .unwrap_or_else(|| panic!("no {name} in tpm2_getcap properties-variable:\n{output}"))
+    }
+
     /// The directory tpm2-tools commands run in (for their input and context files).
     pub fn work_dir(&self) -> &Path {
         self._temp.path()

@@ -113,7 +113,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     /// noMcGaPermissionsWithClientPin), else PIN_BLOCKED when no uvRetries are left, else
     /// OPERATION_DENIED.
     fn ceremony_uv_failure(&mut self, blocked: bool) -> Result<StatusCode, StatusCode> {
-        Ok(if self.state()?.pin.is_some() {
+        Ok(if self.pin_is_set()? {
             StatusCode::PuatRequired
         } else if blocked {
             StatusCode::PinBlocked

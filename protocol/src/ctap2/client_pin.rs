@@ -13,11 +13,11 @@ use zeroize::Zeroizing;
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::built_in_uv::UvResult;
-use crate::ctap2::persistent_state::{StoredPin, MAX_PIN_RETRIES, MAX_UV_RETRIES};
+use crate::ctap2::persistent_state::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::ctap2::pin_protocol::{PinProtocol, PlatformKey, SharedSecret};
 use crate::ctap2::pin_token::{permission, MAX_CONSECUTIVE_MISMATCHES};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, Presence, PresenceRequest, Rng};
+use crate::env::{Clock, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
 
 const PIN_UV_AUTH_PROTOCOL: i128 = 0x01;
 const SUB_COMMAND: i128 = 0x02;
@@ -109,6 +109,12 @@ fn token_permissions(permissions: i128, rp_id: Option<&str>) -> Result<u8, Statu
     Ok(permissions)
 }
 
+/// A new PIN, as the keystore gets it: LEFT(SHA-256(PIN), 16), and its length in code points.
+struct NewPin {
+    hash: Zeroizing<[u8; 16]>,
+    code_points: u8,
+}
+
 /// A parameter the subcommand needs: absent is CTAP2_ERR_MISSING_PARAMETER.
 fn required<T>(value: Option<T>) -> Result<T, StatusCode> {
     value.ok_or(StatusCode::MissingParameter)
@@ -136,7 +142,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
 
     /// §6.5.5.1 getPinRetries: the counter, and whether a power cycle is needed first.
     fn get_pin_retries(&mut self) -> Result<Value, StatusCode> {
-        let retries = self.state()?.pin_retries;
+        let retries = self.pin_retries()?;
         let power_cycle = self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES;
         Ok(cbor::int_map(vec![
             (RESPONSE_PIN_RETRIES, Value::Integer(retries.into())),
@@ -184,7 +190,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let pin_uv_auth_param = required(request.pin_uv_auth_param)?;
         let protocol = PinProtocol::from_param(required(request.protocol)?)?;
         // 3. A PIN already set is changed with changePIN, never overwritten.
-        if self.state()?.pin.is_some() {
+        if self.pin_is_set()? {
             return Err(StatusCode::PinAuthInvalid);
         }
         // 4-5. Shared secret; the platform proves it holds it by a MAC over newPinEnc.
@@ -192,12 +198,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if !shared.verify(&new_pin_enc, &pin_uv_auth_param) {
             return Err(StatusCode::PinAuthInvalid);
         }
-        // 6-8. Decrypt, check against the policy, store the hash with full retries.
+        // 6-8. Decrypt, check against the policy, give it to the keystore with full retries
+        //    (it keeps a verifier, not the hash), then note its length.
         let pin = self.decrypt_new_pin(&shared, &new_pin_enc)?;
-        self.update_state(|state| {
-            state.pin = Some(pin);
-            state.pin_retries = MAX_PIN_RETRIES;
-        })?;
+        self.keystore.set_pin(&pin.hash, MAX_PIN_RETRIES)?;
+        self.update_state(|state| state.pin_code_points = Some(pin.code_points))?;
         Ok(Value::Null)
     }
 
@@ -218,21 +223,17 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             return Err(StatusCode::PinAuthInvalid);
         }
         // 6-7. The current PIN (retries spent first, restored on a match).
-        self.check_pin_hash(protocol, &shared, &pin_hash_enc)?;
-        // 8. The new PIN against the policy; under forcePINChange it must differ.
+        let current = self.check_pin_hash(protocol, &shared, &pin_hash_enc)?;
+        // 8. The new PIN against the policy; under forcePINChange it must differ from the
+        //    current one, which was just verified to be `current`.
         let pin = self.decrypt_new_pin(&shared, &new_pin_enc)?;
-        let state = self.state()?;
-        if state.force_pin_change
-            && state
-                .pin
-                .as_ref()
-                .is_some_and(|old| bool::from(old.hash.ct_eq(pin.hash.as_slice())))
-        {
+        if self.state()?.force_pin_change && bool::from(current.ct_eq(pin.hash.as_slice())) {
             return Err(StatusCode::PinPolicyViolation);
         }
         // 9-10. Store it; every token handed out under the old PIN stops working.
+        self.keystore.set_pin(&pin.hash, MAX_PIN_RETRIES)?;
         self.update_state(|state| {
-            state.pin = Some(pin);
+            state.pin_code_points = Some(pin.code_points);
             state.force_pin_change = false;
         })?;
         let rng = &mut self.rng;
@@ -391,11 +392,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     /// May a PIN be tried now? PIN_NOT_SET, PIN_BLOCKED (no retries left, until reset) or
     /// PIN_AUTH_BLOCKED (three wrong in a row, until a power cycle).
     fn check_pin_usable(&mut self) -> Result<(), StatusCode> {
-        let state = self.state()?;
-        if state.pin.is_none() {
+        self.state()?;
+        let Some(retries) = self.keystore.pin_retries()? else {
             return Err(StatusCode::PinNotSet);
-        }
-        if state.pin_retries == 0 {
+        };
+        if retries == 0 {
             return Err(StatusCode::PinBlocked);
         }
         if self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES {
@@ -404,45 +405,47 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         Ok(())
     }
 
-    /// Compares pinHashEnc with the stored PIN hash, in constant time. The retry counter is
-    /// decremented and written first; a match restores it. A mismatch (or a pinHashEnc that
-    /// does not even decrypt to 16 bytes) regenerates the key agreement key, so the platform
-    /// must start over.
+    /// Checks pinHashEnc against the PIN, through the keystore: it spends a retry durably
+    /// before the comparison and restores the retries on a match. A mismatch (or a pinHashEnc
+    /// that does not even decrypt to 16 bytes) regenerates the key agreement key, so the
+    /// platform must start over. Returns the PIN hash that matched.
+    ///
+    /// A keystore that checks no PIN for now (a TPM in dictionary-attack lockout) spends no
+    /// retry: that is CTAP2_ERR_PIN_AUTH_BLOCKED, "try again later" to a platform, which
+    /// neither counts it as a wrong PIN nor suggests a reset; the keystore says why in its log.
     fn check_pin_hash(
         &mut self,
         protocol: PinProtocol,
         shared: &SharedSecret,
         pin_hash_enc: &[u8],
-    ) -> Result<(), StatusCode> {
-        let retries = self.state()?.pin_retries;
-        self.update_state(|state| state.pin_retries = retries.saturating_sub(1))?;
+    ) -> Result<Zeroizing<[u8; 16]>, StatusCode> {
         let given = shared.decrypt(pin_hash_enc);
-        let state = self.state()?;
-        let stored = state.pin.as_ref().ok_or(StatusCode::PinNotSet)?;
-        let matches = given
-            .as_deref()
-            .filter(|given| given.len() == 16)
-            .is_some_and(|given| bool::from(stored.hash.ct_eq(given)));
-        if !matches {
-            let retries_left = state.pin_retries;
-            self.pin.regenerate(protocol);
-            self.pin.consecutive_mismatches = self.pin.consecutive_mismatches.saturating_add(1);
-            return Err(if retries_left == 0 {
-                StatusCode::PinBlocked
-            } else if self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES {
-                StatusCode::PinAuthBlocked
-            } else {
-                StatusCode::PinInvalid
-            });
+        let given: &[u8] = given.as_deref().map_or(&[], |given| given.as_slice());
+        match self.keystore.verify_pin(given)? {
+            PinCheck::Match => {}
+            PinCheck::Mismatch { retries } => {
+                self.pin.regenerate(protocol);
+                self.pin.consecutive_mismatches = self.pin.consecutive_mismatches.saturating_add(1);
+                return Err(if retries == 0 {
+                    StatusCode::PinBlocked
+                } else if self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES {
+                    StatusCode::PinAuthBlocked
+                } else {
+                    StatusCode::PinInvalid
+                });
+            }
+            PinCheck::Blocked => return Err(StatusCode::PinBlocked),
+            PinCheck::LockedOut => return Err(StatusCode::PinAuthBlocked),
         }
+        let mut hash = Zeroizing::new([0u8; 16]);
+        hash.copy_from_slice(given);
         // The right PIN also unblocks built-in UV, as on a YubiKey Bio: the PIN is the
         // fallback that proves the person when UV has failed too often.
         self.pin.consecutive_mismatches = 0;
-        self.update_state(|state| {
-            state.pin_retries = MAX_PIN_RETRIES;
-            state.uv_retries = MAX_UV_RETRIES;
-        })?;
-        Ok(())
+        if self.state()?.uv_retries != MAX_UV_RETRIES {
+            self.update_state(|state| state.uv_retries = MAX_UV_RETRIES)?;
+        }
+        Ok(hash)
     }
 
     /// Decrypts newPinEnc and checks it against the PIN policy: 64 padded bytes, the PIN
@@ -451,7 +454,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         &mut self,
         shared: &SharedSecret,
         new_pin_enc: &[u8],
-    ) -> Result<StoredPin, StatusCode> {
+    ) -> Result<NewPin, StatusCode> {
         let padded = shared
             .decrypt(new_pin_enc)
             .ok_or(StatusCode::InvalidParameter)?;
@@ -477,7 +480,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let digest = Zeroizing::new(Sha256::digest(pin));
         let mut hash = Zeroizing::new([0u8; 16]);
         hash.copy_from_slice(&digest[..16]);
-        Ok(StoredPin {
+        Ok(NewPin {
             hash,
             // At most 63 code points, so it fits.
             code_points: code_points as u8,

@@ -125,14 +125,16 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             return Err(StatusCode::InvalidParameter);
         }
         // 4. Expiring a PIN that does not exist makes no sense.
-        if force_change && state.pin.is_none() {
+        let pin_set = self.pin_is_set()?;
+        if force_change && !pin_set {
             return Err(StatusCode::PinNotSet);
         }
-        // 5-7. A PIN shorter than the new minimum must be changed before it is used again.
-        let too_short = state
-            .pin
-            .as_ref()
-            .is_some_and(|pin| i128::from(pin.code_points) < new_min);
+        // 5-7. A PIN shorter than the new minimum must be changed before it is used again (a
+        //    PIN of unknown length too: a crash came between setting it and noting its length).
+        let too_short = pin_set
+            && state
+                .pin_code_points
+                .is_none_or(|code_points| i128::from(code_points) < new_min);
         self.update_state(|s| {
             s.min_pin_length = new_min as u8;
             if let Some(ids) = rp_ids {
@@ -312,7 +314,11 @@ mod tests {
             (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
         ];
         assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x31), "getPinToken");
-        assert_eq!(a.state().unwrap().pin_retries, 8, "the PIN was right");
+        assert_eq!(
+            a.keystore_mut().pin_retries().unwrap(),
+            Some(8),
+            "the PIN was right"
+        );
 
         // changePIN to the same PIN is refused, to another one clears the flag.
         let change = |a: &mut TestAuthenticator, new: &[u8]| {

@@ -48,6 +48,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let text = |s: &str| Value::Text(s.to_owned());
         let uint = |n: u64| Value::Integer(n.into());
         let state = self.state()?.clone();
+        let pin_set = self.pin_is_set()?;
         // With alwaysUv on, U2F (which cannot verify the user) is off (CTAP 2.1 §9.2).
         let versions = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]
             .into_iter()
@@ -59,7 +60,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             ("up", Value::Bool(true)),
             ("plat", Value::Bool(false)),
             // clientPin: present means supported; its value says whether a PIN is set.
-            ("clientPin", Value::Bool(state.pin.is_some())),
+            ("clientPin", Value::Bool(pin_set)),
             ("pinUvAuthToken", Value::Bool(true)),
             ("credMgmt", Value::Bool(true)),
             // The FIDO_2_1_PRE name of credMgmt (command 0x41), for older platforms.

@@ -165,7 +165,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         //    PUAT_REQUIRED when a PIN could provide it, else OPERATION_DENIED.
         let make_cred_uv_not_rqd = !always_uv;
         if protected && !built_in_uv && auth.is_none() && (discoverable || !make_cred_uv_not_rqd) {
-            return Err(if self.state()?.pin.is_some() {
+            return Err(if self.pin_is_set()? {
                 StatusCode::PuatRequired
             } else {
                 StatusCode::OperationDenied

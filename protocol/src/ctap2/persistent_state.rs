@@ -1,17 +1,20 @@
-//! What the authenticator remembers across restarts besides its credentials: the PIN (as
-//! LEFT(SHA-256(PIN), 16)), the pinRetries and uvRetries counters and the authenticatorConfig
-//! settings. Kept in the keystore's sealed [`StateSlot::Authenticator`](crate::env::StateSlot),
-//! written before the answer that depends on it leaves.
+//! What the authenticator remembers across restarts besides its credentials and its PIN: the
+//! PIN's length, the uvRetries counter and the authenticatorConfig settings. Kept in the
+//! keystore's sealed [`StateSlot::Authenticator`](crate::env::StateSlot), written before the
+//! answer that depends on it leaves. The PIN itself (a verifier, not its hash) and pinRetries
+//! are the keystore's ([`Keystore::verify_pin`]).
 //!
 //! The encoding is a CBOR map with integer keys, versioned so a later release can migrate it:
 //!
 //! ```text
-//! { 1: version (2), 2: pinHash (16 bytes, absent = no PIN), 3: PIN length in code points,
-//!   4: pinRetries, 5: minPINLength, 6: [minPinLengthRPIDs], 7: forcePINChange, 8: alwaysUv,
-//!   9: uvRetries }
+//! { 1: version (3), 3: PIN length in code points (absent: no PIN, or not known),
+//!   5: minPINLength, 6: [minPinLengthRPIDs], 7: forcePINChange, 8: alwaysUv, 9: uvRetries }
 //! ```
 //!
-//! Version 1 (before built-in UV) had no key 9; it is read as "no UV retry spent yet".
+//! Versions 1 and 2 also kept the PIN as `2: pinHash` (LEFT(SHA-256(PIN), 16)) and `4:
+//! pinRetries`; version 1 had no key 9 (read as "no UV retry spent yet"). Such a PIN is read as
+//! a [`LegacyPin`], moved into the keystore with its retries at the first read, and the state is
+//! written again as version 3, without it.
 
 use std::fmt;
 
@@ -23,8 +26,12 @@ use crate::cbor::{self, RequestMap};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
 
-/// The version written. Version 1 is still read (see [`PersistentState::decode`]).
-const VERSION: i128 = 2;
+pub use crate::env::MAX_PIN_RETRIES;
+
+/// The version written. Versions 1 and 2 are still read (see [`PersistentState::decode`]).
+const VERSION: i128 = 3;
+/// The last version that kept the PIN hash.
+const VERSION_WITH_PIN_HASH: i128 = 2;
 /// The last version without uvRetries.
 const VERSION_WITHOUT_UV_RETRIES: i128 = 1;
 const KEY_VERSION: i128 = 1;
@@ -37,32 +44,31 @@ const KEY_FORCE_PIN_CHANGE: i128 = 7;
 const KEY_ALWAYS_UV: i128 = 8;
 const KEY_UV_RETRIES: i128 = 9;
 
-/// pinRetries after a reset or a correct PIN (CTAP 2.1 §6.5.2.2: at most 8).
-pub const MAX_PIN_RETRIES: u8 = 8;
 /// uvRetries after a reset or a successful verification, PIN or built-in (maxUvRetries: CTAP
 /// allows 1 to 25; as many as the PIN's, so neither factor is the easier one to guess).
 pub const MAX_UV_RETRIES: u8 = 8;
 /// The minimum PIN length of a new key, in Unicode code points (CTAP 2.1 §6.5.1: 4).
 pub const DEFAULT_MIN_PIN_LENGTH: u8 = 4;
 
-/// The stored PIN: LEFT(SHA-256(PIN), 16) and its length in code points (for
-/// setMinPINLength's forcePINChange rule).
+/// A PIN as state versions 1 and 2 kept it: LEFT(SHA-256(PIN), 16) and the retries left.
 #[derive(Clone, PartialEq, Eq)]
-pub struct StoredPin {
+pub struct LegacyPin {
     pub hash: Zeroizing<[u8; 16]>,
-    pub code_points: u8,
+    pub retries: u8,
 }
 
-impl fmt::Debug for StoredPin {
+impl fmt::Debug for LegacyPin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StoredPin(<redacted>)")
+        write!(f, "LegacyPin(<redacted>, {} retries)", self.retries)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistentState {
-    pub pin: Option<StoredPin>,
-    pub pin_retries: u8,
+    /// The length in code points of the PIN the keystore holds, for setMinPINLength's
+    /// forcePINChange rule; `None` without a PIN (or if a crash came between setting the PIN
+    /// and writing this). Whether a PIN is set is the keystore's to say.
+    pub pin_code_points: Option<u8>,
     pub min_pin_length: u8,
     /// RP IDs allowed to read minPINLength through the minPinLength extension.
     pub min_pin_length_rp_ids: Vec<String>,
@@ -70,18 +76,20 @@ pub struct PersistentState {
     pub always_uv: bool,
     /// Built-in user verification attempts left; 0 = UV_BLOCKED until a PIN or a reset.
     pub uv_retries: u8,
+    /// A PIN read from a version 1 or 2 state, to be moved into the keystore; never encoded.
+    pub legacy_pin: Option<LegacyPin>,
 }
 
 impl Default for PersistentState {
     fn default() -> Self {
         PersistentState {
-            pin: None,
-            pin_retries: MAX_PIN_RETRIES,
+            pin_code_points: None,
             min_pin_length: DEFAULT_MIN_PIN_LENGTH,
             min_pin_length_rp_ids: Vec::new(),
             force_pin_change: false,
             always_uv: false,
             uv_retries: MAX_UV_RETRIES,
+            legacy_pin: None,
         }
     }
 }
@@ -91,15 +99,14 @@ impl Default for PersistentState {
 pub struct MalformedState;
 
 impl PersistentState {
+    /// Version 3; a [`LegacyPin`] is left out.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let uint = |n: u8| Value::Integer(n.into());
         let mut entries = vec![(KEY_VERSION as i64, Value::Integer((VERSION as i64).into()))];
-        if let Some(pin) = &self.pin {
-            entries.push((KEY_PIN_HASH as i64, Value::Bytes(pin.hash.to_vec())));
-            entries.push((KEY_PIN_CODE_POINTS as i64, uint(pin.code_points)));
+        if let Some(code_points) = self.pin_code_points {
+            entries.push((KEY_PIN_CODE_POINTS as i64, uint(code_points)));
         }
         entries.extend([
-            (KEY_PIN_RETRIES as i64, uint(self.pin_retries)),
             (KEY_MIN_PIN_LENGTH as i64, uint(self.min_pin_length)),
             (
                 KEY_MIN_PIN_LENGTH_RP_IDS as i64,
@@ -117,17 +124,7 @@ impl PersistentState {
             (KEY_ALWAYS_UV as i64, Value::Bool(self.always_uv)),
             (KEY_UV_RETRIES as i64, uint(self.uv_retries)),
         ]);
-        let mut value = cbor::int_map(entries);
-        let bytes = Zeroizing::new(cbor::encode(&value));
-        // The PIN hash also sits in the Value tree: wipe it there too.
-        if let Value::Map(entries) = &mut value {
-            for (_, v) in entries {
-                if let Value::Bytes(b) = v {
-                    zeroize::Zeroize::zeroize(b);
-                }
-            }
-        }
-        bytes
+        Zeroizing::new(cbor::encode(&cbor::int_map(entries)))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, MalformedState> {
@@ -141,22 +138,31 @@ impl PersistentState {
         };
         let version = map.take(KEY_VERSION).ok_or(MalformedState)?;
         let version = cbor::into_int(version).map_err(|_| MalformedState)?;
-        if version != VERSION && version != VERSION_WITHOUT_UV_RETRIES {
+        if !(VERSION_WITHOUT_UV_RETRIES..=VERSION).contains(&version) {
             return Err(MalformedState);
         }
-        let pin = match map.take(KEY_PIN_HASH) {
+        let hash = match map.take(KEY_PIN_HASH) {
+            Some(_) if version > VERSION_WITH_PIN_HASH => return Err(MalformedState),
             Some(hash) => {
                 let hash = Zeroizing::new(cbor::into_bytes(hash).map_err(|_| MalformedState)?);
                 let hash: [u8; 16] = hash.as_slice().try_into().map_err(|_| MalformedState)?;
-                let code_points = small(map.take(KEY_PIN_CODE_POINTS).ok_or(MalformedState)?)?;
-                Some(StoredPin {
-                    hash: Zeroizing::new(hash),
-                    code_points,
-                })
+                Some(Zeroizing::new(hash))
             }
             None => None,
         };
-        let pin_retries = small(map.take(KEY_PIN_RETRIES).ok_or(MalformedState)?)?;
+        let pin_code_points = match (version, &hash, map.take(KEY_PIN_CODE_POINTS)) {
+            // Versions 1 and 2 kept the length exactly when they kept a PIN.
+            (..=VERSION_WITH_PIN_HASH, Some(_), Some(n)) => Some(small(n)?),
+            (..=VERSION_WITH_PIN_HASH, None, None) => None,
+            (..=VERSION_WITH_PIN_HASH, _, _) => return Err(MalformedState),
+            (_, _, n) => n.map(small).transpose()?,
+        };
+        let pin_retries = match map.take(KEY_PIN_RETRIES) {
+            Some(_) if version > VERSION_WITH_PIN_HASH => return Err(MalformedState),
+            Some(n) => Some(small(n)?),
+            None if version > VERSION_WITH_PIN_HASH => None,
+            None => return Err(MalformedState),
+        };
         let min_pin_length = small(map.take(KEY_MIN_PIN_LENGTH).ok_or(MalformedState)?)?;
         let rp_ids = map.take(KEY_MIN_PIN_LENGTH_RP_IDS).ok_or(MalformedState)?;
         let min_pin_length_rp_ids = cbor::into_array(rp_ids)
@@ -171,17 +177,20 @@ impl PersistentState {
             VERSION_WITHOUT_UV_RETRIES => MAX_UV_RETRIES,
             _ => small(map.take(KEY_UV_RETRIES).ok_or(MalformedState)?)?,
         };
-        if pin_retries > MAX_PIN_RETRIES || uv_retries > MAX_UV_RETRIES {
+        if pin_retries.is_some_and(|n| n > MAX_PIN_RETRIES) || uv_retries > MAX_UV_RETRIES {
             return Err(MalformedState);
         }
         Ok(PersistentState {
-            pin,
-            pin_retries,
+            pin_code_points,
             min_pin_length,
             min_pin_length_rp_ids,
             force_pin_change,
             always_uv,
             uv_retries,
+            legacy_pin: hash.map(|hash| LegacyPin {
+                hash,
+                retries: pin_retries.unwrap_or(MAX_PIN_RETRIES),
+            }),
         })
     }
 }
@@ -189,15 +198,36 @@ impl PersistentState {
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     /// The persistent state, read from the keystore on first use. Unreadable state fails the
     /// request (CTAP1_ERR_OTHER) rather than falling back to "no PIN".
+    ///
+    /// A state of version 1 or 2 holds the PIN hash: the PIN moves into the keystore with its
+    /// retries (the keystore's verifier first, then the state without the hash, so a crash in
+    /// between moves it again), and from then on no file holds it.
     pub(crate) fn state(&mut self) -> Result<&PersistentState, StatusCode> {
         if self.persistent.is_none() {
-            let state = match self.keystore.read_state(StateSlot::Authenticator)? {
+            let mut state = match self.keystore.read_state(StateSlot::Authenticator)? {
                 None => PersistentState::default(),
                 Some(bytes) => PersistentState::decode(&bytes).map_err(|_| StatusCode::Other)?,
             };
+            if let Some(legacy) = state.legacy_pin.take() {
+                self.keystore.set_pin(&legacy.hash, legacy.retries)?;
+                self.keystore
+                    .write_state(StateSlot::Authenticator, &state.encode())?;
+            }
             self.persistent = Some(state);
         }
         Ok(self.persistent.as_ref().expect("loaded above"))
+    }
+
+    /// Whether a PIN is set (the keystore holds it; an older state moves into it first).
+    pub(crate) fn pin_is_set(&mut self) -> Result<bool, StatusCode> {
+        self.state()?;
+        Ok(self.keystore.pin_retries()?.is_some())
+    }
+
+    /// The PIN retries left; 0 without a PIN.
+    pub(crate) fn pin_retries(&mut self) -> Result<u8, StatusCode> {
+        self.state()?;
+        Ok(self.keystore.pin_retries()?.unwrap_or(MAX_PIN_RETRIES))
     }
 
     /// Writes `state` durably, then makes it the current one: an answer built after this
@@ -224,7 +254,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     /// "Protected by some form of user verification": a PIN is set, or built-in UV exists.
     pub(crate) fn is_protected(&mut self) -> Result<bool, StatusCode> {
         let uv = self.presence.built_in_uv();
-        Ok(uv || self.state()?.pin.is_some())
+        Ok(uv || self.pin_is_set()?)
     }
 }
 
@@ -234,16 +264,13 @@ mod tests {
 
     fn full() -> PersistentState {
         PersistentState {
-            pin: Some(StoredPin {
-                hash: Zeroizing::new([0xab; 16]),
-                code_points: 6,
-            }),
-            pin_retries: 5,
+            pin_code_points: Some(6),
             min_pin_length: 6,
             min_pin_length_rp_ids: vec!["example.com".into(), "x.org".into()],
             force_pin_change: true,
             always_uv: true,
             uv_retries: 3,
+            legacy_pin: None,
         }
     }
 
@@ -264,20 +291,11 @@ mod tests {
                 "length {len}"
             );
         }
-        let mut value = cbor::decode(&encoded).unwrap();
-        if let Value::Map(entries) = &mut value {
-            entries[0].1 = Value::Integer(3.into());
-        }
+        let future = edited(&full(), |entries| entries[0].1 = Value::Integer(4.into()));
         assert_eq!(
-            PersistentState::decode(&cbor::encode(&value)),
+            PersistentState::decode(&future),
             Err(MalformedState),
             "a future version"
-        );
-        let mut retries = full();
-        retries.pin_retries = 9;
-        assert_eq!(
-            PersistentState::decode(&retries.encode()),
-            Err(MalformedState)
         );
         let mut retries = full();
         retries.uv_retries = MAX_UV_RETRIES + 1;
@@ -285,6 +303,18 @@ mod tests {
             PersistentState::decode(&retries.encode()),
             Err(MalformedState)
         );
+        let with_hash = edited(&full(), |entries| {
+            entries.push((key(KEY_PIN_HASH), Value::Bytes(vec![0xab; 16])));
+        });
+        assert_eq!(
+            PersistentState::decode(&with_hash),
+            Err(MalformedState),
+            "version 3 never holds a PIN hash"
+        );
+    }
+
+    fn key(k: i128) -> Value {
+        Value::Integer(k.try_into().unwrap())
     }
 
     /// Rewrites an encoded state: `change` edits its map entries.
@@ -297,44 +327,91 @@ mod tests {
         cbor::encode(&value)
     }
 
+    /// What a release before this one wrote: version 2 (or 1, without key 9), with the PIN
+    /// hash and the retries.
+    fn older(version: i64, pin: Option<([u8; 16], u8)>) -> Vec<u8> {
+        edited(&full(), |entries| {
+            entries[0].1 = Value::Integer(version.into());
+            entries.retain(|(k, _)| *k != key(KEY_PIN_CODE_POINTS));
+            if version == 1 {
+                entries.retain(|(k, _)| *k != key(KEY_UV_RETRIES));
+            }
+            let retries = pin.map_or(MAX_PIN_RETRIES, |(_, retries)| retries);
+            entries.push((key(KEY_PIN_RETRIES), Value::Integer(retries.into())));
+            if let Some((hash, _)) = pin {
+                entries.push((key(KEY_PIN_HASH), Value::Bytes(hash.to_vec())));
+                entries.push((key(KEY_PIN_CODE_POINTS), Value::Integer(6.into())));
+            }
+        })
+    }
+
     #[test]
-    fn version_1_state_is_migrated_with_full_uv_retries() {
-        // What a release before built-in UV wrote: version 1, no key 9.
-        let v1 = edited(&full(), |entries| {
-            entries.retain(|(k, _)| *k != Value::Integer(KEY_UV_RETRIES.try_into().unwrap()));
-            entries[0].1 = Value::Integer(1.into());
-        });
-        let migrated = PersistentState::decode(&v1).unwrap();
-        assert_eq!(migrated.uv_retries, MAX_UV_RETRIES);
+    fn version_2_and_1_states_give_their_pin_as_a_legacy_pin() {
+        let v2 = PersistentState::decode(&older(2, Some(([0xab; 16], 5)))).unwrap();
+        let v1 = PersistentState::decode(&older(1, Some(([0xcd; 16], 8)))).unwrap();
+        let v2_without_pin = PersistentState::decode(&older(2, None)).unwrap();
+
+        assert_eq!(
+            v2.legacy_pin,
+            Some(LegacyPin {
+                hash: Zeroizing::new([0xab; 16]),
+                retries: 5
+            })
+        );
         assert_eq!(
             PersistentState {
-                uv_retries: full().uv_retries,
-                ..migrated.clone()
+                legacy_pin: None,
+                ..v2.clone()
             },
             full(),
             "everything else is kept"
         );
-        let Value::Map(entries) = cbor::decode(&migrated.encode()).unwrap() else {
+        assert_eq!(v1.legacy_pin.as_ref().unwrap().hash.as_slice(), &[0xcd; 16]);
+        assert_eq!(v1.uv_retries, MAX_UV_RETRIES, "version 1 had no uvRetries");
+        assert_eq!(v2_without_pin.legacy_pin, None);
+        assert_eq!(v2_without_pin.pin_code_points, None);
+        let rewritten = cbor::decode(&v2.encode()).unwrap();
+        let Value::Map(entries) = &rewritten else {
             panic!("a map")
         };
         assert_eq!(
             entries[0].1,
-            Value::Integer(2.into()),
-            "written back as version 2"
+            Value::Integer(3.into()),
+            "written as version 3"
+        );
+        assert!(!entries.iter().any(|(k, _)| *k == key(KEY_PIN_HASH)));
+        assert!(!entries.iter().any(|(k, _)| *k == key(KEY_PIN_RETRIES)));
+    }
+
+    #[test]
+    fn version_2_state_needs_its_uv_retries_and_its_pin_retries() {
+        let without_uv = edited(&PersistentState::decode(&older(2, None)).unwrap(), |_| {});
+        assert!(PersistentState::decode(&without_uv).is_ok());
+        let no_uv_retries = {
+            let mut value = cbor::decode(&older(2, None)).unwrap();
+            if let Value::Map(entries) = &mut value {
+                entries.retain(|(k, _)| *k != key(KEY_UV_RETRIES));
+            }
+            cbor::encode(&value)
+        };
+        let no_pin_retries = {
+            let mut value = cbor::decode(&older(2, None)).unwrap();
+            if let Value::Map(entries) = &mut value {
+                entries.retain(|(k, _)| *k != key(KEY_PIN_RETRIES));
+            }
+            cbor::encode(&value)
+        };
+        assert_eq!(PersistentState::decode(&no_uv_retries), Err(MalformedState));
+        assert_eq!(
+            PersistentState::decode(&no_pin_retries),
+            Err(MalformedState)
         );
     }
 
     #[test]
-    fn version_2_state_needs_its_uv_retries() {
-        let without = edited(&full(), |entries| {
-            entries.retain(|(k, _)| *k != Value::Integer(KEY_UV_RETRIES.try_into().unwrap()));
-        });
-        assert_eq!(PersistentState::decode(&without), Err(MalformedState));
-    }
-
-    #[test]
     fn debug_output_hides_the_pin_hash() {
-        let debug = format!("{:?}", full());
+        let state = PersistentState::decode(&older(2, Some(([0xab; 16], 5)))).unwrap();
+        let debug = format!("{state:?}");
         assert!(debug.contains("redacted"));
         assert!(!debug.contains("171"), "0xab bytes must not show: {debug}");
     }

@@ -34,7 +34,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 user_name: None,
             };
             return Err(match self.presence.request_presence(&request) {
-                PresenceOutcome::Approved if self.state()?.pin.is_some() => StatusCode::PinInvalid,
+                PresenceOutcome::Approved if self.pin_is_set()? => StatusCode::PinInvalid,
                 PresenceOutcome::Approved => StatusCode::PinNotSet,
                 PresenceOutcome::Cancelled => StatusCode::KeepaliveCancel,
                 PresenceOutcome::Denied | PresenceOutcome::TimedOut => StatusCode::OperationDenied,

@@ -180,8 +180,29 @@ impl StateSlot {
     }
 }
 
+/// pinRetries after a reset or a correct PIN (CTAP 2.1 §6.5.2.2: at most 8).
+pub const MAX_PIN_RETRIES: u8 = 8;
+
+/// What checking a PIN found (see [`Keystore::verify_pin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinCheck {
+    /// The PIN is right: the retries are back to [`MAX_PIN_RETRIES`].
+    Match,
+    /// The PIN is wrong: `retries` are left (0: the PIN is blocked from now on).
+    Mismatch { retries: u8 },
+    /// No retry was left: nothing was compared.
+    Blocked,
+    /// The keystore checks no PIN for now, whatever it is (a TPM in dictionary-attack
+    /// lockout, which ends by itself after the TPM's recovery time). No retry was spent.
+    LockedOut,
+}
+
 /// Credential storage and use. Writes must be durable before a method returns: the authenticator
 /// answers the platform right after.
+///
+/// The keystore also keeps the PIN: not the PIN hash itself but a verifier that only the right
+/// PIN opens (a TPM object whose authorization is derived from it, or a memory-hard hash), and
+/// the retries, so that what can be kept out of the state directory's reach is.
 pub trait Keystore {
     /// Whether this keystore can create credentials of `algorithm` (a TPM may lack Ed25519).
     fn supports(&self, algorithm: Algorithm) -> bool;
@@ -245,7 +266,20 @@ pub trait Keystore {
     /// Replaces the contents of `slot`, durably and atomically, before returning.
     fn write_state(&mut self, slot: StateSlot, bytes: &[u8]) -> Result<(), KeystoreError>;
 
-    /// Erases every credential and every state slot, and makes every credential ID issued so
-    /// far unusable.
+    /// Erases every credential, every state slot and the PIN, and makes every credential ID
+    /// issued so far unusable.
     fn reset(&mut self) -> Result<(), KeystoreError>;
+
+    /// The PIN retries left; `None` when no PIN is set.
+    fn pin_retries(&mut self) -> Result<Option<u8>, KeystoreError>;
+
+    /// Sets the PIN whose CTAP hash is `pin_hash` (LEFT(SHA-256(PIN), 16)), replacing any PIN,
+    /// with `retries` left (the maximum, except when moving a PIN from an older state format).
+    /// Durable before it returns.
+    fn set_pin(&mut self, pin_hash: &[u8; 16], retries: u8) -> Result<(), KeystoreError>;
+
+    /// Checks a PIN hash against the PIN. A retry is spent durably before the comparison, so
+    /// that stopping the process meanwhile gives no free try; a match restores the retries. A
+    /// `pin_hash` that is not 16 bytes long is a mismatch. Without a PIN: an error.
+    fn verify_pin(&mut self, pin_hash: &[u8]) -> Result<PinCheck, KeystoreError>;
 }

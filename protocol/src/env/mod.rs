@@ -12,8 +12,8 @@ mod rng;
 pub use clock::Clock;
 pub use credential_extras::{CredProtect, CredentialExtras, HmacSecret, MalformedExtras};
 pub use keystore::{
-    Algorithm, Credential, KeyMaterial, Keystore, KeystoreError, NewCredential, PublicKey,
-    RelyingParty, StateSlot, UserEntity,
+    Algorithm, Credential, KeyMaterial, Keystore, KeystoreError, NewCredential, PinCheck,
+    PublicKey, RelyingParty, StateSlot, UserEntity, MAX_PIN_RETRIES,
 };
 pub use presence::{uv_modality, Operation, Presence, PresenceOutcome, PresenceRequest, UvOutcome};
 pub use rng::Rng;

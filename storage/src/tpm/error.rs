@@ -21,6 +21,7 @@ pub(crate) const TPM_RC_BAD_AUTH: u32 = RC_FMT1 + 0x022;
 const TPM_RC_VALUE: u32 = RC_FMT1 + 0x004;
 const TPM_RC_SIZE: u32 = RC_FMT1 + 0x015;
 const TPM_RC_KEY: u32 = RC_FMT1 + 0x01c;
+pub(crate) const TPM_RC_HANDLE: u32 = RC_FMT1 + 0x00b;
 const TPM_RC_BINDING: u32 = RC_FMT1 + 0x025;
 const TPM_RC_INTEGRITY: u32 = RC_FMT1 + 0x01f;
 pub(crate) const TPM_RC_OBJECT_MEMORY: u32 = 0x902;
@@ -72,6 +73,14 @@ pub enum TpmError {
          interval, or the owner can reset it (tpm2_dictionarylockout -c)"
     )]
     Lockout,
+
+    /// The NV index handle fido2d derived for one of its counters holds another program's index.
+    #[error(
+        "the TPM's NV index {handle:#010x}, which fido2d would use as a monotonic counter, \
+         belongs to another program (it is not an 8-byte counter with fido2d's attributes); \
+         see it with tpm2_nvreadpublic"
+    )]
+    NvIndexTaken { handle: u32 },
 
     /// TPM2_Startup has not been run (no firmware or kernel started the TPM).
     #[error("the TPM has not been started (TPM2_Startup was not run)")]

@@ -19,6 +19,7 @@ mod blob;
 mod error;
 pub mod templates;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -27,14 +28,16 @@ use protocol::env::{Algorithm, KeyMaterial, KeystoreError, PublicKey, Rng};
 use sha2::{Digest as _, Sha256};
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::constants::{PropertyTag, SessionType};
-use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
+use tss_esapi::handles::{
+    KeyHandle, NvIndexHandle, NvIndexTpmHandle, PersistentTpmHandle, TpmHandle,
+};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Auth, Digest, EccParameter, HashcheckTicket, Public, SensitiveData, Signature, SignatureScheme,
-    SymmetricDefinition,
+    Auth, CapabilityData, Digest, EccParameter, HashcheckTicket, Public, SensitiveData, Signature,
+    SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
@@ -44,7 +47,8 @@ use zeroize::Zeroizing;
 use self::blob::Blob;
 pub use self::error::TpmError;
 use crate::backend::{
-    sealed, BackendKind, KeyAuth, KeyBackend, TpmInfo, UnsealError, TPM_MASTER_FILE,
+    sealed, BackendKind, DictionaryAttack, KeyAuth, KeyBackend, MonotonicCounters, PinAuth,
+    PinHashCost, PinSecret, PinUnseal, TpmInfo, UnsealError, VerifierKind, TPM_MASTER_FILE,
 };
 use crate::credential_id;
 use crate::crypto::MasterKey;
@@ -218,6 +222,11 @@ pub struct TpmKeys {
     context: Context,
     parent: KeyHandle,
     info: TpmInfo,
+    /// Why fido2d cannot define NV counters on this TPM (its owner hierarchy has a password);
+    /// `None` when it can.
+    no_counters: Option<String>,
+    /// The ESAPI handles of the NV counters met so far, by NV index handle.
+    nv_handles: HashMap<u32, NvIndexHandle>,
 }
 
 impl std::fmt::Debug for TpmKeys {
@@ -257,10 +266,23 @@ impl TpmKeys {
                 reason: "no session handle returned".into(),
             })?;
         context.set_sessions((Some(session), None, None));
+        // Defining an NV index needs the owner hierarchy's authorization, which is its
+        // password: with one set, trying the empty one would only feed the lockout counter.
+        let no_counters = match read_permanent(&mut context)? & PERMANENT_OWNER_AUTH_SET {
+            0 => None,
+            _ => Some(
+                "the TPM's owner hierarchy has a password, so fido2d cannot define its NV \
+                 counters: the signature counter and the PIN retries are kept in the state \
+                 directory only, and a restored older copy of it goes unnoticed"
+                    .to_owned(),
+            ),
+        };
         Ok(TpmKeys {
             context,
             parent,
             info,
+            no_counters,
+            nv_handles: HashMap::new(),
         })
     }
 
@@ -328,6 +350,47 @@ impl TpmKeys {
         flushed.map_err(|err| ("FlushContext", err))?;
         Ok(value)
     }
+}
+
+/// TPMA_PERMANENT bits (TPM 2.0 Part 2, 8.6).
+const PERMANENT_OWNER_AUTH_SET: u32 = 1 << 0;
+const PERMANENT_LOCKOUT_AUTH_SET: u32 = 1 << 2;
+const PERMANENT_IN_LOCKOUT: u32 = 1 << 9;
+
+/// The variable TPM properties from TPM_PT_PERMANENT on, read now (tss-esapi's
+/// `get_tpm_property` caches what it read once, which suits only the fixed ones).
+fn variable_properties(context: &mut Context) -> Result<HashMap<PropertyTag, u32>, TpmError> {
+    let first: u32 = PropertyTag::Permanent.into();
+    let mut retries = START_RETRIES.iter();
+    let data = loop {
+        match context.execute_without_session(|ctx| {
+            ctx.get_capability(CapabilityType::TpmProperties, first, 0x20)
+        }) {
+            Ok((data, _)) => break data,
+            Err(err) if error::is_transient(&err) => match retries.next() {
+                Some(pause) => std::thread::sleep(*pause),
+                None => return Err(TpmError::command("GetCapability", err)),
+            },
+            Err(err) => return Err(TpmError::command("GetCapability", err)),
+        }
+    };
+    let CapabilityData::TpmProperties(list) = data else {
+        return Err(TpmError::Command {
+            action: "GetCapability",
+            reason: "the TPM answered with another capability".into(),
+        });
+    };
+    Ok(list
+        .iter()
+        .map(|property| (property.property(), property.value()))
+        .collect())
+}
+
+fn read_permanent(context: &mut Context) -> Result<u32, TpmError> {
+    Ok(variable_properties(context)?
+        .get(&PropertyTag::Permanent)
+        .copied()
+        .unwrap_or(0))
 }
 
 fn create_primary(context: &mut Context) -> Result<KeyHandle, TpmError> {
@@ -573,6 +636,226 @@ impl KeyBackend for TpmKeys {
             })?;
         MasterKey::from_bytes(unsealed.value())
             .ok_or_else(|| lost("the sealed object does not hold a 32-byte secret".into()))
+    }
+
+    fn pin_verifier_kind(&self) -> VerifierKind {
+        VerifierKind::Tpm
+    }
+
+    /// A sealed object holding `secret`, with `auth` as its authValue and without `noDA`: the
+    /// TPM counts every wrong PIN. The TPM draws nothing from `rng`; `cost` is the file
+    /// backend's.
+    fn seal_pin_secret(
+        &mut self,
+        auth: &PinAuth,
+        secret: &PinSecret,
+        _cost: PinHashCost,
+        _rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, StorageError> {
+        let seal_error = |err| StorageError::Tpm(TpmError::command("Create (PIN verifier)", err));
+        let template = templates::pin_verifier().map_err(seal_error)?;
+        let data = SensitiveData::try_from(secret.as_bytes().to_vec()).map_err(seal_error)?;
+        let auth = Auth::try_from(auth.as_bytes().to_vec()).map_err(seal_error)?;
+        let blob = self
+            .create(template, Some(auth), Some(data))
+            .map_err(seal_error)?;
+        blob.encode().map_err(|reason| {
+            StorageError::Tpm(TpmError::Command {
+                action: "Create (PIN verifier)",
+                reason,
+            })
+        })
+    }
+
+    /// TPM2_Unseal of the verifier, authorised by `auth` in the HMAC session: a wrong PIN is an
+    /// authorization failure of a DA-protected object, which raises TPM_PT_LOCKOUT_COUNTER.
+    fn unseal_pin_secret(
+        &mut self,
+        verifier: &[u8],
+        auth: &PinAuth,
+    ) -> Result<PinUnseal, StorageError> {
+        let blob = Blob::decode(verifier).ok_or_else(|| StorageError::Corrupt {
+            kind: "PIN verifier",
+            path: "pin.state".into(),
+            reason: "not a TPM object".into(),
+        })?;
+        let auth = Auth::try_from(auth.as_bytes().to_vec())
+            .map_err(|err| StorageError::Tpm(TpmError::command("Unseal (PIN)", err)))?;
+        let unsealed = self.with_loaded(blob, Some(auth), "Unseal (PIN)", |tpm, handle| {
+            // The secret is encrypted on its way out.
+            tpm.encrypt_parameters(false, true)?;
+            tpm.context.unseal(handle.into())
+        });
+        match unsealed {
+            Ok(data) => PinSecret::from_bytes(data.value())
+                .map(PinUnseal::Secret)
+                .ok_or_else(|| StorageError::Corrupt {
+                    kind: "PIN verifier",
+                    path: "pin.state".into(),
+                    reason: "the sealed object does not hold a 32-byte secret".into(),
+                }),
+            Err((_, err)) if error::tpm_code(&err) == Some(error::TPM_RC_LOCKOUT) => {
+                Ok(PinUnseal::LockedOut)
+            }
+            Err(("Unseal (PIN)", err)) if error::is_auth_failure(&err) => Ok(PinUnseal::Wrong),
+            Err((action, err)) => Err(StorageError::Tpm(TpmError::command(action, err))),
+        }
+    }
+
+    fn dictionary_attack(&mut self) -> Result<Option<DictionaryAttack>, StorageError> {
+        let properties = variable_properties(&mut self.context)?;
+        let get = |tag| properties.get(&tag).copied().unwrap_or(0);
+        let permanent = get(PropertyTag::Permanent);
+        Ok(Some(DictionaryAttack {
+            failures: get(PropertyTag::LockoutCounter),
+            max_failures: get(PropertyTag::MaxAuthFail),
+            recovery_seconds: get(PropertyTag::LockoutInterval),
+            lockout_recovery_seconds: get(PropertyTag::LockoutRecovery),
+            in_lockout: permanent & PERMANENT_IN_LOCKOUT != 0,
+            lockout_auth_set: permanent & PERMANENT_LOCKOUT_AUTH_SET != 0,
+        }))
+    }
+
+    fn monotonic_counters(&mut self) -> Option<&mut dyn MonotonicCounters> {
+        match self.no_counters {
+            None => Some(self),
+            Some(_) => None,
+        }
+    }
+
+    fn no_counters_reason(&self) -> Option<&str> {
+        self.no_counters.as_deref()
+    }
+}
+
+impl TpmKeys {
+    /// The ESAPI handle of the NV counter at `handle`; `None` if there is no index there. An
+    /// index that is not a counter like ours is an error: another program uses that handle.
+    fn nv_index(&mut self, handle: u32) -> Result<Option<NvIndexHandle>, TpmError> {
+        if let Some(nv) = self.nv_handles.get(&handle) {
+            return Ok(Some(*nv));
+        }
+        let tpm_handle = NvIndexTpmHandle::new(handle)
+            .map_err(|err| TpmError::command("NV index handle", err))?;
+        let object = match self
+            .context
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)))
+        {
+            Ok(object) => object,
+            Err(err) if error::tpm_code(&err) == Some(error::TPM_RC_HANDLE) => return Ok(None),
+            Err(err) => return Err(TpmError::command("NV_ReadPublic", err)),
+        };
+        let nv = NvIndexHandle::from(object);
+        let (public, _) = self
+            .context
+            .execute_without_session(|ctx| ctx.nv_read_public(nv))
+            .map_err(|err| TpmError::command("NV_ReadPublic", err))?;
+        let attributes = public.attributes();
+        let ours = attributes.index_type().ok() == Some(NvIndexType::Counter)
+            && attributes.auth_read()
+            && attributes.auth_write()
+            && attributes.no_da()
+            && !attributes.policy_write()
+            && !attributes.owner_write()
+            && !attributes.platform_create()
+            && public.data_size() == 8
+            && public.authorization_policy().is_empty();
+        if !ours {
+            let mut object = object;
+            let _ = self.context.tr_close(&mut object);
+            return Err(TpmError::NvIndexTaken { handle });
+        }
+        self.nv_handles.insert(handle, nv);
+        Ok(Some(nv))
+    }
+
+    /// Runs an NV command, asking again while the TPM is busy or rate-limits NV writes.
+    fn nv_command<T>(
+        &mut self,
+        action: &'static str,
+        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T, TpmError> {
+        self.encrypt_parameters(false, false)
+            .map_err(|err| TpmError::command(action, err))?;
+        let mut retries = START_RETRIES.iter();
+        loop {
+            match f(&mut self.context) {
+                Ok(value) => return Ok(value),
+                Err(err) if error::is_transient(&err) => match retries.next() {
+                    Some(pause) => std::thread::sleep(*pause),
+                    None => return Err(TpmError::command(action, err)),
+                },
+                Err(err) => return Err(TpmError::command(action, err)),
+            }
+        }
+    }
+}
+
+impl MonotonicCounters for TpmKeys {
+    fn read(&mut self, handle: u32) -> Result<Option<u64>, StorageError> {
+        let Some(nv) = self.nv_index(handle)? else {
+            return Ok(None);
+        };
+        let read = self.nv_command("NV_Read", |ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0));
+        match read {
+            Ok(data) => {
+                let bytes: [u8; 8] = data.value().try_into().map_err(|_| {
+                    StorageError::Tpm(TpmError::Command {
+                        action: "NV_Read",
+                        reason: format!("{} bytes instead of 8", data.value().len()),
+                    })
+                })?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+            // Defined but never incremented.
+            Err(TpmError::Command { .. }) if !self.nv_written(nv)? => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn increment(&mut self, handle: u32) -> Result<u64, StorageError> {
+        let nv = match self.nv_index(handle)? {
+            Some(nv) => nv,
+            None => {
+                let public = templates::nv_counter(handle)
+                    .map_err(|err| TpmError::command("NV counter template", err))?;
+                let nv = self.nv_command("NV_DefineSpace", |ctx| {
+                    ctx.nv_define_space(Provision::Owner, None, public.clone())
+                })?;
+                self.nv_handles.insert(handle, nv);
+                nv
+            }
+        };
+        self.nv_command("NV_Increment", |ctx| {
+            ctx.nv_increment(NvAuth::NvIndex(nv), nv)
+        })?;
+        self.read(handle)?.ok_or_else(|| {
+            StorageError::Tpm(TpmError::Command {
+                action: "NV_Read",
+                reason: "the counter reads as unwritten right after NV_Increment".into(),
+            })
+        })
+    }
+
+    fn remove(&mut self, handle: u32) -> Result<(), StorageError> {
+        let Some(nv) = self.nv_index(handle)? else {
+            return Ok(());
+        };
+        self.nv_command("NV_UndefineSpace", |ctx| {
+            ctx.nv_undefine_space(Provision::Owner, nv)
+        })?;
+        self.nv_handles.remove(&handle);
+        Ok(())
+    }
+}
+
+impl TpmKeys {
+    fn nv_written(&mut self, nv: NvIndexHandle) -> Result<bool, TpmError> {
+        let (public, _) = self
+            .context
+            .execute_without_session(|ctx| ctx.nv_read_public(nv))
+            .map_err(|err| TpmError::command("NV_ReadPublic", err))?;
+        Ok(public.attributes().written())
     }
 }
 

@@ -375,7 +375,7 @@ fn a_wrong_pin_does_not_touch_uv_retries_nor_a_wrong_secret_the_pin_retries() {
     assert_eq!(uv_retries(&mut a), 8);
     script(&mut a, &[Failed]);
     assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3F));
-    assert_eq!(a.state().unwrap().pin_retries, 7);
+    assert_eq!(a.keystore_mut().pin_retries().unwrap(), Some(7));
 }
 
 #[test]

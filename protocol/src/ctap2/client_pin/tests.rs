@@ -5,7 +5,7 @@ use ciborium::Value;
 use crate::cbor;
 use crate::ctap2::persistent_state::PersistentState;
 use crate::ctap2::test_support::*;
-use crate::env::{Keystore as _, StateSlot};
+use crate::env::{Keystore as _, PinCheck, StateSlot};
 
 const PROTOCOLS: [PinProtocol; 2] = [PinProtocol::One, PinProtocol::Two];
 
@@ -146,18 +146,29 @@ fn without_built_in_uv_the_uv_subcommands_are_not_supported() {
 }
 
 #[test]
-fn set_pin_stores_the_hash_with_full_retries_under_both_protocols() {
+fn set_pin_gives_the_hash_to_the_keystore_with_full_retries_under_both_protocols() {
     for protocol in PROTOCOLS {
         let (mut a, _) = authenticator();
         let p = set_pin_params(&mut a, protocol, &padded(b"123456"));
         assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
         let state = stored(&mut a);
-        assert_eq!(
-            state.pin.as_ref().unwrap().hash.as_slice(),
-            pin_hash(b"123456").as_slice()
+        let state_bytes = a
+            .keystore_mut()
+            .read_state(StateSlot::Authenticator)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !state_bytes
+                .windows(16)
+                .any(|w| w == pin_hash(b"123456").as_slice()),
+            "the state slot holds no PIN hash"
         );
-        assert_eq!(state.pin.as_ref().unwrap().code_points, 6);
-        assert_eq!(state.pin_retries, 8);
+        assert_eq!(state.pin_code_points, Some(6));
+        assert_eq!(a.keystore_mut().pin_retries().unwrap(), Some(8));
+        assert_eq!(
+            a.keystore_mut().verify_pin(&pin_hash(b"123456")).unwrap(),
+            PinCheck::Match
+        );
         assert!(pin_token(&mut a, protocol, "123456", PERM_GA, Some("x.org")).is_ok());
     }
 }
@@ -207,7 +218,8 @@ fn set_pin_missing_parameters_protocol_and_mac() {
 
     assert_eq!(retries(&mut a), (8, false));
     assert!(
-        stored_or_none(&mut a).is_none_or(|s| s.pin.is_none()),
+        stored_or_none(&mut a).is_none_or(|s| s.pin_code_points.is_none())
+            && a.keystore_mut().pin_retries().unwrap().is_none(),
         "no PIN was set"
     );
 }
@@ -273,7 +285,7 @@ fn change_pin_replaces_the_pin_and_invalidates_tokens() {
             Err(0x31)
         );
         assert!(pin_token(&mut a, protocol, "98765", PERM_GA, Some("x")).is_ok());
-        assert_eq!(stored(&mut a).pin.unwrap().code_points, 5);
+        assert_eq!(stored(&mut a).pin_code_points, Some(5));
         // The token from before the change no longer authorizes anything.
         let sub = [0x01];
         let p = vec![
@@ -451,9 +463,9 @@ fn a_wrong_pin_is_written_down_before_the_answer() {
         Err(0x31)
     );
     assert_eq!(
-        stored(&mut a).pin_retries,
-        7,
-        "in the keystore, not only in memory"
+        a.keystore_mut().pin_retries().unwrap(),
+        Some(7),
+        "in the keystore"
     );
 }
 
@@ -577,5 +589,71 @@ fn debug_output_of_the_pin_session_shows_no_secret() {
         !debug.contains(format!("{:?}", &token[..4]).trim_matches(['[', ']'])),
         "{debug}"
     );
-    assert!(debug.contains("StoredPin(<redacted>)"), "{debug}");
+    assert!(debug.contains("pin_code_points: Some(4)"), "{debug}");
+}
+
+#[test]
+fn a_keystore_that_checks_no_pin_for_now_is_pin_auth_blocked_and_spends_nothing() {
+    let (mut a, _) = authenticator();
+    set_pin(&mut a, "1234");
+    a.keystore_mut().pin_locked_out = true;
+
+    for _ in 0..4 {
+        assert_eq!(
+            pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
+            Err(0x34),
+            "CTAP2_ERR_PIN_AUTH_BLOCKED, even for the right PIN"
+        );
+    }
+    assert_eq!(
+        retries(&mut a),
+        (8, false),
+        "no retry spent, no power cycle"
+    );
+    a.keystore_mut().pin_locked_out = false;
+
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
+}
+
+#[test]
+fn a_pin_kept_by_an_older_state_moves_into_the_keystore_with_its_retries() {
+    let (mut a, _) = authenticator();
+    // Version 2, as every release before the keystore kept the PIN wrote it: the hash of
+    // "1234", 5 retries, 4 code points.
+    let older = cbor::encode(&cbor::int_map(vec![
+        (1, int(2)),
+        (2, bytes(&pin_hash(b"1234"))),
+        (3, int(4)),
+        (4, int(5)),
+        (5, int(4)),
+        (6, Value::Array(vec![])),
+        (7, Value::Bool(false)),
+        (8, Value::Bool(false)),
+        (9, int(8)),
+    ]));
+    a.keystore_mut()
+        .write_state(StateSlot::Authenticator, &older)
+        .unwrap();
+
+    let (left, _) = retries(&mut a);
+    let rewritten = a
+        .keystore_mut()
+        .read_state(StateSlot::Authenticator)
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(left, 5);
+    assert!(
+        !rewritten
+            .windows(16)
+            .any(|w| w == pin_hash(b"1234").as_slice()),
+        "the hash left the state slot"
+    );
+    assert_eq!(stored(&mut a).pin_code_points, Some(4));
+    assert_eq!(
+        pin_token(&mut a, PinProtocol::Two, "9999", PERM_CM, None),
+        Err(0x31)
+    );
+    assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
+    assert_eq!(retries(&mut a), (8, false));
 }
