@@ -196,48 +196,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // A replug's caller, told once the new key is there.
                 let mut replugged: Option<tokio::sync::oneshot::Sender<()>> = None;
                 loop {
-                let node = tokio::select! {
-                    node = device.wait_until_ready() => node?,
-                    _ = &mut shutdown => return Ok(()),
-                };
-                if let Err(err) = power_up::record(&cli.state_dir) {
-                    warn!("cannot record this boot in the state directory: {err}");
-                }
-                if let Some(done) = replugged.take() {
-                    let _ = done.send(());
-                }
-                let id = format!(
-                    "{:04x}:{:04x}",
-                    transport::uhid::VENDOR_ID,
-                    transport::uhid::PRODUCT_ID
-                );
-                status.lock().expect("poisoned").device = match &node {
-                    Some(node) => format!("uhid {} (USB {id})", node.display()),
-                    None => format!("uhid (USB {id}, hidraw node not found)"),
-                };
-                match node {
-                    Some(node) => info!(
+                    let node = tokio::select! {
+                        node = device.wait_until_ready() => node?,
+                        _ = &mut shutdown => return Ok(()),
+                    };
+                    if let Err(err) = power_up::record(&cli.state_dir) {
+                        warn!("cannot record this boot in the state directory: {err}");
+                    }
+                    if let Some(done) = replugged.take() {
+                        let _ = done.send(());
+                    }
+                    let id = format!(
+                        "{:04x}:{:04x}",
+                        transport::uhid::VENDOR_ID,
+                        transport::uhid::PRODUCT_ID
+                    );
+                    status.lock().expect("poisoned").device = match &node {
+                        Some(node) => format!("uhid {} (USB {id})", node.display()),
+                        None => format!("uhid (USB {id}, hidraw node not found)"),
+                    };
+                    match node {
+                        Some(node) => info!(
                         "fido2d ready: virtual security key on {} (uhid, USB {id}, serial {uniq})",
                         node.display()
                     ),
-                    None => info!(
-                        "fido2d ready: virtual security key created through {} (USB {id}, \
+                        None => info!(
+                            "fido2d ready: virtual security key created through {} (USB {id}, \
                          serial {uniq}); its hidraw node was not found in /sys/class/hidraw",
-                        transport::uhid::UHID_PATH
-                    ),
-                }
-                tokio::select! {
-                    served = hid_session::run(device, worker.clone(), shutdown.as_mut()) => {
-                        return served;
+                            transport::uhid::UHID_PATH
+                        ),
                     }
-                    Some(done) = replug_device.recv() => {
-                        // The session, and the device with it, is dropped: UHID_DESTROY, as
-                        // when a key is unplugged. Then it is plugged in again.
-                        info!("replug: the virtual key is removed and made anew");
-                        device = transport::uhid::UhidTransport::create(&uniq)?;
-                        replugged = Some(done);
+                    tokio::select! {
+                        served = hid_session::run(device, worker.clone(), shutdown.as_mut()) => {
+                            return served;
+                        }
+                        Some(done) = replug_device.recv() => {
+                            // The session, and the device with it, is dropped: UHID_DESTROY, as
+                            // when a key is unplugged. Then it is plugged in again.
+                            info!("replug: the virtual key is removed and made anew");
+                            device = transport::uhid::UhidTransport::create(&uniq)?;
+                            replugged = Some(done);
+                        }
                     }
-                }
                 }
             }
             Transport::Udp(transport) => {
@@ -275,7 +275,11 @@ async fn serve_replugs(
 ) {
     while let Some(reply) = requests.recv().await {
         let result = async {
-            match worker.replug_gesture().await.map_err(|err| err.to_string())? {
+            match worker
+                .replug_gesture()
+                .await
+                .map_err(|err| err.to_string())?
+            {
                 protocol::env::PresenceOutcome::Approved => {}
                 outcome => return Err(format!("the replug was not allowed ({outcome:?})")),
             }

@@ -80,7 +80,11 @@ mod tests {
             crate::testing::SeededRng::new(5),
         );
         register(&mut a, "x.org", b"alice", -7, true);
-        assert_eq!(call(&mut a, RESET, vec![]), Err(0x30), "at once after the start");
+        assert_eq!(
+            call(&mut a, RESET, vec![]),
+            Err(0x30),
+            "at once after the start"
+        );
         clock.advance(60_000);
         a.power_cycle();
         clock.advance(9_000);
