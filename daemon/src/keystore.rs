@@ -145,14 +145,22 @@ fn opened(starting: Starting) -> anyhow::Result<Starting> {
 
 fn finish(starting: Starting, progress: Progress) -> anyhow::Result<Starting> {
     match progress {
-        Progress::Opened { status, damaged } => {
+        Progress::Opened {
+            status,
+            damaged,
+            notices,
+        } => {
             for file in damaged {
                 warn!(
                     "a damaged credential record was moved aside: {}",
                     file.display()
                 );
             }
+            for notice in notices {
+                warn!("keystore: {notice}");
+            }
             info!("keystore: {status}");
+            info!("PIN: {}", status.pin_protection());
             Ok(starting)
         }
         Progress::Failed(failure) => Err(anyhow!(failure.message)),

@@ -19,7 +19,7 @@ use protocol::env::{Keystore as _, Operation, Presence as _, PresenceOutcome, Pr
 use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use storage::{DynKeystore, KeystoreStatus, OsRng, TpmInfo};
 use tokio::sync::mpsc as async_mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::clock::MonotonicClock;
 use crate::control::StatusBoard;
@@ -67,10 +67,12 @@ pub enum Progress {
     /// A TPM answered (the TPM backend goes on with its storage key and master secret).
     #[cfg_attr(not(feature = "tpm"), allow(dead_code))]
     TpmAnswered(TpmInfo),
-    /// The keystore is open; the record files set aside as damaged.
+    /// The keystore is open; the record files set aside as damaged, and what the keystore
+    /// found that the person should hear about (a rollback, a TPM in lockout).
     Opened {
         status: KeystoreStatus,
         damaged: Vec<std::path::PathBuf>,
+        notices: Vec<String>,
     },
     /// It could not be opened.
     Failed(OpenFailure),
@@ -203,13 +205,14 @@ where
             let report = |p: Progress| {
                 let _ = progress_tx.send(p);
             };
-            let keystore = match open(&report) {
+            let mut keystore = match open(&report) {
                 Ok(keystore) => keystore,
                 Err(failure) => return report(Progress::Failed(failure)),
             };
             report(Progress::Opened {
                 status: keystore.status(),
                 damaged: keystore.damaged_files().to_vec(),
+                notices: keystore.take_notices(),
             });
             // Not told to run: the daemon chose another keystore, or is exiting.
             let Ok((presence, status, start_is_power_up)) = go_rx.recv() else {
@@ -241,6 +244,7 @@ fn serve(
     publish(status, &keystore.status());
     let mut authenticator =
         Authenticator::new(config, keystore, presence, MonotonicClock::start(), OsRng);
+    let mut last_refresh = std::time::Instant::now();
     // Ends when every transport has dropped its handle (shutdown).
     for work in jobs {
         let job = match work {
@@ -288,11 +292,23 @@ fn serve(
             discoverable = authenticator.keystore().discoverable_count(),
             "request answered"
         );
+        for notice in authenticator.keystore_mut().take_notices() {
+            warn!("keystore: {notice}");
+        }
         publish(status, &authenticator.keystore().status());
         // A transport that went away meanwhile no longer wants the answer.
         let _ = job.events.send(WorkerEvent::Done { token, response });
+        // After the answer left: reading the TPM's lockout state again is a TPM command.
+        if last_refresh.elapsed() >= STATUS_REFRESH {
+            last_refresh = std::time::Instant::now();
+            publish(status, &authenticator.keystore_mut().refresh_status());
+        }
     }
 }
+
+/// How often, at most, the TPM's dictionary-attack state is read again for `fido2ctl status`,
+/// after a request (an idle daemon asks the TPM nothing).
+const STATUS_REFRESH: Duration = Duration::from_secs(2);
 
 /// The keystore's part of what `fido2ctl status` shows.
 fn publish(board: &StatusBoard, keystore: &KeystoreStatus) {
@@ -300,4 +316,5 @@ fn publish(board: &StatusBoard, keystore: &KeystoreStatus) {
     board.backend = keystore.backend.name().into();
     board.backend_detail = keystore.detail();
     board.discoverable_credentials = keystore.discoverable_credentials;
+    board.pin_protection = keystore.pin_protection();
 }

@@ -131,6 +131,10 @@ pub struct Status {
     /// Each connected agent: who and what answers the prompts.
     #[serde(default)]
     pub agents: Vec<AgentInfo>,
+    /// How the PIN is checked and what guards the counters: the TPM and its dictionary-attack
+    /// lockout state, or the file's Argon2id verifier.
+    #[serde(default)]
+    pub pin_protection: String,
 }
 
 /// A connected agent, as the kernel tells who is on the other end of the socket.

@@ -78,6 +78,9 @@ pub fn print(status: &Status) {
         );
     }
     println!("  built-in UV:    {}", status.user_verification);
+    if !status.pin_protection.is_empty() {
+        println!("  PIN:            {}", status.pin_protection);
+    }
     if status.presence_mode == "agent" && status.agents_connected == 0 {
         println!(
             "  warning: no agent is connected, so every request that needs your approval is \
