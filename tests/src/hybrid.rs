@@ -235,10 +235,19 @@ pub struct TlsFront {
     pub ca: PathBuf,
     pub hosts: PathBuf,
     _socat: Guard,
+    /// Port 443 is one: tests that need it take turns (they run on threads of one process).
+    _port: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by the [`TlsFront`] that has port 443.
+static PORT_443: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl TlsFront {
     pub fn start(dir: &Path, backend_port: u16) -> TlsFront {
+        // A test that failed while holding the port leaves it poisoned, not taken.
+        let port = PORT_443
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ca_key = dir.join("ca.key");
         let ca = dir.join("ca.pem");
         let key = dir.join("server.key");
@@ -315,6 +324,7 @@ impl TlsFront {
             ca,
             hosts,
             _socat: socat,
+            _port: port,
         }
     }
 }
