@@ -231,9 +231,9 @@ fn reset_needs_confirmation_and_a_fresh_key() {
     assert!(confirmed.success(), "{}", confirmed.stderr);
     assert_eq!(status["pin_set"], false, "the reset removed the PIN");
 
-    // CTAP 2.1 §6.6: only within 10 s of power-up (fido2d's start).
+    // CTAP 2.1 §6.6: only within 10 s of power-up (here, over UDP, fido2d's start).
     std::thread::sleep(Duration::from_secs(11));
-    let late = fido2ctl(&daemon, &["reset", "--yes"]);
+    let late = fido2ctl(&daemon, &["--socket", "/nonexistent/control.sock", "reset", "--yes"]);
     assert_eq!(late.status.and_then(|s| s.code()), Some(1));
     assert!(
         late.stderr.contains("NOT_ALLOWED (0x30)"),
@@ -241,8 +241,22 @@ fn reset_needs_confirmation_and_a_fresh_key() {
         late.stderr
     );
     assert!(
-        late.stderr.contains("systemctl restart fido2d"),
+        late.stderr.contains("could not replug it through fido2d"),
         "{}",
         late.stderr
     );
+    // Through the daemon's control socket, fido2ctl replugs the key (a power cycle, after the
+    // person's gesture), which opens the window again.
+    let socket = daemon.control_socket();
+    let replugged = fido2ctl(
+        &daemon,
+        &["--socket", socket.to_str().unwrap(), "reset", "--yes"],
+    );
+    assert!(replugged.success(), "{}", replugged.stderr);
+    assert!(
+        replugged.stderr.contains("the key was replugged"),
+        "{}",
+        replugged.stderr
+    );
+    assert!(daemon.logs().contains("the key was replugged"), "{}", daemon.logs());
 }
