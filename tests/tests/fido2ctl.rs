@@ -233,7 +233,10 @@ fn reset_needs_confirmation_and_a_fresh_key() {
 
     // CTAP 2.1 §6.6: only within 10 s of power-up (here, over UDP, fido2d's start).
     std::thread::sleep(Duration::from_secs(11));
-    let late = fido2ctl(&daemon, &["--socket", "/nonexistent/control.sock", "reset", "--yes"]);
+    let late = fido2ctl(
+        &daemon,
+        &["--socket", "/nonexistent/control.sock", "reset", "--yes"],
+    );
     assert_eq!(late.status.and_then(|s| s.code()), Some(1));
     assert!(
         late.stderr.contains("NOT_ALLOWED (0x30)"),
@@ -258,5 +261,9 @@ fn reset_needs_confirmation_and_a_fresh_key() {
         "{}",
         replugged.stderr
     );
-    assert!(daemon.logs().contains("the key was replugged"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("the key was replugged"),
+        "{}",
+        daemon.logs()
+    );
 }
