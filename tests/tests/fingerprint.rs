@@ -225,13 +225,7 @@ fn with_fingerprint_uv_a_match_verifies_the_owner() {
     };
     assert_eq!(payload[0], OK, "{}", daemon.logs());
     let response: Value = ciborium::from_reader(&payload[1..]).unwrap();
-    let auth_data = response
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_integer() == Some(2.into())))
-        .and_then(|(_, v)| v.as_bytes())
-        .expect("authData")
-        .clone();
-    let flags = auth_data[32];
+    let flags = auth_data(&response)[32];
     assert_eq!(flags & 0x05, 0x05, "UP and UV: flags {flags:#04x}");
     assert!(
         daemon
@@ -240,6 +234,86 @@ fn with_fingerprint_uv_a_match_verifies_the_owner() {
         "the daemon's own match, not PAM:\n{}",
         daemon.logs()
     );
+}
+
+/// The shipped PAM service of fingerprint UV (dist/pam.d/fido2d-fingerprint: pam_fprintd),
+/// installed under /etc/pam.d for the test's length.
+struct PamService {
+    name: String,
+}
+
+impl PamService {
+    fn install() -> PamService {
+        let name = format!("fido2d-fingerprint-test-{}", std::process::id());
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/pam.d/fido2d-fingerprint");
+        std::fs::copy(shipped, Path::new("/etc/pam.d").join(&name))
+            .expect("install a PAM service under /etc/pam.d");
+        PamService { name }
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(Path::new("/etc/pam.d").join(&self.name));
+    }
+}
+
+/// With the agent as presence, fingerprint UV goes through PAM: the shipped service's
+/// pam_fprintd, run by the daemon for the owner, against the real fprintd.
+#[test]
+fn with_the_agent_as_presence_fingerprint_uv_goes_through_pam_fprintd() {
+    let _owner = TestUser::get_or_create(OWNER);
+    let fprintd = Fprintd::start();
+    fprintd.enroll(OWNER, OWNER_PRINT);
+    let pam = PamService::install();
+    let daemon = start_daemon(
+        &fprintd,
+        &[
+            "--presence",
+            "agent",
+            "--user-verification",
+            "fingerprint",
+            "--pam-service",
+            &pam.name,
+        ],
+    );
+
+    let mut client = HidClient::connect(daemon.addr()).unwrap();
+    client
+        .send(HidClient::CMD_CBOR, &make_credential_with_uv(RP))
+        .unwrap();
+    client.wait_for_keepalive(UP_NEEDED).unwrap();
+    fprintd.scan(OWNER_PRINT);
+    let answer = client.read_answer().unwrap();
+    let HidAnswer::Message(HidClient::CMD_CBOR, payload) = answer else {
+        panic!("not a CBOR answer: {answer:?}");
+    };
+    assert_eq!(
+        payload[0],
+        OK,
+        "{}\n--- fprintd ---\n{}",
+        daemon.logs(),
+        fprintd.log()
+    );
+    let response: Value = ciborium::from_reader(&payload[1..]).unwrap();
+    let flags = auth_data(&response)[32];
+    assert_eq!(flags & 0x05, 0x05, "UP and UV: flags {flags:#04x}");
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("method=\"fingerprint\"") && logs.contains("Verified"),
+        "PAM verified the owner:\n{logs}"
+    );
+}
+
+/// authData (key 2) of a makeCredential response.
+fn auth_data(response: &Value) -> Vec<u8> {
+    response
+        .as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_integer() == Some(2.into())))
+        .and_then(|(_, v)| v.as_bytes())
+        .expect("authData")
+        .clone()
 }
 
 /// `fido2ctl status` run as root: the presence line.
