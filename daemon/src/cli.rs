@@ -77,8 +77,9 @@ pub struct Cli {
     #[arg(long, default_value = "/run/fido2d/control.sock")]
     pub control_socket: PathBuf,
 
-    /// Who may answer prompts and use the control socket besides root: a user name or uid.
-    /// Default: whoever is logged in on the active seat.
+    /// Whose key this is (a user name or uid): only the owner's agents answer prompts, and only
+    /// root and the owner may use the control socket. Default: the first user whose agent
+    /// connects, recorded in the state directory.
     #[arg(long)]
     pub owner: Option<String>,
 
