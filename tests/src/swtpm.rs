@@ -51,13 +51,33 @@ impl Swtpm {
         Swtpm::launch_new(false)
     }
 
+    /// A TPM whose state is a copy of the swtpm state directory `state` (its
+    /// `tpm2-00.permall`: the seeds, persistent objects and NV of a TPM used before).
+    pub fn start_from(state: &Path) -> Swtpm {
+        Swtpm::create(true, Some(state))
+    }
+
     fn launch_new(startup: bool) -> Swtpm {
+        Swtpm::create(startup, None)
+    }
+
+    fn create(startup: bool, from: Option<&Path>) -> Swtpm {
         let temp = tempfile::Builder::new()
             .prefix("swtpm-")
             .tempdir()
             .expect("create a temporary directory for swtpm");
         let state_dir = temp.path().join("state");
         std::fs::create_dir(&state_dir).expect("create the swtpm state directory");
+        for entry in from.into_iter().flat_map(|from| {
+            std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()))
+        }) {
+            let path = entry.expect("a directory entry").path();
+            std::fs::copy(
+                &path,
+                state_dir.join(path.file_name().expect("a file name")),
+            )
+            .unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
+        }
         let log = temp.path().join("swtpm.log");
         let mut swtpm = Swtpm {
             child: None,
