@@ -4,12 +4,15 @@
 //! retry fewer if the answer (PIN_INVALID) had come, one fewer or none fewer if it had not,
 //! never more. A retry is spent durably before the PIN is compared, so some kills must land
 //! after the retry was spent and before the answer: the test kills until it saw three such
-//! rounds (and two answered ones), at most 60 times.
+//! rounds (and two answered ones), at most 60 times. With the file keystore and with the TPM
+//! keystore (on swtpm, whose PIN failure counter is an NV counter spent before the TPM checks
+//! the PIN).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use fido2d_tests::swtpm::Swtpm;
 use fido2d_tests::{python, require_python_fido2, run_with_timeout, Daemon};
 
 const ARGS: [&str; 4] = ["--presence", "auto-approve", "--keystore", "file"];
@@ -49,10 +52,37 @@ fn value<'a>(lines: &'a [(String, String)], key: &str) -> &'a str {
 
 #[test]
 fn pin_retries_survive_a_sigkill_between_a_wrong_pin_and_its_answer() {
+    survive_sigkill(&ARGS, &|| {});
+}
+
+#[test]
+fn pin_retries_survive_a_sigkill_between_a_wrong_pin_and_its_answer_with_the_tpm() {
+    let tpm = Swtpm::start();
+    // Sixty wrong PINs and more: the TPM's lockout (swtpm's: after 3) must not end the test.
+    tpm.set_dictionary_attack(1000, 1, 1);
+    let tcti = tpm.tcti();
+    let args = [
+        "--presence",
+        "auto-approve",
+        "--keystore",
+        "tpm",
+        "--tcti",
+        &tcti,
+    ];
+    // swtpm has no resource manager: what a killed fido2d left loaded stays loaded, and its
+    // three object slots run out. /dev/tpmrm0 flushes it; here the test does.
+    survive_sigkill(&args, &|| {
+        tpm.tool(&["tpm2_flushcontext", "-t"]);
+        tpm.tool(&["tpm2_flushcontext", "-l"]);
+    });
+}
+
+/// The test, with fido2d started with `args`; `after_kill` runs after each SIGKILL.
+fn survive_sigkill(args: &[&str], after_kill: &dyn Fn()) {
     require_python_fido2();
     let state = tempfile::tempdir().expect("temp dir");
     let dir = state.path().join("state");
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = Daemon::start_in(&dir, args);
     script(&daemon, &["set".into()]);
     let lines = script(&daemon, &["time".into()]);
     let took: f64 = value(&lines, "seconds").parse().unwrap();
@@ -101,7 +131,8 @@ fn pin_retries_survive_a_sigkill_between_a_wrong_pin_and_its_answer() {
             ],
         );
         daemon.kill();
-        daemon = Daemon::start_in(&dir, &ARGS);
+        after_kill();
+        daemon = Daemon::start_in(&dir, args);
         let found: u32 = value(&lines, "found").parse().unwrap();
         let (answered, spent) = check(previous, found, last_delay);
         if round >= 12 && answered >= 2 && spent >= 3 {
