@@ -1,7 +1,8 @@
-//! A damaged state directory against the real fido2d (file keystore): a corrupt or truncated
-//! credential record is set aside as `*.damaged` with its bytes intact while the other
-//! credentials keep working; a truncated or corrupt `master.key`, or the `master.key` of
-//! another state directory, is a clear error at start-up and not one file is changed.
+//! A damaged state directory against the real fido2d, with the file keystore and with the TPM
+//! keystore (on swtpm): a corrupt or truncated credential record is set aside as `*.damaged`
+//! with its bytes intact while the other credentials keep working; a truncated or corrupt
+//! master secret file (`master.key`, `master.tpm`), or the one of another state directory, is a
+//! clear error at start-up and not one file is changed.
 
 use std::fs;
 use std::path::Path;
@@ -10,12 +11,53 @@ use std::time::Duration;
 use ciborium::Value;
 use fido2d_tests::requests::make_credential_es256;
 use fido2d_tests::state_tree::{private_state_dir, snapshot};
+use fido2d_tests::swtpm::Swtpm;
 use fido2d_tests::{Daemon, HidAnswer, HidClient};
 use protocol::cbor;
 use sha2::{Digest, Sha256};
 
-const ARGS: [&str; 4] = ["--presence", "auto-approve", "--keystore", "file"];
 const NO_CREDENTIALS: u8 = 0x2e;
+
+/// The keystore a case runs with.
+struct Backend {
+    args: Vec<String>,
+    /// The master secret's file.
+    master: &'static str,
+    tpm: Option<Swtpm>,
+}
+
+impl Backend {
+    fn file() -> Backend {
+        Backend {
+            args: ["--presence", "auto-approve", "--keystore", "file"]
+                .map(str::to_owned)
+                .to_vec(),
+            master: "master.key",
+            tpm: None,
+        }
+    }
+
+    fn tpm() -> Backend {
+        let tpm = Swtpm::start();
+        Backend {
+            args: ["--presence", "auto-approve", "--keystore", "tpm", "--tcti"]
+                .map(str::to_owned)
+                .into_iter()
+                .chain([tpm.tcti()])
+                .collect(),
+            master: "master.tpm",
+            tpm: Some(tpm),
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    fn start(&self, dir: &Path) -> Daemon {
+        Daemon::start_in(dir, &self.args())
+    }
+}
 
 fn text(s: &str) -> Value {
     Value::Text(s.into())
@@ -72,8 +114,17 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_working() {
+    records_are_set_aside(&Backend::file());
+}
+
+#[test]
+fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_working_with_the_tpm() {
+    records_are_set_aside(&Backend::tpm());
+}
+
+fn records_are_set_aside(backend: &Backend) {
     let (_temp, dir) = private_state_dir();
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = backend.start(&dir);
     let ids = register(
         &daemon,
         &["flipped.example", "cut.example", "intact.example"],
@@ -90,7 +141,7 @@ fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_workin
     fs::write(dir.join(&cut), &bytes[..bytes.len() / 2]).unwrap();
     let before = snapshot(&dir);
 
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = backend.start(&dir);
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("intact.example")).unwrap()),
@@ -128,9 +179,9 @@ fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_workin
 
 /// Starts fido2d on `dir`, expects it to refuse with a message containing `needles`, and
 /// checks that every file is as it was.
-fn refuses_and_touches_nothing(dir: &Path, needles: &[&str]) {
+fn refuses_and_touches_nothing(backend: &Backend, dir: &Path, needles: &[&str]) {
     let before = snapshot(dir);
-    let outcome = Daemon::expect_refusal(dir, &ARGS, Duration::from_secs(30));
+    let outcome = Daemon::expect_refusal(dir, &backend.args(), Duration::from_secs(30));
     assert!(!outcome.success(), "{}", outcome.stderr);
     for needle in needles {
         assert!(
@@ -144,23 +195,33 @@ fn refuses_and_touches_nothing(dir: &Path, needles: &[&str]) {
 
 #[test]
 fn a_truncated_or_corrupt_master_key_is_a_clear_error_and_changes_nothing() {
+    a_damaged_master_secret_is_refused(&Backend::file());
+}
+
+#[test]
+fn a_truncated_or_corrupt_sealed_master_secret_is_a_clear_error_and_changes_nothing() {
+    a_damaged_master_secret_is_refused(&Backend::tpm());
+}
+
+fn a_damaged_master_secret_is_refused(backend: &Backend) {
     let (_temp, dir) = private_state_dir();
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = backend.start(&dir);
     let ids = register(&daemon, &["example.com"]);
     daemon.stop();
     assert!(dir.join(record_file(&ids[0])).exists());
-    let master = fs::read(dir.join("master.key")).unwrap();
+    let file = backend.master;
+    let master = fs::read(dir.join(file)).unwrap();
 
-    fs::write(dir.join("master.key"), &master[..master.len() - 7]).unwrap();
-    refuses_and_touches_nothing(&dir, &["master key file", "master.key", "corrupt"]);
+    fs::write(dir.join(file), &master[..master.len() - 7]).unwrap();
+    refuses_and_touches_nothing(backend, &dir, &["master key file", file, "corrupt"]);
 
     let mut flipped = master.clone();
     flipped[12] ^= 0x40;
-    fs::write(dir.join("master.key"), &flipped).unwrap();
-    refuses_and_touches_nothing(&dir, &["master key file", "master.key", "corrupt"]);
+    fs::write(dir.join(file), &flipped).unwrap();
+    refuses_and_touches_nothing(backend, &dir, &["master key file", file, "corrupt"]);
 
-    fs::write(dir.join("master.key"), &master).unwrap();
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    fs::write(dir.join(file), &master).unwrap();
+    let mut daemon = backend.start(&dir);
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("example.com")).unwrap()),
@@ -172,20 +233,30 @@ fn a_truncated_or_corrupt_master_key_is_a_clear_error_and_changes_nothing() {
 
 #[test]
 fn the_master_key_of_another_state_dir_is_refused_and_changes_nothing() {
+    another_state_dirs_master_secret_is_refused(&Backend::file());
+}
+
+#[test]
+fn the_sealed_master_secret_of_another_state_dir_is_refused_and_changes_nothing() {
+    another_state_dirs_master_secret_is_refused(&Backend::tpm());
+}
+
+fn another_state_dirs_master_secret_is_refused(backend: &Backend) {
     let (_temp, dir) = private_state_dir();
     let (_other_temp, other) = private_state_dir();
     for d in [&dir, &other] {
-        let mut daemon = Daemon::start_in(d, &ARGS);
+        let mut daemon = backend.start(d);
         register(&daemon, &["example.com"]);
         daemon.stop();
     }
-    let own = fs::read(dir.join("master.key")).unwrap();
-    fs::copy(other.join("master.key"), dir.join("master.key")).unwrap();
+    let file = backend.master;
+    let own = fs::read(dir.join(file)).unwrap();
+    fs::copy(other.join(file), dir.join(file)).unwrap();
     // Sealed under the other key, the counter does not open: fido2d stops there.
-    refuses_and_touches_nothing(&dir, &["counter", "corrupt"]);
+    refuses_and_touches_nothing(backend, &dir, &["counter", "corrupt"]);
 
-    fs::write(dir.join("master.key"), &own).unwrap();
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    fs::write(dir.join(file), &own).unwrap();
+    let mut daemon = backend.start(&dir);
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("example.com")).unwrap()),
