@@ -29,7 +29,7 @@ reset_once_per_boot() {
   grep -q 'The key is reset' "$WORK/fido2ctl-reset.out" || fail "no reset after the replug"
   grep -q 'replug: the virtual key is removed and made anew' "$FIDO2D_LOGFILE" \
     || fail "the daemon did not make the key anew"
-  grep -q 'virtual key removed' "$FIDO2D_LOGFILE" || fail "no UHID_DESTROY on the replug"
+  grep -q 'virtual security key removed' "$FIDO2D_LOGFILE" || fail "no UHID_DESTROY on the replug"
   echo "replugged (the key was $before before)"
   stop_fido2d
 }
