@@ -124,6 +124,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         status.presence_reason = presence_reason;
         status.user_verification = verifier.as_ref().map_or("off", |v| v.method.name()).into();
     }
+    // A failed start changes nothing: the transport is checked before the state directory is
+    // made or opened (without /dev/uhid, say, no empty key is left behind).
+    if cli.hybrid.is_none() {
+        match cli.transport {
+            TransportKind::Uhid => transport::uhid::check_access()?,
+            TransportKind::Udp => transport::udp::check_port(cli.udp_port)?,
+        }
+    }
     // One daemon per state directory; the one-shot hybrid session goes through the running
     // service instead of opening the store beside it.
     let _state_lock = match state_lock::acquire(&cli.state_dir) {

@@ -9,6 +9,9 @@
 //!
 //! `FIDO2D_CRASH_KILLS` sets the number of kills (default 300, about 20 s); the seed of the
 //! random kill points is printed, `FIDO2D_CRASH_SEED` replays one.
+//!
+//! The same with the TPM keystore on swtpm (100 kills by default): its signature counter is
+//! then a TPM NV counter, reserved a block at a time, which a kill must never move back.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
@@ -18,9 +21,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
+use fido2d_tests::swtpm::Swtpm;
 use protocol::env::{Keystore as _, StateSlot};
 use sha2::{Digest, Sha256};
-use storage::{FileKeystore, OsRng};
+use storage::{DynKeystore, KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_keystore_writer");
 const RP_ID: &str = "crash.example";
@@ -76,11 +80,50 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Which keystore the writers use: the file one, or the TPM one on this swtpm.
+struct Target {
+    tpm: Option<Swtpm>,
+}
+
+impl Target {
+    fn writer(&self, state: &Path, first: u64) -> Command {
+        let mut command = Command::new(WRITER);
+        command.arg(state).arg(first.to_string());
+        if let Some(tpm) = &self.tpm {
+            command.arg(tpm.tcti());
+        }
+        command
+    }
+
+    fn open(&self, state: &Path) -> Result<DynKeystore<OsRng>, String> {
+        let backend: Box<dyn KeyBackend> = match &self.tpm {
+            None => Box::new(SoftwareKeys),
+            Some(tpm) => Box::new(
+                storage::TpmKeys::open(&storage::TpmConfig {
+                    tcti: tpm.tcti(),
+                    parent: None,
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        Store::open_dir(state, backend, OsRng, KeystoreOptions::default())
+            .map_err(|e| e.to_string())
+    }
+
+    /// What a killed writer left loaded in the TPM goes (swtpm has no resource manager; the
+    /// kernel's, /dev/tpmrm0, does this when a process dies).
+    fn after_kill(&self) {
+        if let Some(tpm) = &self.tpm {
+            tpm.tool(&["tpm2_flushcontext", "-t"]);
+            tpm.tool(&["tpm2_flushcontext", "-l"]);
+        }
+    }
+}
+
 /// Runs one writer from `first`, kills it after `delay`, returns the lines it completed.
-fn run_and_kill(state: &Path, first: u64, delay: Duration) -> Vec<String> {
-    let mut child = Command::new(WRITER)
-        .arg(state)
-        .arg(first.to_string())
+fn run_and_kill(target: &Target, state: &Path, first: u64, delay: Duration) -> Vec<String> {
+    let mut child = target
+        .writer(state, first)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -103,6 +146,7 @@ fn run_and_kill(state: &Path, first: u64, delay: Duration) -> Vec<String> {
         "the writer exited by itself ({status}) instead of being killed"
     );
     reader.join().expect("reader thread");
+    target.after_kill();
     // The writer prints each line with one write(2) of less than PIPE_BUF bytes, which a pipe
     // takes whole or not at all: every line here is complete.
     rx.try_iter().collect()
@@ -110,10 +154,9 @@ fn run_and_kill(state: &Path, first: u64, delay: Duration) -> Vec<String> {
 
 /// How long a writer takes from exec to its first acknowledged write (on a store like the
 /// ones of the test: opened, with up to 24 records); the store is removed again.
-fn time_to_first_write(state: &Path) -> Duration {
-    let mut child = Command::new(WRITER)
-        .arg(state)
-        .arg("0")
+fn time_to_first_write(target: &Target, state: &Path) -> Duration {
+    let mut child = target
+        .writer(state, 0)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start keystore_writer");
@@ -124,10 +167,10 @@ fn time_to_first_write(state: &Path) -> Duration {
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
+    target.after_kill();
     let reopened = std::time::Instant::now();
-    let mut child = Command::new(WRITER)
-        .arg(state)
-        .arg("100")
+    let mut child = target
+        .writer(state, 100)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start keystore_writer");
@@ -139,14 +182,16 @@ fn time_to_first_write(state: &Path) -> Duration {
     let startup = reopened.elapsed();
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
+    target.after_kill();
     std::fs::remove_dir_all(state).expect("remove the calibration store");
     startup
 }
 
 /// Opens the store after a kill and checks it against what was acknowledged; returns the
 /// newest index it holds.
-fn check_store(state: &Path, acked: &Acknowledged, kill: usize) -> Option<u64> {
-    let mut store = FileKeystore::open(state, OsRng)
+fn check_store(target: &Target, state: &Path, acked: &Acknowledged, kill: usize) -> Option<u64> {
+    let mut store = target
+        .open(state)
         .unwrap_or_else(|e| panic!("after kill {kill} the store does not open: {e}"));
     assert!(
         store.damaged_files().is_empty(),
@@ -231,10 +276,24 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_acknowledged_write_survives_sigkill_at_random_points() {
+    survives_sigkill(&Target { tpm: None }, 300);
+}
+
+#[test]
+fn every_acknowledged_write_survives_sigkill_at_random_points_with_the_tpm() {
+    survives_sigkill(
+        &Target {
+            tpm: Some(Swtpm::start()),
+        },
+        100,
+    );
+}
+
+fn survives_sigkill(target: &Target, default_kills: usize) {
     let kills: usize = std::env::var("FIDO2D_CRASH_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(default_kills);
     let seed = std::env::var("FIDO2D_CRASH_SEED")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -256,12 +315,12 @@ fn every_acknowledged_write_survives_sigkill_at_random_points() {
     let mut acknowledged_lines = 0;
     // Kill points from before the store is open to a dozen writes in: the writer's start-up
     // (much longer in a debug build) measured once, plus 30 ms.
-    let startup = time_to_first_write(&state);
+    let startup = time_to_first_write(target, &state);
     let window = (2 * startup + Duration::from_millis(30)).as_micros() as u64;
     println!("writer start-up {startup:?}, kills within {window} us");
     for kill in 0..kills {
         let delay = Duration::from_micros(rng.below(window));
-        let lines = run_and_kill(&state, next, delay);
+        let lines = run_and_kill(target, &state, next, delay);
         if !lines.is_empty() {
             kills_mid_run += 1;
         }
@@ -269,7 +328,7 @@ fn every_acknowledged_write_survives_sigkill_at_random_points() {
         for line in &lines {
             acked.take(line);
         }
-        let stored = check_store(&state, &acked, kill);
+        let stored = check_store(target, &state, &acked, kill);
         next = acked.highest_index.max(stored).map_or(0, |i| i + 1);
     }
     println!(

@@ -49,6 +49,15 @@ fn channel_of(report: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(report.get(..4)?.try_into().ok()?))
 }
 
+/// Whether 127.0.0.1:`port` is free: what a start checks before it touches the state
+/// directory (the socket is closed again; `bind` takes the port for good).
+pub fn check_port(port: u16) -> anyhow::Result<()> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    std::net::UdpSocket::bind(addr)
+        .map(drop)
+        .map_err(|err| anyhow::anyhow!("cannot listen on UDP {addr}: {err}"))
+}
+
 impl ReportTransport for UdpTransport {
     async fn recv(&mut self) -> io::Result<Vec<u8>> {
         // One byte more than a report, so an oversized datagram is seen as such, not cut.

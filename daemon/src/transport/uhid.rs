@@ -83,15 +83,17 @@ pub struct UhidTransport {
 impl UhidTransport {
     /// Opens /dev/uhid and creates the key; `uniq` is its serial number (printable ASCII).
     /// Needs a tokio runtime with I/O enabled.
+    /// Whether `/dev/uhid` can be opened (without making a device): what a start checks before
+    /// it touches the state directory.
+    pub fn check_access() -> Result<(), UhidError> {
+        uhid_abi::open_nonblocking(Path::new(UHID_PATH))
+            .map(drop)
+            .map_err(open_error)
+    }
+
     pub fn create(uniq: &str) -> Result<Self, UhidError> {
         debug_assert!(is_printable_ascii(uniq), "uniq must be printable ASCII");
-        let fd = uhid_abi::open_nonblocking(Path::new(UHID_PATH)).map_err(|err| {
-            match err.raw_os_error() {
-                Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => UhidError::NoDevice,
-                Some(libc::EACCES | libc::EPERM) => UhidError::NoPermission,
-                _ => UhidError::Io(err),
-            }
-        })?;
+        let fd = uhid_abi::open_nonblocking(Path::new(UHID_PATH)).map_err(open_error)?;
         let transport = UhidTransport {
             fd,
             uniq: uniq.to_owned(),
@@ -235,6 +237,15 @@ impl Drop for UhidTransport {
             Ok(()) => info!("virtual security key removed"),
             Err(err) => warn!("uhid: destroying the device failed: {err}"),
         }
+    }
+}
+
+/// What an error opening `/dev/uhid` means for the person.
+fn open_error(err: io::Error) -> UhidError {
+    match err.raw_os_error() {
+        Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => UhidError::NoDevice,
+        Some(libc::EACCES | libc::EPERM) => UhidError::NoPermission,
+        _ => UhidError::Io(err),
     }
 }
 

@@ -7,7 +7,10 @@
 //! - `N <value>`: a signature counter value handed out;
 //! - `S <index>`: the authenticator state slot now holds `state <index>`.
 //!
-//! Usage: keystore_writer STATE_DIR FIRST_INDEX
+//! Usage: keystore_writer STATE_DIR FIRST_INDEX [TCTI]
+//!
+//! With a TCTI (`swtpm:host=...,port=...`), the TPM keystore on that TPM (ES256 credentials);
+//! else the file keystore (EdDSA ones).
 
 use std::io::Write as _;
 
@@ -15,7 +18,7 @@ use protocol::env::{
     Algorithm, CredentialExtras, Keystore as _, NewCredential, RelyingParty, StateSlot, UserEntity,
 };
 use sha2::{Digest, Sha256};
-use storage::{FileKeystore, OsRng};
+use storage::{DynKeystore, KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
 
 /// How many user handles the writes cycle through.
 pub const USERS: u64 = 24;
@@ -24,14 +27,20 @@ pub const RP_ID: &str = "crash.example";
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(first)) = (args.next(), args.next()) else {
-        eprintln!("usage: keystore_writer STATE_DIR FIRST_INDEX");
+        eprintln!("usage: keystore_writer STATE_DIR FIRST_INDEX [TCTI]");
         std::process::exit(2);
     };
     let first: u64 = first.parse().expect("FIRST_INDEX is a number");
-    let mut store = FileKeystore::open(dir.as_ref(), OsRng).unwrap_or_else(|e| {
+    let tcti = args.next();
+    let mut store = open(dir.as_ref(), tcti.as_deref()).unwrap_or_else(|e| {
         eprintln!("keystore_writer: {e}");
         std::process::exit(1);
     });
+    let algorithm = if tcti.is_some() {
+        Algorithm::Es256
+    } else {
+        Algorithm::EdDsa
+    };
     let rp = RelyingParty {
         id: RP_ID.into(),
         name: None,
@@ -48,7 +57,7 @@ fn main() {
             rp: &rp,
             rp_id_hash: &rp_id_hash,
             user: &user,
-            algorithm: Algorithm::EdDsa,
+            algorithm,
             discoverable: true,
             extras: &CredentialExtras::default(),
         };
@@ -69,6 +78,21 @@ fn main() {
             out.flush().expect("stdout");
         }
     }
+}
+
+/// The keystore in `dir`: the TPM one on `tcti`, or the file one.
+pub fn open(dir: &std::path::Path, tcti: Option<&str>) -> Result<DynKeystore<OsRng>, String> {
+    let backend: Box<dyn KeyBackend> = match tcti {
+        None => Box::new(SoftwareKeys),
+        Some(tcti) => Box::new(
+            storage::TpmKeys::open(&storage::TpmConfig {
+                tcti: tcti.to_owned(),
+                parent: None,
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+    };
+    Store::open_dir(dir, backend, OsRng, KeystoreOptions::default()).map_err(|e| e.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {
