@@ -128,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // made or opened (without /dev/uhid, say, no empty key is left behind).
     if cli.hybrid.is_none() {
         match cli.transport {
-            TransportKind::Uhid => transport::uhid::check_access()?,
+            TransportKind::Uhid => transport::uhid::UhidTransport::check_access()?,
             TransportKind::Udp => transport::udp::check_port(cli.udp_port)?,
         }
     }

@@ -219,3 +219,47 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
     // the notes.
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
 }
+
+/// A start that fails on its transport (here: the UDP port is taken) changes nothing: the
+/// state directory is not even made, and the error is one line.
+#[test]
+fn a_failed_start_leaves_no_state_directory_behind() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let outcome = run_with_timeout(
+        Command::new(fido2d_bin())
+            .args([
+                "--config",
+                "/dev/null",
+                "--transport",
+                "udp",
+                "--udp-port",
+                &port,
+            ])
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--presence", "deny"])
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(30),
+    );
+    assert!(!outcome.success(), "{outcome:?}");
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("cannot listen on UDP 127.0.0.1:{port}")),
+        "{}",
+        outcome.stderr
+    );
+    let errors = outcome
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .count();
+    assert_eq!(errors, 1, "{}", outcome.stderr);
+    assert!(
+        !state.exists(),
+        "the state directory was made by a failed start"
+    );
+}
