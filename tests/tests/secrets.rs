@@ -3,8 +3,10 @@
 //! logging at trace level (FIDO2D_LOG=trace), driven by python-fido2 (tests/e2e/secrets.py),
 //! which prints the secrets it saw. None of them may appear in fido2d's output (stderr, where
 //! every log line and error goes), in hex (either case), base64 (either alphabet) or as a Rust
-//! `Debug` byte list; the PIN and its hash may not appear in the state directory either (it
-//! is encrypted). Private keys never leave fido2d, so the client cannot name them here:
+//! `Debug` byte list; the PIN and its hash may not appear in the state directory either, nor in
+//! any other file fido2d wrote: it keeps a verifier, not the hash. With the file keystore and
+//! with the TPM keystore (on swtpm), whose verifier is a TPM object nothing outside the TPM can
+//! test a PIN against. Private keys never leave fido2d, so the client cannot name them here:
 //! `python_fido2.rs` searches the state directory for them with the TPM backend.
 
 use std::fs;
@@ -12,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use fido2d_tests::swtpm::Swtpm;
 use fido2d_tests::{python, require_python_fido2, run_with_timeout, Daemon};
 
 fn hex_decode(s: &str) -> Vec<u8> {
@@ -56,7 +59,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if path.is_file() {
                 out.push((path.display().to_string(), fs::read(&path).unwrap()));
             }
         }
@@ -66,11 +69,26 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_full_session_at_trace_level_logs_no_pin_token_shared_secret_or_hmac_secret() {
+    full_session(&["--presence", "auto-approve", "--keystore", "file"]);
+}
+
+#[test]
+fn a_full_session_with_the_tpm_logs_and_stores_no_pin_token_shared_secret_or_hmac_secret() {
+    let tpm = Swtpm::start();
+    let tcti = tpm.tcti();
+    full_session(&[
+        "--presence",
+        "auto-approve",
+        "--keystore",
+        "tpm",
+        "--tcti",
+        &tcti,
+    ]);
+}
+
+fn full_session(args: &[&str]) {
     require_python_fido2();
-    let mut daemon = Daemon::start_with_env(
-        &["--presence", "auto-approve", "--keystore", "file"],
-        &[("FIDO2D_LOG", "trace")],
-    );
+    let mut daemon = Daemon::start_with_env(args, &[("FIDO2D_LOG", "trace")]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/secrets.py");
     let outcome = run_with_timeout(
         Command::new(python())
@@ -85,7 +103,17 @@ fn a_full_session_at_trace_level_logs_no_pin_token_shared_secret_or_hmac_secret(
         outcome.stdout,
         outcome.stderr
     );
-    let state_files = files_under(daemon.state_dir());
+    let mut state_files = files_under(daemon.state_dir());
+    // Every other file fido2d wrote: its runtime directory (the control socket's).
+    let runtime = daemon.control_socket();
+    state_files.extend(files_under(runtime.parent().expect("a runtime directory")));
+    assert!(
+        state_files
+            .iter()
+            .any(|(path, _)| path.ends_with("pin.state")),
+        "no PIN verifier among {:?}",
+        state_files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
     daemon.stop();
     let logs = daemon.logs();
     assert!(
