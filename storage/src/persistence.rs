@@ -145,10 +145,16 @@ impl DirPersistence {
             .unwrap_or_default();
         let temp = path.with_file_name(format!("{TEMP_PREFIX}{file_name}{TEMP_SUFFIX}"));
         let result = (|| {
+            // A new file, never one already there: a crash's leftover is removed first (a
+            // symbolic link planted under the temporary name goes, not what it points to), and
+            // O_CREAT|O_EXCL fails on anything, a link included, that appears meanwhile.
+            match fs::remove_file(&temp) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
             let mut file = OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(FILE_MODE)
                 .open(&temp)?;
             file.write_all(bytes)?;
