@@ -16,6 +16,7 @@ mod hybrid;
 mod keystore;
 mod power_up;
 mod presence;
+mod record_file;
 mod state_lock;
 mod transport;
 mod uv;

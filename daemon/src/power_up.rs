@@ -7,8 +7,6 @@
 //! directory when the key appears); a restart within the same boot is not a power-up.
 //! `fido2ctl reset` replugs the key instead, under the owner's gesture.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 /// The record's name in the state directory.
@@ -36,23 +34,15 @@ pub fn first_in_this_boot(state_dir: &Path) -> bool {
         .is_none_or(|id| id.trim() != now)
 }
 
-/// Records this boot as the one the key appeared in (atomically: a temporary file renamed).
+/// Records this boot as the one the key appeared in (atomically, `record_file`).
 pub fn record(state_dir: &Path) -> std::io::Result<()> {
-    let Some(id) = boot_id() else {
-        return Ok(());
-    };
-    let temp = state_dir.join(format!(".{RECORD}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&temp)?;
-    file.write_all(format!("boot_id={id}\n").as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temp, state_dir.join(RECORD))?;
-    std::fs::File::open(state_dir)?.sync_all()
+    match boot_id() {
+        Some(id) => crate::record_file::write_atomically(
+            &state_dir.join(RECORD),
+            &format!("boot_id={id}\n"),
+        ),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

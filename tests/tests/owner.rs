@@ -13,51 +13,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fido2d_tests::fprintd::TestUser as User;
 use fido2d_tests::{fido2ctl_bin, python, run_with_timeout, Daemon, Watched};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A user of this machine for the test's programs to run as.
-struct User {
-    name: &'static str,
-    uid: u32,
-    gid: u32,
-}
-
-fn user(name: &'static str) -> User {
+/// A user of this machine for the test's programs to run as (created if missing).
+fn user(name: &str) -> User {
     // SAFETY: getuid(2) has no preconditions.
     assert_eq!(
         unsafe { libc::getuid() },
         0,
         "this test creates users: run the suite as root (as .ci/run does)"
     );
-    let id = |flag: &str| {
-        let out = Command::new("id").args([flag, name]).output().unwrap();
-        out.status.success().then(|| {
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse::<u32>()
-                .unwrap()
-        })
-    };
-    if id("-u").is_none() {
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                name,
-            ])
-            .status()
-            .expect("useradd");
-        assert!(status.success(), "useradd {name}");
-    }
-    User {
-        name,
-        uid: id("-u").expect("the user exists"),
-        gid: id("-g").expect("the user has a group"),
-    }
+    User::get_or_create(name)
 }
 
 /// fido2ctl copied where any user can run it (the build tree may be private).
@@ -180,10 +149,10 @@ fn the_first_agents_user_owns_the_key_and_the_others_agent_is_refused() {
     bobs.wait_for("may not use this key's control socket");
 
     // Root moves the key to bob; from then on only bob's agent is asked.
-    let set = fido2ctl_as(&fido2ctl, &daemon, 0, &["owner", "set", bob.name]);
+    let set = fido2ctl_as(&fido2ctl, &daemon, 0, &["owner", "set", &bob.name]);
     assert!(set.success(), "{set:?}");
     assert!(set.stdout.contains("fido2d-bob"), "{}", set.stdout);
-    let not_root = fido2ctl_as(&fido2ctl, &daemon, bob.uid, &["owner", "set", alice.name]);
+    let not_root = fido2ctl_as(&fido2ctl, &daemon, bob.uid, &["owner", "set", &alice.name]);
     assert!(!not_root.success());
     assert!(not_root.stderr.contains("only root"), "{}", not_root.stderr);
     let mut alices = agent_of(&fido2ctl, &daemon, &alice);
@@ -260,7 +229,7 @@ fn a_seat_switch_does_not_move_the_key() {
     let daemon = Daemon::start_in_wrapped(
         &state.path().join("state"),
         &wrapper,
-        &["--presence", "agent", "--owner", alice.name],
+        &["--presence", "agent", "--owner", &alice.name],
     );
     let mut alices = agent_of(&fido2ctl, &daemon, &alice);
     alices.wait_for("connected to fido2d");
@@ -349,7 +318,7 @@ fn the_owners_user_verification_is_not_satisfied_by_another_users_password() {
         "--presence",
         "agent",
         "--owner",
-        alice.name,
+        &alice.name,
         "--user-verification",
         "pam",
         "--pam-service",

@@ -10,8 +10,6 @@
 //! desktop), requests fail as a refused touch, since the person at the keyboard is not the
 //! owner ([`seat_user`]).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -203,32 +201,14 @@ fn read_record(path: &Path) -> anyhow::Result<Option<u32>> {
         })
 }
 
-/// Writes the record atomically: a new temporary file (O_EXCL, O_NOFOLLOW, 0600), synced,
-/// renamed over the old one, the folder synced.
+/// Writes the record atomically (`record_file`).
 fn write_record(path: &Path, uid: u32) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".{RECORD}.{}.tmp", std::process::id()));
     let text = match user_name(uid) {
         Some(name) => format!("uid={uid}\nname={name}\n"),
         None => format!("uid={uid}\n"),
     };
-    let write = || -> std::io::Result<()> {
-        let _ = std::fs::remove_file(&temp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&temp);
-        anyhow::anyhow!("cannot record the owner in {}: {err}", path.display())
-    })
+    crate::record_file::write_atomically(path, &text)
+        .map_err(|err| anyhow::anyhow!("cannot record the owner in {}: {err}", path.display()))
 }
 
 #[cfg(test)]

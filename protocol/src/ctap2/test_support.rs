@@ -86,11 +86,7 @@ pub fn call(
     command: u8,
     params: Vec<(i64, Value)>,
 ) -> Result<Value, u8> {
-    let mut request = vec![command];
-    if !params.is_empty() {
-        request.extend(cbor::encode(&cbor::int_map(params)));
-    }
-    call_raw(a, &request)
+    call_from(a, TEST_ORIGIN, command, params)
 }
 
 pub fn call_raw(a: &mut TestAuthenticator, request: &[u8]) -> Result<Value, u8> {
