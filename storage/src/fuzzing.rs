@@ -82,7 +82,9 @@ impl SealingKeys {
 
     /// The counter limit a counter file holds, if it opens under this key.
     pub fn counter_value(&self, bytes: &[u8]) -> Option<u64> {
-        store::open_counter(&self.keys, bytes).ok()
+        store::open_counter(&self.keys, bytes)
+            .ok()
+            .map(|(limit, _nv)| limit)
     }
 
     /// What a state file of `slot` holds: `Ok(Some)` its contents, `Ok(None)` sealed under
