@@ -23,7 +23,8 @@ struct Backend {
     args: Vec<String>,
     /// The master secret's file.
     master: &'static str,
-    tpm: Option<Swtpm>,
+    /// The TPM the case runs against, kept running as long as the case.
+    _tpm: Option<Swtpm>,
 }
 
 impl Backend {
@@ -33,7 +34,7 @@ impl Backend {
                 .map(str::to_owned)
                 .to_vec(),
             master: "master.key",
-            tpm: None,
+            _tpm: None,
         }
     }
 
@@ -46,7 +47,7 @@ impl Backend {
                 .chain([tpm.tcti()])
                 .collect(),
             master: "master.tpm",
-            tpm: Some(tpm),
+            _tpm: Some(tpm),
         }
     }
 
