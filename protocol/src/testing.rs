@@ -140,6 +140,9 @@ pub struct MemoryKeystore {
     pub algorithms: Vec<Algorithm>,
     /// Checks no PIN while set, as a TPM in dictionary-attack lockout.
     pub pin_locked_out: bool,
+    /// Gives every credential as one whose UV-only secrets are bound to a PIN not verified
+    /// yet (`Credential::uv_secrets_locked`).
+    pub uv_secrets_locked: bool,
 }
 
 impl MemoryKeystore {
@@ -154,6 +157,16 @@ impl MemoryKeystore {
             capacity: 100,
             algorithms: vec![Algorithm::Es256, Algorithm::EdDsa],
             pin_locked_out: false,
+            uv_secrets_locked: false,
+        }
+    }
+}
+
+impl MemoryKeystore {
+    fn as_found(&self, credential: &Credential) -> Credential {
+        Credential {
+            uv_secrets_locked: self.uv_secrets_locked,
+            ..credential.clone()
         }
     }
 }
@@ -194,6 +207,7 @@ impl Keystore for MemoryKeystore {
             created: self.created,
             key: KeyMaterial::new(secret.to_vec()),
             extras: new.extras.clone(),
+            uv_secrets_locked: false,
         };
         self.credentials.push(credential.clone());
         Ok((credential, public))
@@ -208,7 +222,7 @@ impl Keystore for MemoryKeystore {
             .credentials
             .iter()
             .find(|c| c.id == credential_id && c.rp_id_hash == *rp_id_hash)
-            .cloned())
+            .map(|c| self.as_found(c)))
     }
 
     fn discoverable_credentials(
@@ -219,7 +233,7 @@ impl Keystore for MemoryKeystore {
             .credentials
             .iter()
             .filter(|c| c.discoverable && c.rp_id_hash == *rp_id_hash)
-            .cloned()
+            .map(|c| self.as_found(c))
             .collect())
     }
 

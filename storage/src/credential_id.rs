@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! version | nonce (12) | AES-256-GCM(wrap key,
-//!     plaintext = flags (bit 0: discoverable) | algorithm | u16 key length | key | extras,
+//!     plaintext = flags (bit 0: discoverable, bit 1: UV-only secrets bound to the PIN) |
+//!                 algorithm | u16 key length | key | extras,
 //!     AAD = version | RP ID hash)
 //! ```
 //!
@@ -33,6 +34,8 @@ pub(crate) const VERSION_TPM: u8 = 0x02;
 /// credBlob (1 + 255) | largeBlobKey (32).
 pub(crate) const MAX_EXTRAS_LEN: usize = 3 + 64 + 1 + 255 + 32;
 const FLAG_DISCOVERABLE: u8 = 0x01;
+/// The credential's UV-only secrets are bound to the PIN (see `crate::pin::UvKeys`).
+const FLAG_PIN_BOUND: u8 = 0x02;
 /// flags | algorithm | u16 key length.
 const PLAINTEXT_HEADER_LEN: usize = 4;
 /// The shortest ID we issue (an empty key, no extras); shorter ones are not ours.
@@ -42,6 +45,7 @@ const MIN_ID_LEN: usize = 1 + NONCE_LEN + PLAINTEXT_HEADER_LEN + TAG_LEN;
 #[derive(Debug)]
 pub(crate) struct Unwrapped {
     pub(crate) discoverable: bool,
+    pub(crate) pin_bound: bool,
     pub(crate) algorithm: Algorithm,
     pub(crate) key: KeyMaterial,
     pub(crate) extras: CredentialExtras,
@@ -54,12 +58,18 @@ fn aad(version: u8, rp_id_hash: &[u8; 32]) -> [u8; 33] {
     aad
 }
 
+/// The nonce of an ID (unique per credential); `None` for an ID too short to be ours.
+pub(crate) fn nonce(id: &[u8]) -> Option<&[u8]> {
+    id.get(1..1 + NONCE_LEN)
+}
+
 /// The length of the ID that [`wrap`] makes for a key and extras of these lengths.
 pub(crate) fn id_len(key_len: usize, extras_len: usize) -> usize {
     MIN_ID_LEN + key_len + extras_len
 }
 
 /// Wraps `key` (at most 65535 bytes: a raw scalar or a TPM blob) and the encoded `extras`.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn wrap(
     cipher: &Aes256Gcm,
@@ -71,12 +81,39 @@ pub(crate) fn wrap(
     key: &[u8],
     extras: &CredentialExtras,
 ) -> Vec<u8> {
+    wrap_bound(
+        cipher,
+        version,
+        nonce,
+        rp_id_hash,
+        (discoverable, false),
+        algorithm,
+        key,
+        extras,
+    )
+}
+
+/// [`wrap`] of a credential whose `extras` may be bound to the PIN: `(discoverable,
+/// pin_bound)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wrap_bound(
+    cipher: &Aes256Gcm,
+    version: u8,
+    nonce: &[u8; NONCE_LEN],
+    rp_id_hash: &[u8; 32],
+    (discoverable, pin_bound): (bool, bool),
+    algorithm: Algorithm,
+    key: &[u8],
+    extras: &CredentialExtras,
+) -> Vec<u8> {
     let extras = extras.encode();
     let key_len = u16::try_from(key.len()).expect("key material is far below 64 KiB");
     let mut plaintext = Zeroizing::new(Vec::with_capacity(
         PLAINTEXT_HEADER_LEN + key.len() + extras.len(),
     ));
-    plaintext.push(if discoverable { FLAG_DISCOVERABLE } else { 0 });
+    let flags = if discoverable { FLAG_DISCOVERABLE } else { 0 }
+        | if pin_bound { FLAG_PIN_BOUND } else { 0 };
+    plaintext.push(flags);
     plaintext.push(algorithm.to_byte());
     plaintext.extend_from_slice(&key_len.to_be_bytes());
     plaintext.extend_from_slice(key);
@@ -121,7 +158,7 @@ pub(crate) fn unwrap(
     )?;
     // Only we can seal, so a malformed plaintext means a bug or another version: not ours.
     let flags = plaintext[0];
-    if flags & !FLAG_DISCOVERABLE != 0 {
+    if flags & !(FLAG_DISCOVERABLE | FLAG_PIN_BOUND) != 0 {
         return None;
     }
     let algorithm = Algorithm::from_byte(plaintext[1])?;
@@ -130,6 +167,7 @@ pub(crate) fn unwrap(
     let extras = CredentialExtras::decode(&plaintext[PLAINTEXT_HEADER_LEN + key_len..]).ok()?;
     Some(Unwrapped {
         discoverable: flags & FLAG_DISCOVERABLE != 0,
+        pin_bound: flags & FLAG_PIN_BOUND != 0,
         algorithm,
         key: KeyMaterial::new(key.to_vec()),
         extras,

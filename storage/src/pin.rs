@@ -29,8 +29,13 @@
 use std::fmt;
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use protocol::env::{CredProtect, CredentialExtras};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::backend::KeyAuth;
 use crate::crypto::{self, NONCE_LEN};
 
 /// How much work one Argon2id evaluation of the file backend's verifier costs.
@@ -109,6 +114,93 @@ impl fmt::Debug for PinSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PinSecret(<redacted>)")
     }
+}
+
+/// What binds a credential's UV-only secrets to the PIN: keys from the [`PinSecret`], which
+/// only the right PIN gets back (from the TPM, or from Argon2id).
+///
+/// - hmac-secret's CredRandomWithUV of every credential made while the secret was known, and,
+///   for credProtect level 3, CredRandomWithoutUV, credBlob and largeBlobKey too, are stored
+///   XORed with pads HKDF derives from the mask key and the credential ID's nonce;
+/// - a credProtect level 3 credential's TPM key has an authValue from [`UvKeys::key_auth`]
+///   instead of the master secret's: without the PIN the TPM does not sign with it.
+pub(crate) struct UvKeys {
+    mask: Zeroizing<[u8; 32]>,
+    key_auth: Zeroizing<[u8; 32]>,
+}
+
+const LABEL_UV_MASK: &[u8] = b"fido2d/v1/uv-mask";
+const LABEL_UV_KEY_AUTH: &[u8] = b"fido2d/v1/uv-key-auth";
+
+impl UvKeys {
+    pub(crate) fn derive(secret: &PinSecret) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(None, secret.as_bytes());
+        let mut mask = Zeroizing::new([0u8; 32]);
+        let mut key_auth = Zeroizing::new([0u8; 32]);
+        hkdf.expand(LABEL_UV_MASK, mask.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        hkdf.expand(LABEL_UV_KEY_AUTH, key_auth.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        UvKeys { mask, key_auth }
+    }
+
+    fn xor(&self, nonce: &[u8], label: &[u8], bytes: &mut [u8]) {
+        let mut pad = Zeroizing::new(vec![0u8; bytes.len()]);
+        Hkdf::<Sha256>::new(Some(nonce), self.mask.as_slice())
+            .expand(label, &mut pad)
+            .expect("at most 255 * 32 bytes");
+        for (byte, p) in bytes.iter_mut().zip(pad.iter()) {
+            *byte ^= p;
+        }
+    }
+
+    /// Binds the UV-only secrets of `extras` (of the credential whose ID has `nonce`), or,
+    /// applied to bound ones, frees them.
+    pub(crate) fn toggle(&self, nonce: &[u8], extras: &mut CredentialExtras) {
+        let level_3 = extras.cred_protect == CredProtect::UserVerificationRequired;
+        if let Some(secret) = &mut extras.hmac_secret {
+            self.xor(nonce, b"cred-random-with-uv", secret.with_uv.as_mut_slice());
+            if level_3 {
+                self.xor(
+                    nonce,
+                    b"cred-random-without-uv",
+                    secret.without_uv.as_mut_slice(),
+                );
+            }
+        }
+        if level_3 {
+            if let Some(blob) = &mut extras.cred_blob {
+                self.xor(nonce, b"cred-blob", blob);
+            }
+            if let Some(key) = &mut extras.large_blob_key {
+                self.xor(nonce, b"large-blob-key", key.as_mut_slice());
+            }
+        }
+    }
+
+    /// The authorization of a credProtect level 3 credential's key for `rp_id_hash`.
+    pub(crate) fn key_auth(&self, rp_id_hash: &[u8; 32]) -> KeyAuth {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.key_auth.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(rp_id_hash);
+        let mut auth = Zeroizing::new([0u8; 32]);
+        auth.copy_from_slice(&mac.finalize().into_bytes());
+        KeyAuth(auth)
+    }
+}
+
+/// What is left of bound `extras` without the PIN's secret: the UV-only secrets are dropped
+/// (CredRandomWithUV zeroed: the protocol asks for the PIN before it would use it).
+pub(crate) fn locked_view(extras: &CredentialExtras) -> CredentialExtras {
+    let mut view = extras.clone();
+    if view.cred_protect == CredProtect::UserVerificationRequired {
+        view.hmac_secret = None;
+        view.cred_blob = None;
+        view.large_blob_key = None;
+    } else if let Some(secret) = &mut view.hmac_secret {
+        secret.with_uv = Zeroizing::new([0u8; 32]);
+    }
+    view
 }
 
 /// What a backend found when asked to open a verifier with a PIN's authorization.

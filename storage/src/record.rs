@@ -46,7 +46,11 @@ pub(crate) struct Record {
     pub(crate) algorithm: Algorithm,
     pub(crate) created: u64,
     pub(crate) key: KeyMaterial,
+    /// As stored: UV-only secrets bound to the PIN when `pin_bound`.
     pub(crate) extras: CredentialExtras,
+    /// Whether its UV-only secrets are bound to the PIN: a flag of its credential ID, not of
+    /// the record file (set from the ID when the record is opened).
+    pub(crate) pin_bound: bool,
 }
 
 /// A record as read from its file.
@@ -231,6 +235,7 @@ impl Record {
             created,
             key,
             extras,
+            pin_bound: false,
         })
     }
 }
@@ -335,6 +340,7 @@ mod tests {
                 cred_blob: Some(b"blob".to_vec()),
                 ..CredentialExtras::default()
             },
+            pin_bound: false,
         }
     }
 

@@ -7,16 +7,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use protocol::env::{
-    Algorithm, Credential, CredentialExtras, Keystore, KeystoreError, NewCredential, PinCheck,
-    PublicKey, Rng, StateSlot, UserEntity, MAX_PIN_RETRIES,
+    Algorithm, CredProtect, Credential, CredentialExtras, Keystore, KeystoreError, NewCredential,
+    PinCheck, PublicKey, Rng, StateSlot, UserEntity, MAX_PIN_RETRIES,
 };
 use zeroize::Zeroizing;
 
+use crate::backend::KeyAuth;
 use crate::backend::{DictionaryAttack, KeyBackend, UnsealError, MASTER_FILES};
 use crate::credential_id;
 use crate::crypto::{self, Keys, MasterKey, KEY_ID_LEN, NONCE_LEN};
 use crate::persistence::{join, DirPersistence, Persistence};
-use crate::pin::{Accounting, PinHashCost, PinRecord, PinSecret, PinUnseal};
+use crate::pin::{self, Accounting, PinHashCost, PinRecord, PinSecret, PinUnseal, UvKeys};
 use crate::record::{self, FileId, Record};
 use crate::state_file::{self, PIN_FILE, PIN_NAME};
 use crate::status::KeystoreStatus;
@@ -520,6 +521,40 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
 
     // ---- PIN (see `crate::pin` and PIN_AND_COUNTERS.md) ----
 
+    /// The keys that bind UV-only secrets to the PIN, while the PIN's secret is known.
+    fn uv_keys(&self) -> Option<UvKeys> {
+        self.pin_secret.as_ref().map(UvKeys::derive)
+    }
+
+    /// The authorization of a credential's key: from the PIN's secret for a credProtect level
+    /// 3 credential bound to the PIN (an error without it), else from the master secret.
+    fn key_auth_of(&self, credential: &Credential) -> Result<KeyAuth, KeystoreError> {
+        let level_3 = credential.extras.cred_protect == CredProtect::UserVerificationRequired;
+        let pin_bound = if credential.discoverable {
+            self.index.get(&credential.id).is_some_and(|r| r.pin_bound)
+        } else {
+            credential_id::unwrap(
+                &self.keys.wrap,
+                self.backend.id_version(),
+                &credential.rp_id_hash,
+                &credential.id,
+            )
+            .is_some_and(|unwrapped| unwrapped.pin_bound)
+        };
+        if !(level_3 && pin_bound) {
+            return Ok(self.keys.key_auth(&credential.rp_id_hash));
+        }
+        self.uv_keys()
+            .map(|uv| uv.key_auth(&credential.rp_id_hash))
+            .ok_or_else(|| {
+                KeystoreError::Failure(
+                    "this credential (credProtect level 3) is bound to the PIN, which was not \
+                     verified since fido2d started"
+                        .into(),
+                )
+            })
+    }
+
     fn pin_failures_handle(&self) -> u32 {
         nv_handle(&self.keys.key_id, NV_PIN_FAILURES)
     }
@@ -784,7 +819,9 @@ fn retries_left(base: u64, failures: u64) -> u8 {
     MAX_PIN_RETRIES.saturating_sub(u8::try_from(spent).unwrap_or(u8::MAX))
 }
 
-fn credential_from_record(record: &Record) -> Credential {
+fn credential_from_record(record: &Record, uv: Option<&UvKeys>) -> Credential {
+    let (extras, uv_secrets_locked) =
+        reveal(&record.extras, record.pin_bound, &record.credential_id, uv);
     Credential {
         id: record.credential_id.clone(),
         rp_id_hash: record.rp_id_hash,
@@ -794,7 +831,30 @@ fn credential_from_record(record: &Record) -> Credential {
         user: Some(record.user.clone()),
         created: record.created,
         key: record.key.clone(),
-        extras: record.extras.clone(),
+        extras,
+        uv_secrets_locked,
+    }
+}
+
+/// A credential's extras as the protocol gets them: stored ones as they are; bound ones freed
+/// with the PIN's keys, or without them (the PIN not verified since the store opened) with
+/// their UV-only secrets left out, and locked.
+fn reveal(
+    stored: &CredentialExtras,
+    pin_bound: bool,
+    credential_id: &[u8],
+    uv: Option<&UvKeys>,
+) -> (CredentialExtras, bool) {
+    if !pin_bound {
+        return (stored.clone(), false);
+    }
+    match (uv, credential_id::nonce(credential_id)) {
+        (Some(uv), Some(nonce)) => {
+            let mut extras = stored.clone();
+            uv.toggle(nonce, &mut extras);
+            (extras, false)
+        }
+        _ => (pin::locked_view(stored), true),
     }
 }
 
@@ -825,6 +885,7 @@ pub(crate) fn open_record(
         record.key = unwrapped.key;
         record.extras = unwrapped.extras;
     }
+    record.pin_bound = unwrapped.pin_bound;
     Ok((id, record))
 }
 
@@ -990,22 +1051,34 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         {
             return Err(KeystoreError::Full);
         }
-        let auth = self.keys.key_auth(new.rp_id_hash);
+        // With the PIN's secret at hand (the PIN was verified since the store opened), what the
+        // credential gives only with UV is bound to the PIN (see `crate::pin::UvKeys`).
+        let uv = self.uv_keys();
+        let level_3 = new.extras.cred_protect == CredProtect::UserVerificationRequired;
+        let auth = match (&uv, level_3) {
+            (Some(uv), true) => uv.key_auth(new.rp_id_hash),
+            _ => self.keys.key_auth(new.rp_id_hash),
+        };
         let (key, public) = self.backend.generate(new.algorithm, &auth, &mut self.rng)?;
         let nonce = self.random::<NONCE_LEN>();
+        let mut stored_extras = new.extras.clone();
+        if let Some(uv) = &uv {
+            uv.toggle(&nonce, &mut stored_extras);
+        }
+        let pin_bound = uv.is_some();
 
         if !new.discoverable {
             // Nothing is stored: the ID is the credential. Its RP ID, user and creation time are
             // not known when it comes back, so they are left out here too.
-            let id = credential_id::wrap(
+            let id = credential_id::wrap_bound(
                 &self.keys.wrap,
                 self.backend.id_version(),
                 &nonce,
                 new.rp_id_hash,
-                false,
+                (false, pin_bound),
                 new.algorithm,
                 key.as_bytes(),
-                new.extras,
+                &stored_extras,
             );
             let credential = Credential {
                 id,
@@ -1017,18 +1090,19 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
                 created: 0,
                 key,
                 extras: new.extras.clone(),
+                uv_secrets_locked: false,
             };
             return Ok((credential, public));
         }
 
         // A discoverable credential's key material and extension state stay in its record:
         // the ID only names it (and proves it is ours), so deleting the record destroys them.
-        let id = credential_id::wrap(
+        let id = credential_id::wrap_bound(
             &self.keys.wrap,
             self.backend.id_version(),
             &nonce,
             new.rp_id_hash,
-            true,
+            (true, pin_bound),
             new.algorithm,
             &[],
             &CredentialExtras::default(),
@@ -1042,9 +1116,10 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
             algorithm: new.algorithm,
             created,
             key,
-            extras: new.extras.clone(),
+            extras: stored_extras,
+            pin_bound,
         };
-        let credential = credential_from_record(&record);
+        let credential = credential_from_record(&record, uv.as_ref());
         self.store_record(record)?;
         Ok((credential, public))
     }
@@ -1062,7 +1137,14 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         ) else {
             return Ok(None);
         };
+        let uv = self.uv_keys();
         if !unwrapped.discoverable {
+            let (extras, uv_secrets_locked) = reveal(
+                &unwrapped.extras,
+                unwrapped.pin_bound,
+                credential_id,
+                uv.as_ref(),
+            );
             return Ok(Some(Credential {
                 id: credential_id.to_vec(),
                 rp_id_hash: *rp_id_hash,
@@ -1072,7 +1154,8 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
                 user: None,
                 created: 0,
                 key: unwrapped.key,
-                extras: unwrapped.extras,
+                extras,
+                uv_secrets_locked,
             }));
         }
         // A discoverable ID is valid only while its record exists: deleting or replacing the
@@ -1081,7 +1164,7 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
             .index
             .get(credential_id)
             .filter(|r| r.rp_id_hash == *rp_id_hash)
-            .map(credential_from_record))
+            .map(|record| credential_from_record(record, uv.as_ref())))
     }
 
     /// Newest first.
@@ -1089,24 +1172,26 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         &mut self,
         rp_id_hash: &[u8; 32],
     ) -> Result<Vec<Credential>, KeystoreError> {
+        let uv = self.uv_keys();
         let mut credentials: Vec<Credential> = self
             .index
             .by_rp
             .get(rp_id_hash)
             .into_iter()
             .flatten()
-            .map(|id| credential_from_record(&self.index.records[id]))
+            .map(|id| credential_from_record(&self.index.records[id], uv.as_ref()))
             .collect();
         credentials.sort_by_key(|c| std::cmp::Reverse(c.created));
         Ok(credentials)
     }
 
     fn all_discoverable_credentials(&mut self) -> Result<Vec<Credential>, KeystoreError> {
+        let uv = self.uv_keys();
         Ok(self
             .index
             .records
             .values()
-            .map(credential_from_record)
+            .map(|record| credential_from_record(record, uv.as_ref()))
             .collect())
     }
 
@@ -1150,7 +1235,7 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
     }
 
     fn sign(&mut self, credential: &Credential, message: &[u8]) -> Result<Vec<u8>, KeystoreError> {
-        let auth = self.keys.key_auth(&credential.rp_id_hash);
+        let auth = self.key_auth_of(credential)?;
         self.backend
             .sign(credential.algorithm, &credential.key, &auth, message)
     }
@@ -1525,6 +1610,7 @@ mod tests {
             created: 5,
             key: KeyMaterial::new(secret.to_vec()),
             extras: extras.clone(),
+            pin_bound: false,
         };
         let name = record::file_name(&record::file_id(&id));
         let file = record::format_1_file(&store.keys.record, &record, &name);

@@ -1593,6 +1593,127 @@ fn a_pin_survives_a_crash_and_a_reset_removes_it<H: Harness>() {
     assert!(!dir.join("pin.state").exists());
 }
 
+fn create_with_extras(
+    store: &mut Store<impl KeyBackend, OsRng>,
+    user_id: u8,
+    discoverable: bool,
+    extras: &CredentialExtras,
+) -> Credential {
+    let rp = RelyingParty {
+        id: "example.com".into(),
+        name: None,
+    };
+    let user = user(&[user_id], "alice");
+    let new = NewCredential {
+        rp: &rp,
+        rp_id_hash: &RP_HASH,
+        user: &user,
+        algorithm: Algorithm::Es256,
+        discoverable,
+        extras,
+    };
+    store.create_credential(&new).unwrap().0
+}
+
+fn level_3_extras() -> CredentialExtras {
+    CredentialExtras {
+        cred_protect: CredProtect::UserVerificationRequired,
+        ..extras()
+    }
+}
+
+fn uv_only_secrets_are_bound_to_the_pin_and_locked_until_it_is_verified<H: Harness>() {
+    let h = H::new();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    let before_pin = create_with_extras(&mut store, 1, false, &extras());
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+    let plain = create_with_extras(&mut store, 2, false, &extras());
+    let level_3 = create_with_extras(&mut store, 3, true, &level_3_extras());
+    let in_session = find(&mut store, &RP_HASH, &plain.id).unwrap();
+    drop(store);
+
+    // A new process: the master secret is there, the PIN's secret is not.
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    let unbound = find(&mut store, &RP_HASH, &before_pin.id).unwrap();
+    let locked_plain = find(&mut store, &RP_HASH, &plain.id).unwrap();
+    let locked_3 = find(&mut store, &RP_HASH, &level_3.id).unwrap();
+    let listed_3 = store.discoverable_credentials(&RP_HASH).unwrap();
+    let signed_locked = store.sign(&locked_3, b"m");
+    assert_eq!(
+        store.verify_pin(&pin_hash("1234")).unwrap(),
+        PinCheck::Match
+    );
+    let opened_plain = find(&mut store, &RP_HASH, &plain.id).unwrap();
+    let opened_3 = find(&mut store, &RP_HASH, &level_3.id).unwrap();
+    let signed_opened = store.sign(&opened_3, b"m");
+
+    assert_eq!(in_session.extras, extras());
+    assert!(!in_session.uv_secrets_locked);
+    assert_eq!(
+        unbound.extras,
+        extras(),
+        "made before the PIN: nothing to bind to"
+    );
+    assert!(!unbound.uv_secrets_locked);
+    // Without the PIN: CredRandomWithUV is out of reach, the rest of a level 1 credential
+    // is there; of a level 3 credential nothing secret is.
+    assert!(locked_plain.uv_secrets_locked);
+    let secret = locked_plain.extras.hmac_secret.as_ref().unwrap();
+    let expected = extras().hmac_secret.unwrap();
+    assert_eq!(secret.without_uv, expected.without_uv);
+    assert_ne!(secret.with_uv, expected.with_uv);
+    assert_eq!(locked_plain.extras.cred_blob, extras().cred_blob);
+    assert!(locked_3.uv_secrets_locked);
+    assert_eq!(
+        locked_3.extras.cred_protect,
+        CredProtect::UserVerificationRequired
+    );
+    assert!(locked_3.extras.hmac_secret.is_none());
+    assert!(locked_3.extras.cred_blob.is_none());
+    assert!(locked_3.extras.large_blob_key.is_none());
+    assert!(listed_3[0].uv_secrets_locked);
+    // A TPM key of a level 3 credential is authorised from the PIN's secret: no signature
+    // without it. (A software key is not: the file backend binds the extras only.)
+    if store.backend().kind() == storage::BackendKind::Tpm {
+        assert!(signed_locked.is_err(), "{signed_locked:?}");
+    }
+    // The right PIN opens everything again.
+    assert_eq!(opened_plain.extras, extras());
+    assert!(!opened_plain.uv_secrets_locked);
+    assert_eq!(opened_3.extras, level_3_extras());
+    assert!(!opened_3.uv_secrets_locked);
+    let public = store.public_key(&opened_3).unwrap();
+    assert!(verify(&public, b"m", &signed_opened.unwrap()));
+}
+
+fn a_changed_pin_keeps_the_bound_secrets<H: Harness>() {
+    let h = H::new();
+    let (_temp, dir) = state_dir();
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    store.set_pin(&pin_hash("1234"), MAX_PIN_RETRIES).unwrap();
+    let level_3 = create_with_extras(&mut store, 3, false, &level_3_extras());
+    drop(store);
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    assert_eq!(
+        store.verify_pin(&pin_hash("1234")).unwrap(),
+        PinCheck::Match
+    );
+    store.set_pin(&pin_hash("98765"), MAX_PIN_RETRIES).unwrap();
+    drop(store);
+
+    let mut store = h.open_with(&dir, fast_pin()).unwrap();
+    assert_eq!(
+        store.verify_pin(&pin_hash("98765")).unwrap(),
+        PinCheck::Match
+    );
+    let found = find(&mut store, &RP_HASH, &level_3.id).unwrap();
+
+    assert!(!found.uv_secrets_locked);
+    assert_eq!(found.extras, level_3_extras());
+    assert!(store.sign(&found, b"m").is_ok());
+}
+
 /// The file backend's default Argon2id cost is real work: about half a second here (the
 /// figure is in storage/PIN_AND_COUNTERS.md; `cargo bench --bench pin` measures it).
 #[test]
@@ -1662,6 +1783,8 @@ macro_rules! backend_suite {
                 a_pin_hash_of_the_wrong_length_costs_a_retry_and_never_matches,
                 no_file_holds_the_pin_or_its_hash,
                 a_pin_survives_a_crash_and_a_reset_removes_it,
+                uv_only_secrets_are_bound_to_the_pin_and_locked_until_it_is_verified,
+                a_changed_pin_keeps_the_bound_secrets,
             );
             #[test]
             #[ignore = "slow to set up (10,000 synced writes): cargo test --release -- --ignored"]

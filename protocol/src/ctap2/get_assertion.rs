@@ -124,6 +124,15 @@ fn usable(credential: &Credential, uv: bool, listed: bool) -> bool {
     }
 }
 
+/// Whether answering for `credential` with UV needs a secret the keystore bound to the PIN and
+/// cannot give before a PIN is verified (see `Credential::uv_secrets_locked`): a credential of
+/// credProtect level 3, or an hmac-secret output.
+fn needs_the_pins_secret(credential: &Credential, extensions: &AssertionExtensions) -> bool {
+    credential.uv_secrets_locked
+        && (credential.extras.cred_protect == CredProtect::UserVerificationRequired
+            || extensions.hmac_secret.is_some())
+}
+
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     pub(crate) fn get_assertion(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         let request = parse(params)?;
@@ -235,6 +244,16 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             cred_blob: request.extensions.cred_blob && want_presence,
             large_blob_key: request.extensions.large_blob_key && want_presence,
         };
+        // UV by built-in verification since the keystore opened, and no PIN yet: what the
+        // keystore bound to the PIN is out of reach. CTAP2_ERR_PUAT_REQUIRED sends the platform
+        // to the PIN, which opens it (before any gesture is asked for).
+        if uv
+            && credentials
+                .iter()
+                .any(|c| needs_the_pins_secret(c, &extensions))
+        {
+            return Err(StatusCode::PuatRequired);
+        }
 
         // 9. User presence, unless the platform asked for a silent check ("up": false), or the
         //    token already carries it, or built-in UV was the gesture; then the token's flags
@@ -290,6 +309,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         number_of_credentials: Option<usize>,
     ) -> Result<Value, StatusCode> {
         let uv = flags & FLAG_UV != 0;
+        if uv && needs_the_pins_secret(credential, extensions) {
+            return Err(StatusCode::PuatRequired);
+        }
         let mut outputs = Vec::new();
         if let (Some(salts), Some(secret)) =
             (&extensions.hmac_secret, &credential.extras.hmac_secret)

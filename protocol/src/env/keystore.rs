@@ -136,6 +136,11 @@ pub struct Credential {
     pub key: KeyMaterial,
     /// The extension state it was made with.
     pub extras: CredentialExtras,
+    /// The keystore bound what this credential gives only with user verification (its
+    /// hmac-secret CredRandomWithUV; with credProtect level 3, the whole credential) to the
+    /// PIN, and the PIN was not verified since the keystore opened: those secrets are not in
+    /// `extras` and the credential may not sign with UV until a PIN is verified.
+    pub uv_secrets_locked: bool,
 }
 
 /// Why the keystore could not do what was asked. The message is for logs: it never holds a secret.

@@ -659,6 +659,22 @@ fn an_excluded_credential_after_uv_is_excluded_without_a_second_prompt() {
 }
 
 #[test]
+fn credentials_whose_uv_secrets_are_bound_to_a_pin_not_yet_verified_send_the_platform_to_the_pin() {
+    let (mut a, _) = uv_authenticator();
+    let mut p = mc_with(&[("rk", true), ("uv", true)]);
+    p.push((6, cbor::text_map(vec![("credProtect", int(3))])));
+    call(&mut a, MC, p).unwrap();
+    a.keystore_mut().uv_secrets_locked = true;
+
+    let locked = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)]));
+    a.keystore_mut().uv_secrets_locked = false;
+    let opened = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)]));
+
+    assert_eq!(locked, Err(0x36), "CTAP2_ERR_PUAT_REQUIRED");
+    assert_eq!(flags(&opened.unwrap()), FLAG_UP | FLAG_UV);
+}
+
+#[test]
 fn cred_protect_3_credentials_need_the_built_in_uv_and_their_absence_asks_the_same() {
     let (mut a, _) = uv_authenticator();
     let mut p = mc_with(&[("rk", true), ("uv", true)]);
