@@ -243,6 +243,8 @@ struct Harness<K: Keystore> {
     blob_write: Option<(Origin, u64)>,
     /// Who sends the current op.
     origin: Origin,
+    /// The current request was built by the harness (well-formed), not taken from the input.
+    typed: bool,
     last_counter: Option<u32>,
     /// Presence asked in the current op, and the person's answer to it.
     asked_before: usize,
@@ -267,6 +269,7 @@ impl<K: Keystore> Harness<K> {
             continuation: None,
             blob_write: None,
             origin: ORIGINS[0],
+            typed: false,
             last_counter: None,
             asked_before: 0,
             outcome: PresenceOutcome::Approved,
@@ -294,7 +297,9 @@ impl<K: Keystore> Harness<K> {
             }
             op::GET_ASSERTION => {
                 let request = self.get_assertion_request(input);
+                self.typed = true;
                 self.cbor(request, input.byte());
+                self.typed = false;
             }
             op::GET_NEXT_ASSERTION => self.cbor(vec![GET_NEXT_ASSERTION], 0),
             op::GET_INFO => self.cbor(vec![GET_INFO], 0),
@@ -572,7 +577,16 @@ impl<K: Keystore> Harness<K> {
             }
         }
         if command == GET_ASSERTION && facts.up == Some(false) && facts.hmac_secret {
-            assert_eq!(status, 0x2b, "hmac-secret without presence");
+            assert_ne!(status, STATUS_SUCCESS, "hmac-secret without presence");
+            // A well-formed request can only fail on its options (§6.2.2 step 4: rk is
+            // UNSUPPORTED_OPTION, uv without built-in UV INVALID_OPTION) or on up=false itself,
+            // never in the hmac-secret input, which must not be looked at.
+            if self.typed {
+                assert!(
+                    matches!(status, 0x2b | 0x2c),
+                    "hmac-secret without presence: status {status:#x}"
+                );
+            }
         }
         if command == LARGE_BLOBS && status == STATUS_SUCCESS {
             self.after_large_blob(&facts, blob_write);
