@@ -191,6 +191,50 @@ fn credentials_list_and_delete_with_the_pin() {
 }
 
 #[test]
+fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
+    let daemon = Daemon::auto_approve();
+    make_discoverable(&daemon, "one.fido2d.test", "alice");
+    assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
+    let list = || {
+        json_of(&fido2ctl_with_input(
+            &daemon,
+            &["--json", "credentials", "list"],
+            "1234\n",
+        ))
+    };
+    let before = list()[0].clone();
+    let id = before["credential_id"].as_str().unwrap();
+
+    let renamed = fido2ctl_with_input(
+        &daemon,
+        &["credentials", "update", id, "--name", "alice@new.example"],
+        "1234\n",
+    );
+    assert!(renamed.success(), "{}", renamed.stderr);
+    let after = list()[0].clone();
+    assert_eq!(after["user_name"], "alice@new.example");
+    assert_eq!(after["user_id"], before["user_id"], "the user handle never changes");
+    assert_eq!(after["display_name"], before["display_name"], "kept when not given");
+
+    // An empty display name removes it (CTAP 2.1 §6.8.6).
+    let emptied = fido2ctl_with_input(
+        &daemon,
+        &["credentials", "update", id, "--display-name", ""],
+        "1234\n",
+    );
+    assert!(emptied.success(), "{}", emptied.stderr);
+    assert!(list()[0]["display_name"].is_null());
+
+    let right = fido2ctl_with_input(&daemon, &["pin", "verify"], "1234\n");
+    assert!(right.success(), "{}", right.stderr);
+    let wrong = fido2ctl_with_input(&daemon, &["pin", "verify"], "9999\n");
+    assert!(!wrong.success());
+    assert!(wrong.stderr.contains("PIN_INVALID"), "{}", wrong.stderr);
+    let status = json_of(&fido2ctl(&daemon, &["--json", "pin", "status"]));
+    assert_eq!(status["retries"], 7, "the wrong PIN cost one try");
+}
+
+#[test]
 fn config_sets_the_minimum_pin_length_and_always_uv() {
     let daemon = Daemon::auto_approve();
     assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "123456\n123456\n").success());

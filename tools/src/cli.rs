@@ -109,6 +109,8 @@ pub enum PinAction {
     Change,
     /// Whether a PIN is set, and how many tries are left.
     Status,
+    /// Check the PIN (a wrong one costs one of the key's tries, as on any key).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +119,17 @@ pub enum CredentialsAction {
     List,
     /// Delete one credential, by the ID `list` shows.
     Delete { credential_id: String },
+    /// Change the account name or display name stored with a credential (by the ID `list`
+    /// shows); an empty value removes it. The user handle never changes.
+    Update {
+        credential_id: String,
+        /// The new account name (user.name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The new display name (user.displayName).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

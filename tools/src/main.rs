@@ -131,6 +131,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     blocking(move || manage::pin_change(device.as_deref())).await?,
                     cli.json,
                 ),
+                PinAction::Verify => say(
+                    blocking(move || manage::pin_verify(device.as_deref())).await?,
+                    cli.json,
+                ),
                 PinAction::Status => {
                     let status = blocking(move || manage::pin_status(device.as_deref())).await?;
                     if cli.json {
@@ -161,6 +165,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         }
                     }
                 }
+                CredentialsAction::Update {
+                    credential_id,
+                    name,
+                    display_name,
+                } => say(
+                    blocking(move || {
+                        manage::credentials_update(
+                            device.as_deref(),
+                            &credential_id,
+                            name.as_deref(),
+                            display_name.as_deref(),
+                        )
+                    })
+                    .await?,
+                    cli.json,
+                ),
                 CredentialsAction::Delete { credential_id } => say(
                     blocking(move || manage::credentials_delete(device.as_deref(), &credential_id))
                         .await?,

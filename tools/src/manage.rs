@@ -93,6 +93,41 @@ pub fn credentials_delete(device: Option<&str>, credential_id: &str) -> Result<S
     Ok("Credential deleted.".into())
 }
 
+/// Renames a credential's account: updateUserInformation keeps what is not given (the key
+/// replaces both names, so the current ones are read first).
+pub fn credentials_update(
+    device: Option<&str>,
+    credential_id: &str,
+    name: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<String, Failure> {
+    let id = hex::decode(credential_id).map_err(|_| {
+        Failure::failed("the credential ID must be hex, as `credentials list` shows it")
+    })?;
+    if name.is_none() && display_name.is_none() {
+        return Err(Failure::failed("give --name and/or --display-name"));
+    }
+    let (mut key, info) = open(device)?;
+    let token = authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    let stored = client::list_credentials(&mut key, &token)?
+        .into_iter()
+        .find(|c| c.credential_id == credential_id)
+        .ok_or_else(|| Failure::failed("no discoverable credential with this ID on the key"))?;
+    let user_id = hex::decode(&stored.user_id)
+        .map_err(|_| Failure::failed("the key sent a user handle that is not hex"))?;
+    let name = name.or(stored.user_name.as_deref());
+    let display_name = display_name.or(stored.display_name.as_deref());
+    client::update_user(&mut key, &token, &id, &user_id, name, display_name)?;
+    Ok("Credential updated.".into())
+}
+
+/// Checks the PIN by asking the key for a token with it (a wrong PIN costs a try).
+pub fn pin_verify(device: Option<&str>) -> Result<String, Failure> {
+    let (mut key, info) = open(device)?;
+    authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    Ok("The PIN is right.".into())
+}
+
 /// Asks the person to type "erase" (unless `yes`).
 pub fn confirm_reset(yes: bool) -> Result<(), Failure> {
     if !yes {

@@ -350,6 +350,30 @@ pub fn delete_credential(
     credential_management(key, token, 0x06, Some(params), "deleting the credential").map(drop)
 }
 
+/// updateUserInformation (credential management 0x07): the stored user entity's names.
+pub fn update_user(
+    key: &mut Key,
+    token: &Token,
+    credential_id: &[u8],
+    user_id: &[u8],
+    name: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<(), Failure> {
+    let descriptor = cbor::text_map(vec![
+        ("id", Value::Bytes(credential_id.to_vec())),
+        ("type", Value::Text("public-key".into())),
+    ]);
+    let mut user = vec![("id", Value::Bytes(user_id.to_vec()))];
+    if let Some(name) = name {
+        user.push(("name", Value::Text(name.to_owned())));
+    }
+    if let Some(display_name) = display_name {
+        user.push(("displayName", Value::Text(display_name.to_owned())));
+    }
+    let params = cbor::int_map(vec![(2, descriptor), (3, cbor::text_map(user))]);
+    credential_management(key, token, 0x07, Some(params), "updating the credential").map(drop)
+}
+
 pub fn reset(key: &mut Key) -> Result<(), Failure> {
     call(key, RESET, None, "reset").map(drop)
 }
