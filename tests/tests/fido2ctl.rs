@@ -213,8 +213,14 @@ fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
     assert!(renamed.success(), "{}", renamed.stderr);
     let after = list()[0].clone();
     assert_eq!(after["user_name"], "alice@new.example");
-    assert_eq!(after["user_id"], before["user_id"], "the user handle never changes");
-    assert_eq!(after["display_name"], before["display_name"], "kept when not given");
+    assert_eq!(
+        after["user_id"], before["user_id"],
+        "the user handle never changes"
+    );
+    assert_eq!(
+        after["display_name"], before["display_name"],
+        "kept when not given"
+    );
 
     // An empty display name removes it (CTAP 2.1 §6.8.6).
     let emptied = fido2ctl_with_input(
