@@ -466,3 +466,52 @@ fn a_hostile_sites_names_reach_the_desktop_clean_and_as_text_not_markup() {
     assert!(body.contains("&lt;b&gt;evil&lt;/b&gt;&amp;amp;"), "{body}");
     assert!(body.contains("from a program on this computer"), "{body}");
 }
+
+/// The control socket's limits: a connection that does not say hello is closed after 5 s, and
+/// one uid holds at most 16 connections (a program cannot tie up the daemon).
+#[test]
+fn the_control_socket_bounds_silent_and_piled_up_connections() {
+    use std::io::{BufRead as _, Write as _};
+    use std::os::unix::net::UnixStream;
+    let daemon = agent_daemon(&["--owner", "0"]);
+    let socket = daemon.control_socket();
+    let first_line = |stream: &UnixStream| {
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line
+    };
+
+    let silent = UnixStream::connect(&socket).unwrap();
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    let started = Instant::now();
+    let said = first_line(&silent);
+    assert!(said.contains("no hello within 5 s"), "{said}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+
+    let hello = "{\"v\":1,\"type\":\"hello\",\"role\":\"client\",\"client\":\"test\"}\n";
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(hello.as_bytes()).unwrap();
+        assert!(first_line(&stream).contains("welcome"));
+        held.push(stream);
+    }
+    let seventeenth = UnixStream::connect(&socket).unwrap();
+    seventeenth.set_read_timeout(Some(WAIT)).unwrap();
+    let said = first_line(&seventeenth);
+    assert!(said.contains("too many connections from uid 0"), "{said}");
+    drop(held);
+    // Once they are closed, the uid is let in again.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(hello.as_bytes()).unwrap();
+        if first_line(&stream).contains("welcome") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never let in again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
