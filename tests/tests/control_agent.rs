@@ -486,7 +486,11 @@ fn the_control_socket_bounds_silent_and_piled_up_connections() {
     let started = Instant::now();
     let said = first_line(&silent);
     assert!(said.contains("no hello within 5 s"), "{said}");
-    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     let hello = "{\"v\":1,\"type\":\"hello\",\"role\":\"client\",\"client\":\"test\"}\n";
     let mut held = Vec::new();
