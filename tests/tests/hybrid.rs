@@ -450,3 +450,48 @@ const PNG_1X1_WHITE: &[u8] = &[
     0x01, 0x01, 0x00, 0xb1, 0x38, 0xf6, 0x14, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
     0x42, 0x60, 0x82,
 ];
+
+/// One daemon per state directory: `fido2d --hybrid` while the service runs on the same state
+/// directory asks the service (through its control socket) instead of opening the store beside
+/// it, and reports the service's words.
+#[test]
+fn the_one_shot_session_goes_through_the_running_service() {
+    let (daemon, _person) = {
+        let radio = Radio::start(FakeAdapter::Powered);
+        hybrid_daemon(&radio, &["--tunnel-url", "ws://127.0.0.1:9"])
+    };
+    let outcome = run_with_timeout(
+        Command::new(fido2d_bin())
+            .args([
+                "--config",
+                "/dev/null",
+                "--transport",
+                "udp",
+                "--udp-port",
+                "0",
+            ])
+            .arg("--state-dir")
+            .arg(daemon.state_dir())
+            .arg("--control-socket")
+            .arg(daemon.control_socket())
+            .args(["--hybrid", "https://example.com/"])
+            .env("NO_COLOR", "1"),
+        SESSION_TIMEOUT,
+    );
+    assert!(!outcome.success(), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("the fido2d service uses"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("not a FIDO QR code"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        daemon.logs().contains("hybrid session requested"),
+        "the service served it:\n{}",
+        daemon.logs()
+    );
+}
