@@ -10,7 +10,8 @@
 //! <state dir>/                      0700
 //!     master.key                    0600  file: "FIDO2DMK" | version | 256-bit master key | check
 //!     master.tpm                    0600  TPM:  "FIDO2DMT" | version | the TPM-sealed master secret
-//!     counter                       0600  "FIDO2DCT" | version | nonce | AES-GCM(counter limit)
+//!     counter                       0600  "FIDO2DCT" | version | nonce | AES-GCM(counter limit
+//!                                         [| the TPM NV counter value of its block])
 //!     counter.next                  0600  only during a reset (see `Keystore::reset`)
 //!     credentials/                  0700
 //!         <hex of SHA-256(credential id)[..16]>.cred
@@ -18,7 +19,12 @@
 //!         <...>.cred.damaged              a record that failed to decrypt, set aside at open
 //!     authenticator.state           0600  "FIDO2DST" | version | key id | nonce | AES-GCM(PIN state)
 //!     large-blobs.state             0600  the same, the large-blob array
+//!     pin.state                     0600  the same, the PIN verifier and its retry accounting
 //! ```
+//!
+//! The PIN is kept as a verifier that only the right PIN opens (a TPM sealed object the TPM's
+//! dictionary-attack logic guards, or Argon2id), its tries and the signature counter's blocks
+//! are counted by TPM NV counters where there is a TPM: `PIN_AND_COUNTERS.md` in this crate.
 //!
 //! Subkeys are derived from the master secret with HKDF-SHA256 (one label per use); every file
 //! is written to a temporary file, synced, renamed into place and the folder synced, so a crash
