@@ -31,7 +31,7 @@ pub(crate) const TPM_RC_LOCKOUT: u32 = 0x921;
 const TPM_RC_YIELDED: u32 = 0x908;
 const TPM_RC_TESTING: u32 = 0x90a;
 const TPM_RC_RETRY: u32 = 0x922;
-const TPM_RC_NV_RATE: u32 = 0x920;
+pub(crate) const TPM_RC_NV_RATE: u32 = 0x920;
 
 /// Why the TPM backend could not start or go on. Messages hold no secret.
 #[derive(Debug, thiserror::Error)]

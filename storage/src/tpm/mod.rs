@@ -71,6 +71,10 @@ const START_RETRIES: [Duration; 5] = [
     Duration::from_millis(1000),
 ];
 
+/// How long NV commands wait out a TPM that rate-limits NV writes, and in which steps.
+const NV_RATE_PATIENCE: Duration = Duration::from_secs(30);
+const NV_RATE_PAUSE: Duration = Duration::from_millis(500);
+
 /// Where the TPM is and which parent key to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmConfig {
@@ -769,7 +773,9 @@ impl TpmKeys {
         Ok(Some(nv))
     }
 
-    /// Runs an NV command, asking again while the TPM is busy or rate-limits NV writes.
+    /// Runs an NV command, asking again while the TPM is busy, and for up to
+    /// [`NV_RATE_PATIENCE`] while it rate-limits NV writes (TPM_RC_NV_RATE, which a burst of
+    /// increments can cause: moving an old counter file's values over takes one per 1024).
     fn nv_command<T>(
         &mut self,
         action: &'static str,
@@ -778,9 +784,17 @@ impl TpmKeys {
         self.encrypt_parameters(false, false)
             .map_err(|err| TpmError::command(action, err))?;
         let mut retries = START_RETRIES.iter();
+        let mut rate_limited = Duration::ZERO;
         loop {
             match f(&mut self.context) {
                 Ok(value) => return Ok(value),
+                Err(err)
+                    if error::tpm_code(&err) == Some(error::TPM_RC_NV_RATE)
+                        && rate_limited < NV_RATE_PATIENCE =>
+                {
+                    std::thread::sleep(NV_RATE_PAUSE);
+                    rate_limited += NV_RATE_PAUSE;
+                }
                 Err(err) if error::is_transient(&err) => match retries.next() {
                     Some(pause) => std::thread::sleep(*pause),
                     None => return Err(TpmError::command(action, err)),
