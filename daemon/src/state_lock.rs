@@ -2,8 +2,8 @@
 //!
 //! Two daemons on one state directory would each cache the PIN state, the signature counter
 //! and the credential index, and overwrite each other's writes. So the daemon holds an
-//! exclusive lock (`flock` on the empty file `<state-dir>/lock`) for as long as it runs; a
-//! second one is refused. Before that, the directory itself is checked: a symbolic link
+//! exclusive lock (`flock` on the directory itself, so no file is made for it) for as long as
+//! it runs; a second one is refused. Before that, the directory itself is checked: a symbolic link
 //! (which another user could point elsewhere) or a directory owned by someone else is refused.
 
 use std::fs::{File, OpenOptions};
@@ -11,9 +11,6 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
-
-/// The lock file's name in the state directory.
-const LOCK_FILE: &str = "lock";
 
 /// Held while the daemon runs; released when dropped (or when the process ends).
 pub struct StateLock {
@@ -56,17 +53,14 @@ impl std::error::Error for LockError {}
 /// Checks `dir` (creating it 0700 if missing) and takes its lock.
 pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
     check_directory(dir)?;
-    let path = dir.join(LOCK_FILE);
+    let path = dir.to_owned();
+    // The directory itself (O_DIRECTORY, and O_NOFOLLOW: not a link put there meanwhile), so
+    // that a start, or a refused one, adds nothing to it.
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|err| LockError::Refused(format!("cannot open {}: {err}", path.display())))?;
-    // The file stays empty: a start (or a refused one) changes nothing in the directory.
     let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {

@@ -191,6 +191,9 @@ fn a_state_directory_keeps_its_backend() {
         Daemon::expect_refusal(&tpm_dir, &["--tcti", &closed_port_tcti()], REFUSAL_TIMEOUT);
     // A file state directory stays with the file, though a TPM answers now.
     let file_kept = Daemon::start_in(&file_dir, &["--tcti", &tpm.tcti()]);
+    let logs = file_kept.logs();
+    // One daemon per state directory: the one that kept the file stops first.
+    stop(file_kept);
     // And an explicit backend does not take over the other's directory.
     let tpm_on_file = Daemon::expect_refusal(
         &file_dir,
@@ -207,12 +210,10 @@ fn a_state_directory_keeps_its_backend() {
         tpm_gone.stderr
     );
     assert!(!tpm_dir.join("master.key").exists());
-    let logs = file_kept.logs();
     assert!(
         logs.contains("because the state directory holds file credentials (master.key)"),
         "{logs}"
     );
-    stop(file_kept);
     assert!(!tpm_on_file.success());
     assert!(
         tpm_on_file
