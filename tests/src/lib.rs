@@ -641,6 +641,31 @@ impl Drop for Watched {
     }
 }
 
+/// A copy of fido2ctl that any user can run (the build tree may be private), in `dir`.
+pub fn shared_fido2ctl(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let copy = dir.join("fido2ctl");
+    std::fs::copy(fido2ctl_bin(), &copy).expect("copy fido2ctl");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+/// tests/e2e/uv_probe.py ACTION against `daemon` (built-in UV through python-fido2); its
+/// output line.
+pub fn uv_probe(daemon: &Daemon, action: &str) -> String {
+    let script = workspace_root().join("tests/e2e/uv_probe.py");
+    let outcome = run_with_timeout(
+        Command::new(python())
+            .arg(script)
+            .arg(daemon.port().to_string())
+            .arg(action),
+        Duration::from_secs(90),
+    );
+    assert!(outcome.success(), "{}{}", outcome.stdout, outcome.stderr);
+    outcome.stdout.trim().to_owned()
+}
+
 /// A person at the desktop who allows every request: `fido2ctl agent --terminal` on the
 /// daemon's control socket, answered "y" each time it asks. Where `--presence auto-approve`
 /// may not go (another computer through hybrid), tests approve the way a person does.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use fido2d_tests::{fido2ctl_bin, python, run_with_timeout, Daemon, Watched};
+use fido2d_tests::{fido2ctl_bin, run_with_timeout, uv_probe, Daemon, Watched};
 
 const SECRET: &str = "correct horse battery";
 const WAIT: Duration = Duration::from_secs(30);
@@ -73,23 +73,10 @@ fn start_agent(socket: PathBuf) -> Watched {
     agent
 }
 
-fn probe(daemon: &Daemon, action: &str) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/uv_probe.py");
-    let outcome = run_with_timeout(
-        Command::new(python())
-            .arg(script)
-            .arg(daemon.port().to_string())
-            .arg(action),
-        Duration::from_secs(90),
-    );
-    assert!(outcome.success(), "{}{}", outcome.stdout, outcome.stderr);
-    outcome.stdout.trim().to_owned()
-}
-
 /// Runs `action` while the agent answers the verifier's question with `answer`.
 fn probe_answering(daemon: &Daemon, agent: &mut Watched, action: &str, answer: &str) -> String {
     std::thread::scope(|scope| {
-        let result = scope.spawn(|| probe(daemon, action));
+        let result = scope.spawn(|| uv_probe(daemon, action));
         let prompt = agent.wait_for("verify that it is you");
         assert!(!prompt.is_empty());
         agent.wait_for("fido2d checks your login");
@@ -113,13 +100,13 @@ fn the_login_secret_checked_through_pam_is_the_keys_user_verification() {
     ]);
     let mut agent = start_agent(daemon.control_socket());
 
-    let info = probe(&daemon, "info");
-    let before = probe(&daemon, "retries");
+    let info = uv_probe(&daemon, "info");
+    let before = uv_probe(&daemon, "retries");
     let wrong = probe_answering(&daemon, &mut agent, "token", "not the secret");
-    let after_wrong = probe(&daemon, "retries");
+    let after_wrong = uv_probe(&daemon, "retries");
     let refused = probe_answering(&daemon, &mut agent, "token", "");
     let right = probe_answering(&daemon, &mut agent, "token", SECRET);
-    let after_right = probe(&daemon, "retries");
+    let after_right = uv_probe(&daemon, "retries");
     let registered = probe_answering(&daemon, &mut agent, "register", SECRET);
 
     // getInfo: uv, uvModality = passcode external (FIDO registry 0x800).

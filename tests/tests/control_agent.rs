@@ -5,7 +5,7 @@
 //! Needs python-fido2 (.ci/deps), dbus-daemon (Debian `dbus`), and root for the refused-uid case.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -191,16 +191,6 @@ fn status_without_a_daemon_says_so_with_exit_code_3() {
     );
 }
 
-/// A copy of fido2ctl that any user can run (the build tree may be private).
-fn world_readable_fido2ctl(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    let copy = dir.join("fido2ctl");
-    std::fs::copy(fido2ctl_bin(), &copy).expect("copy fido2ctl");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    copy
-}
-
 #[test]
 fn another_user_is_refused_and_logged() {
     use std::os::unix::process::CommandExt as _;
@@ -212,7 +202,7 @@ fn another_user_is_refused_and_logged() {
     );
     let daemon = agent_daemon(&["--owner", "0"]);
     let bin_dir = tempfile::tempdir().unwrap();
-    let fido2ctl = world_readable_fido2ctl(bin_dir.path());
+    let fido2ctl = fido2d_tests::shared_fido2ctl(bin_dir.path());
 
     let outcome = run_with_timeout(
         Command::new(fido2ctl)

@@ -9,12 +9,14 @@
 //! service of its own for its length.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fido2d_tests::fprintd::TestUser as User;
-use fido2d_tests::{fido2ctl_bin, python, run_with_timeout, Daemon, Watched};
+use fido2d_tests::{
+    fido2ctl_bin, python, run_with_timeout, shared_fido2ctl, uv_probe, Daemon, Watched,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -27,16 +29,6 @@ fn user(name: &str) -> User {
         "this test creates users: run the suite as root (as .ci/run does)"
     );
     User::get_or_create(name)
-}
-
-/// fido2ctl copied where any user can run it (the build tree may be private).
-fn shared_fido2ctl(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    let copy = dir.join("fido2ctl");
-    std::fs::copy(fido2ctl_bin(), &copy).expect("copy fido2ctl");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    copy
 }
 
 /// `fido2ctl agent --terminal` run by `user`.
@@ -290,20 +282,6 @@ fn set_password(user: &User, password: &str) {
         .expect("chpasswd");
     writeln!(chpasswd.stdin.take().unwrap(), "{}:{password}", user.name).unwrap();
     assert!(chpasswd.wait().unwrap().success());
-}
-
-/// tests/e2e/uv_probe.py ACTION: built-in UV through python-fido2.
-fn uv_probe(daemon: &Daemon, action: &str) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/uv_probe.py");
-    let outcome = run_with_timeout(
-        Command::new(python())
-            .arg(script)
-            .arg(daemon.port().to_string())
-            .arg(action),
-        Duration::from_secs(90),
-    );
-    assert!(outcome.success(), "{}{}", outcome.stdout, outcome.stderr);
-    outcome.stdout.trim().to_owned()
 }
 
 #[test]
