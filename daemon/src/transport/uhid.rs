@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -86,7 +87,12 @@ impl UhidTransport {
     /// Whether `/dev/uhid` can be opened (without making a device): what a start checks before
     /// it touches the state directory.
     pub fn check_access() -> Result<(), UhidError> {
-        uhid_abi::open_nonblocking(Path::new(UHID_PATH))
+        // A plain open and close (no runtime needed yet, no device made).
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(UHID_PATH)
             .map(drop)
             .map_err(open_error)
     }
