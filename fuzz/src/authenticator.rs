@@ -1057,8 +1057,8 @@ pub fn typed_programs() -> Vec<(&'static str, Vec<u8>, Stats)> {
         programs.push((ceremonies, p.0, stats));
 
         // The same asks, each denied (or timed out, or cancelled): nothing is made or signed;
-        // a silent assertion (up: false, naming its credential) and U2F "don't enforce" sign
-        // without asking; a silent discovery is refused.
+        // silent assertions (up: false, a discovery and one naming its credential) and U2F
+        // "don't enforce" sign without asking.
         let mut p = Program::default();
         p.byte(config);
         p.raw(&[op::MAKE_CREDENTIAL, 1, 1, 0, 0x03, 0, 0xc1, APPROVE]);
@@ -1076,7 +1076,7 @@ pub fn typed_programs() -> Vec<(&'static str, Vec<u8>, Stats)> {
         p.raw(&[op::SELECTION, DENY]);
         let stats = Stats {
             registrations: 2,
-            assertions: 2,
+            assertions: 3,
             refused: 7,
         };
         programs.push((refusals, p.0, stats));

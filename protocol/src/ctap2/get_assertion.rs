@@ -1,10 +1,11 @@
 //! authenticatorGetAssertion (CTAP 2.1 §6.2).
 //!
 //! **What a request without user presence (`"up": false`) may receive.** A silent assertion
-//! exists so that a platform can check whether a credential it names is on this key (CTAP 2.1
-//! §6.2.2 step 9 skips the gesture). It proves possession of that credential and nothing
-//! more, so it receives the credential, the authenticator data (UP clear) and the signature,
-//! and nothing secret or identifying:
+//! exists so that a platform can check which credentials are on this key (CTAP 2.1 §6.2.2 step
+//! 9 skips the gesture): OpenSSH, for one, looks for a resident key of the same user this way
+//! before it makes a new one. It receives the credential, the authenticator data (UP clear),
+//! the signature and, for a discoverable credential, the user handle (§6.2.2 step 11), and
+//! nothing secret:
 //! - hmac-secret (and WebAuthn's PRF, which travels as hmac-secret) is
 //!   CTAP2_ERR_UNSUPPORTED_OPTION before anything is computed (§12.5: "If "up" is set to false,
 //!   authenticator returns CTAP2_ERR_UNSUPPORTED_OPTION"): the output opens LUKS volumes and
@@ -13,11 +14,11 @@
 //!   relying party stored for this person, and the largeBlobKey decrypts their large blob. The
 //!   spec names no error for them, and leaving an extension's output out is what an
 //!   authenticator may always do;
-//! - a silent request must name its credentials: without an allowList (a discovery) it is
-//!   CTAP2_ERR_UNSUPPORTED_OPTION, because a discovery answers with the user handles and the
-//!   number of accounts the person has at a site (§6.2.2 step 11), which would let any program
-//!   that can open the key learn, site by site, where its owner has accounts;
 //! - names and display names need user verification in any case (§6.2.2 step 12);
+//! - a silent discovery is served as the spec allows: it tells a program that can open the key
+//!   which user handles it holds for a site it names, as on every hardware key. credProtect
+//!   level 2 or 3 hides a credential from it (§12.1); refusing it broke OpenSSH's resident
+//!   keys (`ssh-keygen -O resident` answered "requested feature not supported");
 //! - over hybrid, `"up": false` is refused altogether (see `hybrid_policy`).
 
 use ciborium::Value;
@@ -153,12 +154,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         }
         let want_presence = request.options.up != Some(false);
 
-        // A silent request receives no secret and names no account (see the module
-        // documentation): hmac-secret is refused before anything is computed, and so is a
-        // silent discovery.
-        if !want_presence
-            && (request.extensions.hmac_secret.is_some() || request.allow_list.is_none())
-        {
+        // A silent request receives no secret (see the module documentation): hmac-secret is
+        // refused before anything is computed.
+        if !want_presence && request.extensions.hmac_secret.is_some() {
             return Err(StatusCode::UnsupportedOption);
         }
 
@@ -545,19 +543,21 @@ mod tests {
         assert!(a.presence_mut().asked.is_empty());
     }
 
-    /// A silent discovery would name the person's accounts at a site without a gesture.
+    /// A silent discovery (OpenSSH's check for an existing resident key) is served: user
+    /// handles, no names, no UP, no gesture asked.
     #[test]
-    fn a_silent_discovery_is_unsupported_option() {
+    fn a_silent_discovery_gives_user_handles_without_a_gesture() {
         let (mut a, _) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
         let mut p = ga_params("x.org", &[]);
         p.push((5, options(&[("up", false)])));
-        assert_eq!(call(&mut a, GA, p), Err(0x2B));
-        let mut p = ga_params("x.org", &[]);
-        p.push((3, Value::Array(vec![])));
-        p.push((5, options(&[("up", false)])));
-        assert_eq!(call(&mut a, GA, p), Err(0x2B), "an empty allowList too");
+        let r = call(&mut a, GA, p).unwrap();
+        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0, "no UP flag");
+        let user = field(&r, 4).unwrap();
+        assert_eq!(text_field(user, "id"), Some(&bytes(b"alice")));
+        assert!(text_field(user, "name").is_none());
+        assert!(a.presence_mut().asked.is_empty());
     }
 
     #[test]
