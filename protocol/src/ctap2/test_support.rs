@@ -335,6 +335,20 @@ pub fn pin_token(
 }
 
 /// pinUvAuthParam = authenticate(token, message).
+/// A credentialManagement request (protocol 2): subCommand, its params, and the token's MAC over
+/// subCommand || subCommandParams.
+pub fn cm_params(token: &[u8], sub: u8, params: Option<Value>) -> Vec<(i64, Value)> {
+    let mut message = vec![sub];
+    let mut p = vec![(1, int(sub.into()))];
+    if let Some(params) = params {
+        message.extend(cbor::encode(&params));
+        p.push((2, params));
+    }
+    p.push((3, int(2)));
+    p.push((4, auth_param(PinProtocol::Two, token, &message)));
+    p
+}
+
 pub fn auth_param(protocol: PinProtocol, token: &[u8], message: &[u8]) -> Value {
     bytes(&protocol.authenticate(token, message))
 }

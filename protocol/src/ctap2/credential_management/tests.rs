@@ -41,15 +41,7 @@ fn cm(
     sub: u8,
     params: Option<Value>,
 ) -> Result<Value, u8> {
-    let mut message = vec![sub];
-    let mut p = vec![(1, int(sub.into()))];
-    if let Some(params) = params {
-        message.extend(cbor::encode(&params));
-        p.push((2, params));
-    }
-    p.push((3, int(2)));
-    p.push((4, auth_param(P2, token, &message)));
-    call(a, CM, p)
+    call(a, CM, cm_params(token, sub, params))
 }
 
 fn rp_hash_params(rp: &str) -> Value {

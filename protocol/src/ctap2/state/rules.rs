@@ -91,18 +91,6 @@ fn a_u2f_message_in_between_ends_get_next_assertion() {
     assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
 }
 
-fn cm_params(token: &[u8], sub: u8, params: Option<Value>) -> Vec<(i64, Value)> {
-    let mut message = vec![sub];
-    let mut p = vec![(1, int(sub.into()))];
-    if let Some(params) = params {
-        message.extend(cbor::encode(&params));
-        p.push((2, params));
-    }
-    p.push((3, int(2)));
-    p.push((4, auth_param(P2, token, &message)));
-    p
-}
-
 /// §6.8.3 enumerateCredentialsGetNextCredential and §6.8.2 enumerateRPsGetNextRP continue
 /// only the Begin of their own channel: the attacker's GetNext (which needs no token) gets
 /// CTAP2_ERR_NOT_ALLOWED and no user, key or largeBlobKey.
