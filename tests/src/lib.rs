@@ -393,6 +393,24 @@ impl Daemon {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The logs once `needle` has been logged `times` times. The daemon may log an outcome
+    /// just after it sends the answer, so a test that has its answer waits for the line.
+    /// Panics with the logs after 10 s.
+    pub fn logs_after(&self, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.matches(needle).count() >= times {
+                return logs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} was not logged {times} time(s) within 10 s:\n{logs}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the daemon: SIGTERM, then SIGKILL if it has not exited within
     /// [`STOP_TIMEOUT`]. Returns its exit status; later calls return it again.
     pub fn stop(&mut self) -> ExitStatus {

@@ -109,11 +109,7 @@ fn without_an_agent_requests_fail_at_once_with_a_clear_log_line() {
         started.elapsed() < Duration::from_secs(10),
         "fails fast rather than waiting for the 60 s timeout"
     );
-    assert!(
-        daemon.logs().contains("no agent is connected"),
-        "{}",
-        daemon.logs()
-    );
+    daemon.logs_after("no agent is connected", 1);
 }
 
 #[test]
@@ -425,7 +421,7 @@ fn a_hostile_sites_names_reach_the_terminal_agent_clean_and_bounded() {
     assert_eq!(status_of(&next), "0x00");
     assert_clean(
         daemon
-            .logs()
+            .logs_after("presence for", 1)
             .lines()
             .find(|l| l.contains("presence for"))
             .expect("a log line for the prompt"),

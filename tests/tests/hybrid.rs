@@ -169,7 +169,7 @@ fn check_sessions(radio: &Radio, daemon: &Daemon, sessions: &[Outcome]) {
         // The figures for the report (`cargo test -- --nocapture`).
         println!("{}", session.stdout.lines().last().unwrap_or_default());
     }
-    let logs = daemon.logs();
+    let logs = daemon.logs_after("hybrid request from another computer", 1);
     assert!(
         logs.contains("hybrid request from another computer"),
         "the prompt names the hybrid origin:\n{logs}"
@@ -283,7 +283,7 @@ fn a_hybrid_peer_gets_what_a_phone_serves_and_nothing_more() {
         );
     }
     assert!(oks.iter().any(|l| l == "OK served getInfo"), "{oks:?}");
-    let logs = daemon.logs();
+    let logs = daemon.logs_after("hybrid: refused", 7);
     let refusals = logs
         .lines()
         .filter(|l| l.contains("hybrid: refused"))
