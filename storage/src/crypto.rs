@@ -124,8 +124,9 @@ pub(crate) struct Keys {
     pub(crate) counter: Aes256Gcm,
     /// Seals the authenticator's state slots (PIN state, large blobs).
     pub(crate) state: Aes256Gcm,
-    /// Names the master key without revealing it: a file sealed under another master key (left
-    /// by an interrupted reset, or restored from elsewhere) is told apart from a damaged one.
+    /// Names the master key without revealing it: a file sealed under another master key
+    /// (restored from elsewhere) is told apart from a damaged one in error messages, and the
+    /// TPM's NV counters of this key are found by it.
     pub(crate) key_id: [u8; KEY_ID_LEN],
     /// Derives each credential key's authorization (a TPM key's authValue) from its RP ID hash.
     key_auth: Zeroizing<[u8; KEY_LEN]>,

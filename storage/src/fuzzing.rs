@@ -87,18 +87,12 @@ impl SealingKeys {
             .map(|(limit, _nv)| limit)
     }
 
-    /// What a state file of `slot` holds: `Ok(Some)` its contents, `Ok(None)` sealed under
-    /// another master key (the store sets it aside), `Err` damaged, why (the store refuses to open).
-    pub fn state_contents(
-        &self,
-        slot: StateSlot,
-        bytes: &[u8],
-    ) -> Result<Option<Vec<u8>>, &'static str> {
-        match state_file::open(&self.keys, slot, bytes) {
-            Ok(contents) => Ok(Some(contents.to_vec())),
-            Err(state_file::OpenError::OtherMasterKey) => Ok(None),
-            Err(state_file::OpenError::Corrupt(reason)) => Err(reason),
-        }
+    /// What a state file of `slot` holds, or why it does not open under this key (damaged or
+    /// sealed under another: the store refuses to open either way).
+    pub fn state_contents(&self, slot: StateSlot, bytes: &[u8]) -> Result<Vec<u8>, &'static str> {
+        state_file::open(&self.keys, slot, bytes)
+            .map(|contents| contents.to_vec())
+            .map_err(|err| err.reason())
     }
 
     /// The fields a record file `file_name` seals (format version, fields), if it opens.

@@ -7,9 +7,9 @@
 //! ```
 //!
 //! The key id (public, derived from the master key) tells a file sealed under another master
-//! key, which an interrupted reset leaves behind, from a damaged one: the first is set aside and
-//! the slot is empty; the second is an error, because silently forgetting a PIN would weaken
-//! the key.
+//! key from a damaged one, for the error message. Both are errors, never an empty slot:
+//! silently forgetting a PIN would weaken the key. (A reset removes the old key's files before
+//! it ends, and open finishes an interrupted one, so none is left behind.)
 
 use protocol::env::StateSlot;
 use zeroize::Zeroizing;
@@ -77,6 +77,19 @@ pub(crate) enum OpenError {
     OtherMasterKey,
     /// Damaged: the reason.
     Corrupt(&'static str),
+}
+
+impl OpenError {
+    /// Why the file does not open, for an error message.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            OpenError::OtherMasterKey => {
+                "sealed under another master key: restored from another key, or its header \
+                 damaged; move it away to start that part of the state afresh"
+            }
+            OpenError::Corrupt(reason) => reason,
+        }
+    }
 }
 
 pub(crate) fn open(

@@ -246,10 +246,11 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
             nv: None,
         };
         store.check_counter_rollback(stored_nv)?;
-        store.reserve_counter_block()?;
         store.load_records()?;
         store.load_state()?;
         store.load_pin()?;
+        // Last: a store that cannot open (a state file it refuses) leaves the counter as it was.
+        store.reserve_counter_block()?;
         store.dictionary_attack = store.backend.dictionary_attack()?;
         Ok(store)
     }
@@ -331,15 +332,24 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
             let committed = open_counter(&self.keys, &bytes)
                 .ok()
                 .map(|(limit, _)| limit);
-            // The counter never goes back: were `counter` sealed under this key too (a reset
-            // does not leave that, a restored or forged file could), the larger value stays.
             let current = self
                 .persistence
                 .read(COUNTER_FILE)?
                 .and_then(|bytes| open_counter(&self.keys, &bytes).ok())
                 .map(|(limit, _)| limit);
             match (committed, current) {
-                (Some(next), current) if current.is_none_or(|current| current < next) => {
+                // Committed, and `counter` is still the old key's: the reset stopped before
+                // its end. Its last steps are done now, so nothing of the old key is left to
+                // be mistaken for this key's state.
+                (Some(_), None) => {
+                    let stale = self.files_a_reset_removes()?;
+                    self.persistence.remove(&stale)?;
+                    self.persistence.rename(COUNTER_NEXT_FILE, COUNTER_FILE)?;
+                }
+                // The counter never goes back: were `counter` sealed under this key too (a
+                // reset does not leave that, a restored or forged file could), the larger
+                // value stays.
+                (Some(next), Some(current)) if current < next => {
                     self.persistence.rename(COUNTER_NEXT_FILE, COUNTER_FILE)?;
                 }
                 _ => self.persistence.remove(&[COUNTER_NEXT_FILE.to_owned()])?,
@@ -493,9 +503,11 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
 
     // ---- state slots ----
 
-    /// Reads every state slot. A slot sealed under another master key (left by an interrupted
-    /// reset, or restored from another store) is set aside and empty; a damaged one is an
-    /// error, and stays where it is.
+    /// Reads every state slot. A file that does not open under this master key is an error and
+    /// stays where it is: damaged, or sealed under another key (restored from another store,
+    /// or a flipped byte in its header). Either way the key's state is not what it holds, and
+    /// reading it as empty would forget the PIN and the settings. (An interrupted reset leaves
+    /// no such file: `load_counter` finishes it first.)
     fn load_state(&mut self) -> Result<(), StorageError> {
         for slot in StateSlot::ALL {
             let name = state_file::file_name(slot);
@@ -506,12 +518,11 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
                 Ok(contents) => {
                     self.state.insert(slot, contents);
                 }
-                Err(state_file::OpenError::OtherMasterKey) => self.set_aside(&name)?,
-                Err(state_file::OpenError::Corrupt(reason)) => {
+                Err(err) => {
                     return Err(StorageError::Corrupt {
                         kind: "state file",
                         path: self.persistence.location(&name),
-                        reason: reason.into(),
+                        reason: err.reason().into(),
                     })
                 }
             }
@@ -574,15 +585,12 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
                             reason: reason.into(),
                         }
                     })?),
-                    Err(state_file::OpenError::OtherMasterKey) => {
-                        self.set_aside(PIN_FILE)?;
-                        None
-                    }
-                    Err(state_file::OpenError::Corrupt(reason)) => {
+                    // Never "no PIN": a PIN file this key cannot open is an error.
+                    Err(err) => {
                         return Err(StorageError::Corrupt {
                             kind: "PIN file",
                             path: self.persistence.location(PIN_FILE),
-                            reason: reason.into(),
+                            reason: err.reason().into(),
                         })
                     }
                 },
@@ -766,6 +774,19 @@ impl<B: KeyBackend, R: Rng> Store<B, R> {
              PIN retry is spent; the owner of the TPM can end the lockout with \
              tpm2_dictionarylockout -c"
         ));
+    }
+
+    /// Every file sealed under the master key that a reset replaces: the records (and those
+    /// set aside), the state files and the PIN file.
+    fn files_a_reset_removes(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .persistence
+            .list(CREDENTIALS_DIR)?
+            .into_iter()
+            .map(|name| join(CREDENTIALS_DIR, &name))
+            .chain(StateSlot::ALL.map(state_file::file_name))
+            .chain([PIN_FILE.to_owned()])
+            .collect())
     }
 
     /// Renames a record that cannot be read to `<name>.damaged` (or `.damaged.N`), never
@@ -1262,15 +1283,6 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         Ok(())
     }
 
-    /// 1. seal the counter with a new master key into `counter.next`;
-    /// 2. replace the master-secret file (the commit point: every old credential ID, record
-    ///    and state file is now undecryptable, and every old TPM key's authorization is lost);
-    /// 3. rename `counter.next` over `counter`;
-    /// 4. remove every file in `credentials/` and every state file.
-    ///
-    /// A crash before 2 leaves the old state (open drops `counter.next`); after 2 the new one
-    /// (open finishes 3; any record or state file left from 4 is sealed under the old key and
-    /// is set aside).
     fn pin_retries(&mut self) -> Result<Option<u8>, KeystoreError> {
         Ok(self.pin_retries_left())
     }
@@ -1358,6 +1370,16 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         }
     }
 
+    /// 1. seal the counter with a new master key into `counter.next`;
+    /// 2. replace the master-secret file (the commit point: every old credential ID, record
+    ///    and state file is now undecryptable, and every old TPM key's authorization is lost);
+    /// 3. remove every file in `credentials/`, every state file and the PIN file;
+    /// 4. rename `counter.next` over `counter` (the end: `counter.next` marks a reset under
+    ///    way until every old file is gone).
+    ///
+    /// A crash before 2 leaves the old state (open drops `counter.next`); after 2 the new one
+    /// (open does 3 and 4 again). So a file sealed under another key is never an interrupted
+    /// reset's leftover, and open refuses it rather than reading it as empty.
     fn reset(&mut self) -> Result<(), KeystoreError> {
         // The TPM counters of this master key go first: a counter made later (the new
         // key's) starts above every value they had, so the signature counter stays above
@@ -1392,16 +1414,9 @@ impl<B: KeyBackend, R: Rng> Keystore for Store<B, R> {
         self.pin = None;
         self.pin_secret = None;
         self.pin_lost = false;
+        let stale = self.files_a_reset_removes()?;
+        self.persistence.remove(&stale)?;
         self.persistence.rename(COUNTER_NEXT_FILE, COUNTER_FILE)?;
-        let files: Vec<String> = self
-            .persistence
-            .list(CREDENTIALS_DIR)?
-            .into_iter()
-            .map(|name| join(CREDENTIALS_DIR, &name))
-            .chain(StateSlot::ALL.map(state_file::file_name))
-            .chain([PIN_FILE.to_owned()])
-            .collect();
-        self.persistence.remove(&files)?;
         Ok(())
     }
 }

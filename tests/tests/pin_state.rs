@@ -247,6 +247,49 @@ fn a_state_directory_put_back_from_an_older_copy_moves_no_counter_back_and_refil
     );
 }
 
+/// One flipped byte in `pin.state`'s header (the master key id) used to read as "another key's
+/// leftover": set aside, no PIN, and anyone could set a new one. fido2d now refuses to start,
+/// names the file and changes nothing; with the byte put back the PIN and its retries are as
+/// they were.
+#[test]
+fn a_pin_file_under_another_key_id_stops_fido2d_and_forgets_no_pin() {
+    require_python_fido2();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("state");
+    let mut daemon = Daemon::start_in(&dir, &["--presence", "auto-approve"]);
+    let made = script(&daemon, &["make"]);
+    daemon.stop();
+    let path = dir.join("pin.state");
+    let genuine = fs::read(&path).unwrap();
+    let mut flipped = genuine.clone();
+    // The master key id's first byte: after the magic (8) and the format version (1).
+    flipped[9] ^= 0x01;
+    fs::write(&path, &flipped).unwrap();
+    let before = files_under(&dir);
+
+    let outcome = Daemon::expect_refusal(&dir, &[], Duration::from_secs(30));
+
+    assert!(!outcome.success(), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("pin.state") && outcome.stderr.contains("another master key"),
+        "{}",
+        outcome.stderr
+    );
+    let mut after = files_under(&dir);
+    let mut expected = before;
+    after.sort();
+    expected.sort();
+    assert_eq!(after, expected, "a file was changed");
+
+    fs::write(&path, &genuine).unwrap();
+    let mut daemon = Daemon::start_in(&dir, &["--presence", "auto-approve"]);
+    let retries = script(&daemon, &["retries"]);
+    let token = script(&daemon, &["token"]);
+    daemon.stop();
+    assert_eq!(value(&retries, "retries"), value(&made, "retries"));
+    assert_eq!(value(&token, "token"), "ok", "the PIN still works");
+}
+
 /// `fido2ctl --json status` against the daemon.
 fn fido2ctl_status(daemon: &Daemon) -> serde_json::Value {
     let outcome = run_with_timeout(
