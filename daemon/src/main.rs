@@ -28,6 +28,12 @@ use tracing::{error, info, warn};
 
 use crate::cli::{Cli, TransportKind};
 
+/// Every freed block is zeroized before it goes back (see the workspace's Cargo.toml): the
+/// copies of a secret that libraries make and drop do not linger in the heap.
+#[global_allocator]
+static ALLOCATOR: zalloc::ZeroizingAlloc<std::alloc::System> =
+    zalloc::ZeroizingAlloc(std::alloc::System);
+
 fn main() -> ExitCode {
     let cli = match config::load(std::env::args_os().collect()) {
         Ok(cli) => cli,

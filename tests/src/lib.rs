@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use tempfile::TempDir;
 
+pub mod process_memory;
 pub mod requests;
 pub mod state_tree;
 pub mod swtpm;
@@ -598,6 +599,11 @@ pub struct Watched {
 }
 
 impl Watched {
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn spawn(cmd: &mut Command) -> Watched {
         let mut child = cmd
             .stdin(Stdio::piped())

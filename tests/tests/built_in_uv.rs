@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use fido2d_tests::{fido2ctl_bin, run_with_timeout, uv_probe, Daemon, Watched};
+use fido2d_tests::{fido2ctl_bin, process_memory, run_with_timeout, uv_probe, Daemon, Watched};
 
 const SECRET: &str = "correct horse battery";
 const WAIT: Duration = Duration::from_secs(30);
@@ -130,6 +130,16 @@ fn the_login_secret_checked_through_pam_is_the_keys_user_verification() {
         !daemon.logs().contains(SECRET),
         "the secret must never reach the log"
     );
+    // Every copy of the typed secret was wiped once used: the agent's (the line it read, the
+    // JSON it sent) and the daemon's (the line it received, the reply it decoded, the C string
+    // handed to PAM). Both still run, with their heaps as they are.
+    for (who, pid) in [("fido2d", daemon.pid()), ("the agent", agent.pid())] {
+        let hits = process_memory::occurrences(pid, SECRET.as_bytes());
+        assert!(
+            hits.is_empty(),
+            "the secret is still in the memory of {who}: {hits:?}"
+        );
+    }
 }
 
 #[test]

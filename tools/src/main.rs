@@ -35,6 +35,12 @@ fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON"));
 }
 
+/// Every freed block is zeroized before it goes back (see the workspace's Cargo.toml): the
+/// copies of a secret that libraries make and drop do not linger in the heap.
+#[global_allocator]
+static ALLOCATOR: zalloc::ZeroizingAlloc<std::alloc::System> =
+    zalloc::ZeroizingAlloc(std::alloc::System);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -1,8 +1,6 @@
 //! fido2ctl's key management commands: PIN, credentials, reset, config. Each is a CTAP
 //! conversation with the key (see `ctap::client`), so they work with hardware keys too.
 
-use std::io::BufRead as _;
-
 use crate::ctap::{self, client, Key};
 use crate::exit::Failure;
 use crate::{info, secret_input};
@@ -135,11 +133,9 @@ pub fn confirm_reset(yes: bool) -> Result<(), Failure> {
             "Reset ERASES EVERY CREDENTIAL on the key and its PIN: every account that uses it \
              loses this sign-in method. Type \"erase\" to go on:"
         );
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|err| Failure::failed(format!("cannot read the answer: {err}")))?;
+        let answer = crate::secret_input::read_line()
+            .map_err(|err| Failure::failed(format!("cannot read the answer: {err}")))?
+            .unwrap_or_default();
         if answer.trim() != "erase" {
             return Err(Failure::failed("not confirmed: nothing was erased"));
         }

@@ -2,6 +2,7 @@
 //! through it, and `fido2ctl` asks for status. Protocol: `protocol::control` (JSON lines).
 
 pub mod broker;
+mod lines;
 pub mod owner;
 pub mod server;
 

@@ -11,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use protocol::control::{self, AgentInfo, Message, Role, Status, WithdrawReason};
 use protocol::display;
-use tokio::io::{
-    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader,
-};
+use tokio::io::{AsyncRead, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc as async_mpsc;
 use tracing::{debug, info, warn};
-use zeroize::Zeroizing;
 
 use super::broker::{BrokerCall, PromptSpec, Settled, UvQuestion};
+use super::lines::LineReader;
 use super::owner::{seat_user, uid_from_name_or_number, AgentAdmission, OwnerPolicy, ROOT};
 use crate::hybrid::HybridService;
 
@@ -485,28 +483,6 @@ async fn refuse(mut stream: UnixStream, message: String) {
     let _ = stream.write_all(control::encode(&message).as_bytes()).await;
 }
 
-/// Reads one line of at most [`control::MAX_LINE_LEN`] bytes; `None` at the end of the stream.
-/// The buffer is zeroized: a `uv-reply` line holds a password.
-async fn read_line<R: AsyncRead + Unpin>(
-    reader: &mut BufReader<R>,
-) -> anyhow::Result<Option<Zeroizing<String>>> {
-    let mut buffer = Zeroizing::new(Vec::new());
-    let limit = control::MAX_LINE_LEN as u64 + 1;
-    let read = (&mut *reader)
-        .take(limit)
-        .read_until(b'\n', &mut buffer)
-        .await?;
-    if read == 0 {
-        return Ok(None);
-    }
-    if buffer.len() > control::MAX_LINE_LEN {
-        anyhow::bail!("a line longer than {} bytes", control::MAX_LINE_LEN);
-    }
-    let text = String::from_utf8(std::mem::take(&mut *buffer))
-        .map_err(|_| anyhow::anyhow!("a line that is not UTF-8"))?;
-    Ok(Some(Zeroizing::new(text)))
-}
-
 async fn serve(
     stream: UnixStream,
     connection: ConnectionId,
@@ -515,11 +491,11 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let uid = peer.uid;
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let mut reader = LineReader::new(read);
     let send = |message: Message| control::encode(&message);
     let reply_error = |message: String| send(Message::Error { message });
 
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, read_line(&mut reader)).await {
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, reader.read_line()).await {
         Ok(line) => line?,
         Err(_) => {
             let error = reply_error(format!("no hello within {} s", HELLO_TIMEOUT.as_secs()));
@@ -602,7 +578,7 @@ async fn serve(
     };
 
     let result = async {
-        while let Some(line) = read_line(&mut reader).await? {
+        while let Some(line) = reader.read_line().await? {
             let message = match control::decode(&line) {
                 Ok(message) => message,
                 Err(err) => {
@@ -747,8 +723,8 @@ fn set_owner(uid: u32, user: &str, shared: &Shared) -> Message {
 
 /// Resolves when the client closes its end (or sends anything: it should wait for
 /// `hybrid-done` first, so that ends the session too).
-async fn client_gone<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) {
-    let _ = read_line(reader).await;
+async fn client_gone<R: AsyncRead + Unpin>(reader: &mut LineReader<R>) {
+    let _ = reader.read_line().await;
 }
 
 /// Serves one hybrid session for a client, relaying its progress; returns `hybrid-done`.

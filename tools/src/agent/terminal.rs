@@ -1,7 +1,5 @@
 //! Prompts on the terminal: `fido2ctl agent --terminal`.
 
-use std::io::BufRead as _;
-
 use protocol::control::{Decision, Secret, WithdrawReason};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
@@ -20,13 +18,7 @@ impl TerminalFrontend {
         let (tx, lines) = mpsc::unbounded_channel();
         // stdin blocks: read it on a thread of its own. Lines may be passwords: zeroized.
         std::thread::spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            loop {
-                let mut line = Zeroizing::new(String::new());
-                match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
+            while let Ok(Some(line)) = crate::secret_input::read_line() {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -84,7 +76,7 @@ impl Frontend for TerminalFrontend {
             let Some((id, secret)) = self.current.take() else {
                 continue;
             };
-            let answer = line.trim_end_matches(['\r', '\n']);
+            let answer = line.as_str();
             if secret {
                 crate::secret_input::set_echo(true);
                 eprintln!();
