@@ -14,10 +14,11 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser as _};
 
 use crate::cli::{Cli, PresenceArg, TransportKind, UvSetting, NOT_SETTINGS};
-use crate::control::{Broker, OwnerPolicy};
-use crate::fingerprint::Readiness;
 use crate::keystore::KeystoreSettings;
-use crate::presence::{fingerprint_readiness, PresenceChoice, PresenceMode};
+use crate::owner::OwnerPolicy;
+use crate::prompts::fingerprint::Readiness;
+use crate::prompts::presence::{fingerprint_readiness, PresenceChoice, PresenceMode};
+use crate::prompts::Broker;
 
 pub const DEFAULT_PATH: &str = "/etc/fido2d/config.toml";
 /// Where the service keeps the real credentials (`--state-dir`'s default).
@@ -279,11 +280,11 @@ impl Cli {
 }
 
 impl UvSetting {
-    pub fn method(self) -> Option<crate::uv::UvMethod> {
+    pub fn method(self) -> Option<crate::prompts::uv::UvMethod> {
         match self {
             UvSetting::Off => None,
-            UvSetting::Pam => Some(crate::uv::UvMethod::Pam),
-            UvSetting::Fingerprint => Some(crate::uv::UvMethod::Fingerprint),
+            UvSetting::Pam => Some(crate::prompts::uv::UvMethod::Pam),
+            UvSetting::Fingerprint => Some(crate::prompts::uv::UvMethod::Fingerprint),
         }
     }
 }

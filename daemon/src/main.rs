@@ -10,16 +10,15 @@ mod cli;
 mod clock;
 mod config;
 mod control;
-mod fingerprint;
-mod hid_session;
 mod hybrid;
 mod keystore;
+mod owner;
 mod power_up;
-mod presence;
+mod prompts;
 mod record_file;
 mod state_lock;
+mod status_board;
 mod transport;
-mod uv;
 mod worker;
 
 use std::process::ExitCode;
@@ -90,10 +89,10 @@ fn init_logging(default_level: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (broker, broker_calls) = control::Broker::new();
-    let owner = control::OwnerPolicy::load(cli.owner.as_deref(), &cli.state_dir)?;
+    let (broker, broker_calls) = prompts::Broker::new();
+    let owner = owner::OwnerPolicy::load(cli.owner.as_deref(), &cli.state_dir)?;
     info!("the key's owner: {}", owner.describe());
-    let presence::PresenceChoice {
+    let prompts::presence::PresenceChoice {
         mode: presence_mode,
         reason: presence_reason,
     } = cli.presence_mode(broker.clone(), &owner);
@@ -104,7 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(method) => {
             if !matches!(
                 presence_mode,
-                presence::PresenceMode::Agent { .. } | presence::PresenceMode::Fingerprint { .. }
+                prompts::presence::PresenceMode::Agent { .. }
+                    | prompts::presence::PresenceMode::Fingerprint { .. }
             ) {
                 anyhow::bail!(
                     "--user-verification {} asks through the desktop agent or the fingerprint \
@@ -112,7 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     method.name()
                 );
             }
-            Some(uv::UserVerifier {
+            Some(prompts::uv::UserVerifier {
                 method,
                 service: cli
                     .pam_service
@@ -123,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     };
-    let status = control::StatusBoard::default();
+    let status = status_board::StatusBoard::default();
     {
         let mut status = status.lock().expect("not shared yet");
         status.daemon_version = env!("CARGO_PKG_VERSION").into();
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // The authenticator thread opens the keystore (every TPM call happens on it).
     let starting = keystore::start(&cli.keystore_settings()?)?;
-    let presence = presence::DaemonPresence::new(presence_mode, verifier);
+    let presence = prompts::presence::DaemonPresence::new(presence_mode, verifier);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -242,7 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         ),
                     }
                     tokio::select! {
-                        served = hid_session::run(device, worker.clone(), shutdown.as_mut()) => {
+                        served = transport::ctaphid_session::run(device, worker.clone(), shutdown.as_mut()) => {
                             return served;
                         }
                         Some(done) = replug_device.recv() => {
@@ -265,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "fido2d ready: CTAPHID over UDP on {}",
                     transport.local_addr()
                 );
-                hid_session::run(transport, worker, shutdown).await
+                transport::ctaphid_session::run(transport, worker, shutdown).await
             }
         }
     });
@@ -278,13 +278,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     served
 }
 
-/// A replug asked for through the control socket: its answer goes back on this.
-pub(crate) type ReplugReply = tokio::sync::oneshot::Sender<Result<(), String>>;
-
 /// Serves `fido2ctl reset`'s replugs: the owner's gesture, then (on uhid) the device is made
 /// anew, then the authenticator powers up.
 async fn serve_replugs(
-    mut requests: tokio::sync::mpsc::Receiver<ReplugReply>,
+    mut requests: tokio::sync::mpsc::Receiver<control::ReplugReply>,
     worker: worker::WorkerHandle,
     device: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
 ) {

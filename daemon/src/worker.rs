@@ -22,8 +22,8 @@ use tokio::sync::mpsc as async_mpsc;
 use tracing::{debug, info, warn};
 
 use crate::clock::MonotonicClock;
-use crate::control::StatusBoard;
-use crate::presence::{DaemonPresence, JobContext};
+use crate::prompts::presence::{DaemonPresence, JobContext};
+use crate::status_board::StatusBoard;
 
 /// The keystore the daemon runs with: either backend, picked at start.
 pub type DaemonKeystore = DynKeystore<OsRng>;

@@ -9,21 +9,22 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
-use protocol::control::{self, AgentInfo, Message, Role, Status, WithdrawReason};
+use protocol::control::{self, AgentInfo, Message, Role, WithdrawReason};
 use protocol::display;
 use tokio::io::{AsyncRead, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc as async_mpsc;
 use tracing::{debug, info, warn};
 
-use super::broker::{BrokerCall, PromptSpec, Settled, UvQuestion};
 use super::lines::LineReader;
-use super::owner::{seat_user, uid_from_name_or_number, AgentAdmission, OwnerPolicy, ROOT};
 use crate::hybrid::HybridService;
+use crate::owner::{seat_user, uid_from_name_or_number, AgentAdmission, OwnerPolicy, ROOT};
+use crate::prompts::broker::{BrokerCall, PromptSpec, Settled, UvQuestion};
+use crate::status_board::StatusBoard;
 
-/// What `status` reports; the daemon fills it in at start and the worker keeps the credential
-/// count current.
-pub type StatusBoard = Arc<Mutex<Status>>;
+/// A replug asked for through the control socket (`fido2ctl reset`): the daemon's replug
+/// server answers on it.
+pub type ReplugReply = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 type ConnectionId = u64;
 
@@ -276,7 +277,7 @@ struct Shared {
     hub: Arc<Mutex<Hub>>,
     hybrid: Option<HybridService>,
     /// Where a client's `replug` goes (the daemon's replug server).
-    replug: Option<async_mpsc::Sender<crate::ReplugReply>>,
+    replug: Option<async_mpsc::Sender<ReplugReply>>,
     refusals: Arc<Mutex<RefusalLog>>,
     /// Open connections per uid.
     connections: Arc<Mutex<HashMap<u32, usize>>>,
@@ -340,7 +341,7 @@ impl ControlServer {
     }
 
     /// Lets the owner (and root) replug the key (`replug`), before a reset.
-    pub fn with_replug(mut self, replug: async_mpsc::Sender<crate::ReplugReply>) -> Self {
+    pub fn with_replug(mut self, replug: async_mpsc::Sender<ReplugReply>) -> Self {
         self.shared.replug = Some(replug);
         self
     }

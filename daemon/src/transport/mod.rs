@@ -1,5 +1,6 @@
 //! Transports that carry CTAPHID reports between a platform and the daemon.
 
+pub mod ctaphid_session;
 pub mod udp;
 pub mod uhid;
 mod uhid_abi;

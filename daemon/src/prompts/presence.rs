@@ -1,6 +1,6 @@
 //! User presence in the daemon: who answers "allow this?".
 //!
-//! `fingerprint` has fprintd match the owner's enrolled finger (`crate::fingerprint`): the
+//! `fingerprint` has fprintd match the owner's enrolled finger (`crate::prompts::fingerprint`): the
 //! touch happens on the reader, outside any program, and the agents are only told what is being
 //! approved. `agent` has the desktop agent (`fido2ctl agent`, connected to the control socket)
 //! ask the person: any program of the owner can be that agent. `auto`, the default, picks the
@@ -20,10 +20,11 @@ use protocol::display;
 use protocol::env::{Operation, Presence, PresenceOutcome, PresenceRequest, UvOutcome};
 use tracing::{info, warn};
 
-use crate::control::owner::user_name;
-use crate::control::{Broker, OwnerPolicy, PromptSpec};
-use crate::fingerprint::{self, MatchOutcome, Readiness};
-use crate::uv::{UserVerifier, UvMethod};
+use crate::owner::user_name;
+use crate::owner::OwnerPolicy;
+use crate::prompts::fingerprint::{self, MatchOutcome, Readiness};
+use crate::prompts::uv::{UserVerifier, UvMethod};
+use crate::prompts::{Broker, PromptSpec};
 
 pub enum PresenceMode {
     /// Ask the desktop agents connected to the control socket.

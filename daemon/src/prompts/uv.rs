@@ -13,8 +13,9 @@ use pam_client2::{ConversationHandler, ErrorCode, Flag};
 use protocol::env::{uv_modality, UvOutcome};
 use tracing::{info, warn};
 
-use crate::control::broker::{SecretAnswer, UvQuestion};
-use crate::control::{Broker, OwnerPolicy, PromptSpec};
+use crate::owner::OwnerPolicy;
+use crate::prompts::broker::{SecretAnswer, UvQuestion};
+use crate::prompts::{Broker, PromptSpec};
 
 /// How the person proves who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
