@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod fingerprint;
+pub mod hub;
 pub mod presence;
 pub mod uv;
 
