@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "tpm")]
-use fido2d_tests::swtpm::Swtpm;
+use fido2d_swtpm::Swtpm;
 use protocol::env::{
     Algorithm, Credential, CredentialExtras, Keystore, KeystoreError, NewCredential, PublicKey,
     RelyingParty, StateSlot, UserEntity,

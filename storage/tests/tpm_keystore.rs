@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fido2d_tests::swtpm::Swtpm;
+use fido2d_swtpm::Swtpm;
 use protocol::env::{
     Algorithm, Credential, CredentialExtras, KeyMaterial, Keystore, KeystoreError, NewCredential,
     PublicKey, RelyingParty, UserEntity,

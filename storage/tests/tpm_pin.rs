@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fido2d_tests::swtpm::Swtpm;
+use fido2d_swtpm::Swtpm;
 use protocol::env::{
     Algorithm, CredentialExtras, Keystore, NewCredential, PinCheck, RelyingParty, UserEntity,
     MAX_PIN_RETRIES,

@@ -29,7 +29,8 @@ use tempfile::TempDir;
 pub mod process_memory;
 pub mod requests;
 pub mod state_tree;
-pub mod swtpm;
+/// swtpm, from its own crate (`tests/swtpm`, which storage's tests use too).
+pub use fido2d_swtpm as swtpm;
 
 /// How long fido2d may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
