@@ -165,92 +165,125 @@ pub struct Daemon {
     exit_status: Option<ExitStatus>,
 }
 
-impl Daemon {
-    /// Starts `fido2d --transport udp --udp-port 0 --state-dir <fresh temp dir>`
-    /// followed by `extra_args` (e.g. `["--presence", "auto-approve"]`), and waits
-    /// for its ready line.
-    pub fn start(extra_args: &[&str]) -> Daemon {
-        Daemon::start_with_stdin(extra_args, Stdio::null())
+/// How a test's fido2d is started: on a fresh private state directory unless one is given,
+/// CTAPHID over UDP on a free port, the encrypted-file keystore unless the arguments pick one.
+/// [`DaemonBuilder::start`] waits for the ready line; [`DaemonBuilder::expect_refusal`] runs
+/// one that must not start.
+#[derive(Default)]
+pub struct DaemonBuilder {
+    args: Vec<String>,
+    state_dir: Option<PathBuf>,
+    envs: Vec<(String, String)>,
+    stdin: Option<Stdio>,
+    wrapper: Vec<String>,
+}
+
+impl DaemonBuilder {
+    /// Arguments after the harness's own (e.g. `["--presence", "auto-approve"]`).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
     }
 
-    /// Like [`Daemon::start`], with `stdin` as the daemon's standard input (e.g. a FIFO that
-    /// answers `--presence terminal` prompts).
-    pub fn start_with_stdin(extra_args: &[&str], stdin: Stdio) -> Daemon {
-        Daemon::start_with(extra_args, stdin, &[])
+    /// An existing state directory the caller owns (e.g. to restart a daemon on the same
+    /// state), in place of a fresh temporary one.
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_path_buf());
+        self
     }
 
-    /// Like [`Daemon::start`], with extra environment variables for the daemon (e.g. the
-    /// D-Bus system bus it should use).
-    pub fn start_with_env(extra_args: &[&str], envs: &[(&str, &str)]) -> Daemon {
-        Daemon::start_with(extra_args, Stdio::null(), envs)
+    /// Environment variables for the daemon (e.g. the D-Bus system bus it should use).
+    pub fn envs(mut self, envs: &[(&str, &str)]) -> Self {
+        self.envs
+            .extend(envs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self
     }
 
-    fn start_with(extra_args: &[&str], stdin: Stdio, envs: &[(&str, &str)]) -> Daemon {
-        let temp = tempfile::Builder::new()
-            .prefix("fido2d-state-")
-            .tempdir()
-            .expect("create a temporary state directory");
-        // fido2d refuses a state directory that group or others can read.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700))
-                .expect("chmod 0700 the temporary state directory");
-        }
-        let state_dir = temp.path().to_path_buf();
-        Daemon::spawn(state_dir, Some(temp), extra_args, stdin, envs)
+    /// The daemon's standard input (e.g. a FIFO that answers `--presence terminal` prompts);
+    /// null otherwise.
+    pub fn stdin(mut self, stdin: Stdio) -> Self {
+        self.stdin = Some(stdin);
+        self
     }
 
-    /// Like [`Daemon::start`], on an existing state directory that the caller
-    /// owns (e.g. to restart a daemon on the same state).
-    pub fn start_in(state_dir: &Path, extra_args: &[&str]) -> Daemon {
-        Daemon::spawn(
-            state_dir.to_path_buf(),
-            None,
-            extra_args,
-            Stdio::null(),
-            &[],
-        )
+    /// Runs fido2d through `wrapper` (a command and its arguments, to which fido2d's path and
+    /// arguments are appended; it must exec them, so that the pid is fido2d's), e.g.
+    /// `unshare -m sh -c '...; exec "$@"'` for a private mount namespace.
+    pub fn wrapper(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(|a| (*a).to_owned()).collect();
+        self
     }
 
-    /// Like [`Daemon::start_in`], with these environment variables set.
-    pub fn start_in_with_env(
-        state_dir: &Path,
-        extra_args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Daemon {
-        Daemon::spawn(
-            state_dir.to_path_buf(),
-            None,
-            extra_args,
-            Stdio::null(),
-            env,
-        )
+    /// Starts fido2d and waits for its ready line.
+    pub fn start(self) -> Daemon {
+        let (state_dir, temp) = match &self.state_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = private_temp_dir("fido2d-state-");
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        Daemon::spawn(state_dir, temp, self)
     }
 
-    /// Runs fido2d (as [`Daemon::start_in`] would) when it is expected to refuse to start:
-    /// returns its exit status and output, or fails the test if it is still running after
-    /// `timeout` (it hung) or printed its ready line (it started).
-    pub fn expect_refusal(state_dir: &Path, extra_args: &[&str], timeout: Duration) -> Outcome {
+    /// Runs fido2d when it is expected to refuse to start: returns its exit status and
+    /// output, or fails the test if it is still running after `timeout` (it hung) or printed
+    /// its ready line (it started).
+    pub fn expect_refusal(self, timeout: Duration) -> Outcome {
+        let state_dir = self
+            .state_dir
+            .clone()
+            .expect("expect_refusal needs the state directory it is about");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let mut cmd = Command::new(fido2d_bin());
         cmd.args(["--config", "/dev/null"])
             .args(["--transport", "udp", "--udp-port", "0", "--state-dir"])
-            .arg(state_dir)
-            .args(hermetic_keystore(extra_args))
-            .args(extra_args)
+            .arg(&state_dir)
+            .args(hermetic_keystore(&args))
+            .args(&args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1");
         let outcome = run_with_timeout(&mut cmd, timeout);
         assert!(
             outcome.status.is_some(),
-            "fido2d {extra_args:?} was still running after {timeout:?}:\n{}",
+            "fido2d {args:?} was still running after {timeout:?}:\n{}",
             outcome.stderr
         );
         assert!(
             !outcome.stderr.contains(READY_PHRASE),
-            "fido2d {extra_args:?} started:\n{}",
+            "fido2d {args:?} started:\n{}",
             outcome.stderr
         );
         outcome
+    }
+}
+
+/// A temporary directory of mode 0700 (fido2d refuses a state directory that group or others
+/// can read).
+fn private_temp_dir(prefix: &str) -> TempDir {
+    let temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a temporary state directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod 0700 the temporary state directory");
+    }
+    temp
+}
+
+impl Daemon {
+    /// How to start one: see [`DaemonBuilder`].
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    /// The common case: a fresh state directory and `extra_args`
+    /// (`Daemon::builder().args(extra_args).start()`).
+    pub fn start(extra_args: &[&str]) -> Daemon {
+        Daemon::builder().args(extra_args).start()
     }
 
     /// A daemon whose user-presence checks all succeed at once.
@@ -258,38 +291,10 @@ impl Daemon {
         Daemon::start(&["--presence", "auto-approve"])
     }
 
-    /// Like [`Daemon::start_in`], with fido2d run by `wrapper` (a command and its arguments,
-    /// to which fido2d's path and arguments are appended; it must exec them, so that the pid
-    /// is fido2d's), e.g. `unshare -m sh -c '...; exec "$@"'` for a private mount namespace.
-    pub fn start_in_wrapped(state_dir: &Path, wrapper: &[&str], extra_args: &[&str]) -> Daemon {
-        Daemon::spawn_wrapped(
-            state_dir.to_path_buf(),
-            None,
-            extra_args,
-            Stdio::null(),
-            &[],
-            wrapper,
-        )
-    }
-
-    fn spawn(
-        state_dir: PathBuf,
-        temp_dir: Option<TempDir>,
-        extra_args: &[&str],
-        stdin: Stdio,
-        envs: &[(&str, &str)],
-    ) -> Daemon {
-        Daemon::spawn_wrapped(state_dir, temp_dir, extra_args, stdin, envs, &[])
-    }
-
-    fn spawn_wrapped(
-        state_dir: PathBuf,
-        temp_dir: Option<TempDir>,
-        extra_args: &[&str],
-        stdin: Stdio,
-        envs: &[(&str, &str)],
-        wrapper: &[&str],
-    ) -> Daemon {
+    fn spawn(state_dir: PathBuf, temp_dir: Option<TempDir>, how: DaemonBuilder) -> Daemon {
+        let extra_args: Vec<&str> = how.args.iter().map(String::as_str).collect();
+        let extra_args = extra_args.as_slice();
+        let wrapper = how.wrapper.as_slice();
         let bin = fido2d_bin();
         let runtime_dir = tempfile::Builder::new()
             .prefix("fido2d-run-")
@@ -317,9 +322,9 @@ impl Daemon {
             .arg(runtime_dir.path().join("control.sock"))
             .args(hermetic_keystore(extra_args))
             .args(extra_args)
-            .envs(envs.iter().copied())
+            .envs(how.envs.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
-            .stdin(stdin)
+            .stdin(how.stdin.unwrap_or_else(Stdio::null))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd

@@ -28,10 +28,10 @@ fn busy_second_client_and_cancel_of_a_presence_wait() {
         .write(true)
         .open(&fifo)
         .expect("open the presence FIFO");
-    let mut daemon = Daemon::start_with_stdin(
-        &["--presence", "terminal", "--presence-timeout", "60"],
-        Stdio::from(stdin),
-    );
+    let mut daemon = Daemon::builder()
+        .args(&["--presence", "terminal", "--presence-timeout", "60"])
+        .stdin(Stdio::from(stdin))
+        .start();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/concurrency.py");
     let outcome = run_with_timeout(

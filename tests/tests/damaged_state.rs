@@ -56,7 +56,7 @@ impl Backend {
     }
 
     fn start(&self, dir: &Path) -> Daemon {
-        Daemon::start_in(dir, &self.args())
+        Daemon::builder().state_dir(dir).args(&self.args()).start()
     }
 }
 
@@ -182,7 +182,10 @@ fn records_are_set_aside(backend: &Backend) {
 /// checks that every file is as it was.
 fn refuses_and_touches_nothing(backend: &Backend, dir: &Path, needles: &[&str]) {
     let before = snapshot(dir);
-    let outcome = Daemon::expect_refusal(dir, &backend.args(), Duration::from_secs(30));
+    let outcome = Daemon::builder()
+        .state_dir(dir)
+        .args(&backend.args())
+        .expect_refusal(Duration::from_secs(30));
     assert!(!outcome.success(), "{}", outcome.stderr);
     for needle in needles {
         assert!(

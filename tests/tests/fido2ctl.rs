@@ -266,7 +266,10 @@ fn reset_needs_confirmation_and_a_fresh_key() {
     assert!(fido2ctl_with_input(&first, &["pin", "set"], "1234\n1234\n").success());
     // A restart is the "power-up" that opens the 10 s reset window, as the error says.
     first.stop();
-    let daemon = Daemon::start_in(first.state_dir(), &["--presence", "auto-approve"]);
+    let daemon = Daemon::builder()
+        .state_dir(first.state_dir())
+        .args(&["--presence", "auto-approve"])
+        .start();
 
     let unconfirmed = fido2ctl_with_input(&daemon, &["reset"], "no\n");
     let confirmed = fido2ctl_with_input(&daemon, &["reset"], "erase\n");

@@ -42,7 +42,7 @@ fn start_daemon(fprintd: &Fprintd, extra: &[&str]) -> Daemon {
     let timeout = PRESENCE_TIMEOUT.to_string();
     let mut args = vec!["--owner", OWNER, "--presence-timeout", &timeout];
     args.extend_from_slice(extra);
-    Daemon::start_with_env(&args, &fprintd.env())
+    Daemon::builder().args(&args).envs(&fprintd.env()).start()
 }
 
 /// tests/e2e/eager_agent.py run as the owner: a program of theirs that answers "allow".

@@ -60,7 +60,10 @@ fn one_shot_session(radio: &Radio, qr: &str, extra: &[&str]) -> Outcome {
 fn hybrid_daemon(radio: &Radio, tunnel: &[&str]) -> (Daemon, ApprovingPerson) {
     let mut args = vec!["--presence", "agent", "--hybrid-wait", "30"];
     args.extend_from_slice(tunnel);
-    let daemon = Daemon::start_with_env(&args, &[("DBUS_SYSTEM_BUS_ADDRESS", &radio.bus_address)]);
+    let daemon = Daemon::builder()
+        .args(&args)
+        .envs(&[("DBUS_SYSTEM_BUS_ADDRESS", &radio.bus_address)])
+        .start();
     let person = ApprovingPerson::start(&daemon.control_socket());
     (daemon, person)
 }

@@ -43,7 +43,10 @@ fn auto_takes_the_tpm_when_it_answers() {
     let tpm = Swtpm::start();
     let (_temp, dir) = state_dir();
 
-    let daemon = Daemon::start_in(&dir, &["--tcti", &tpm.tcti()]);
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--tcti", &tpm.tcti()])
+        .start();
 
     let logs = daemon.logs();
     assert!(
@@ -87,7 +90,10 @@ fn fido2ctl_status(daemon: &Daemon) -> serde_json::Value {
 fn auto_takes_the_file_when_no_tpm_is_there() {
     let (_temp, dir) = state_dir();
 
-    let daemon = Daemon::start_in(&dir, &["--tcti", &closed_port_tcti()]);
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--tcti", &closed_port_tcti()])
+        .start();
 
     let logs = daemon.logs();
     assert!(
@@ -106,21 +112,23 @@ fn a_tpm_that_never_answers_does_not_hang_start_up() {
     let (_other_temp, other_dir) = state_dir();
 
     let started = Instant::now();
-    let daemon = Daemon::start_in(&dir, &["--tcti", &silent.tcti(), "--tpm-timeout", "1"]);
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--tcti", &silent.tcti(), "--tpm-timeout", "1"])
+        .start();
     let auto_took = started.elapsed();
     let started = Instant::now();
-    let refused = Daemon::expect_refusal(
-        &other_dir,
-        &[
+    let refused = Daemon::builder()
+        .state_dir(&other_dir)
+        .args(&[
             "--keystore",
             "tpm",
             "--tcti",
             &silent.tcti(),
             "--tpm-timeout",
             "1",
-        ],
-        REFUSAL_TIMEOUT,
-    );
+        ])
+        .expect_refusal(REFUSAL_TIMEOUT);
     let tpm_took = started.elapsed();
 
     let logs = daemon.logs();
@@ -157,8 +165,14 @@ fn a_tpm_that_answers_but_fails_is_an_error_never_a_switch_to_the_file() {
     let unstarted = Swtpm::start_without_startup();
     let (_temp, dir) = state_dir();
 
-    let owner_password = Daemon::expect_refusal(&dir, &["--tcti", &tpm.tcti()], REFUSAL_TIMEOUT);
-    let not_started = Daemon::expect_refusal(&dir, &["--tcti", &unstarted.tcti()], REFUSAL_TIMEOUT);
+    let owner_password = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--tcti", &tpm.tcti()])
+        .expect_refusal(REFUSAL_TIMEOUT);
+    let not_started = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--tcti", &unstarted.tcti()])
+        .expect_refusal(REFUSAL_TIMEOUT);
 
     assert!(!owner_password.success());
     assert!(
@@ -183,23 +197,37 @@ fn a_state_directory_keeps_its_backend() {
     let tpm = Swtpm::start();
     let (_temp, tpm_dir) = state_dir();
     let (_file_temp, file_dir) = state_dir();
-    stop(Daemon::start_in(&tpm_dir, &["--tcti", &tpm.tcti()]));
-    stop(Daemon::start_in(&file_dir, &["--keystore", "file"]));
+    stop(
+        Daemon::builder()
+            .state_dir(&tpm_dir)
+            .args(&["--tcti", &tpm.tcti()])
+            .start(),
+    );
+    stop(
+        Daemon::builder()
+            .state_dir(&file_dir)
+            .args(&["--keystore", "file"])
+            .start(),
+    );
 
     // The TPM's credentials are in the TPM: without it, no silent fallback to the file.
-    let tpm_gone =
-        Daemon::expect_refusal(&tpm_dir, &["--tcti", &closed_port_tcti()], REFUSAL_TIMEOUT);
+    let tpm_gone = Daemon::builder()
+        .state_dir(&tpm_dir)
+        .args(&["--tcti", &closed_port_tcti()])
+        .expect_refusal(REFUSAL_TIMEOUT);
     // A file state directory stays with the file, though a TPM answers now.
-    let file_kept = Daemon::start_in(&file_dir, &["--tcti", &tpm.tcti()]);
+    let file_kept = Daemon::builder()
+        .state_dir(&file_dir)
+        .args(&["--tcti", &tpm.tcti()])
+        .start();
     let logs = file_kept.logs();
     // One daemon per state directory: the one that kept the file stops first.
     stop(file_kept);
     // And an explicit backend does not take over the other's directory.
-    let tpm_on_file = Daemon::expect_refusal(
-        &file_dir,
-        &["--keystore", "tpm", "--tcti", &tpm.tcti()],
-        REFUSAL_TIMEOUT,
-    );
+    let tpm_on_file = Daemon::builder()
+        .state_dir(&file_dir)
+        .args(&["--keystore", "tpm", "--tcti", &tpm.tcti()])
+        .expect_refusal(REFUSAL_TIMEOUT);
 
     assert!(!tpm_gone.success());
     assert!(
@@ -230,25 +258,28 @@ fn the_tcti_comes_from_the_option_then_the_environment() {
     let (_temp, dir) = state_dir();
     let (_other_temp, other_dir) = state_dir();
 
-    let from_env = Daemon::start_in_with_env(
-        &dir,
-        &["--keystore", "tpm"],
-        &[
+    let from_env = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--keystore", "tpm"])
+        .envs(&[
             ("TPM2TOOLS_TCTI", &tpm.tcti()),
             ("TCTI", &closed_port_tcti()),
-        ],
-    );
+        ])
+        .start();
     let env_logs = from_env.logs();
     stop(from_env);
-    let from_tcti =
-        Daemon::start_in_with_env(&other_dir, &["--keystore", "tpm"], &[("TCTI", &tpm.tcti())]);
+    let from_tcti = Daemon::builder()
+        .state_dir(&other_dir)
+        .args(&["--keystore", "tpm"])
+        .envs(&[("TCTI", &tpm.tcti())])
+        .start();
     let tcti_logs = from_tcti.logs();
     stop(from_tcti);
-    let option_wins = Daemon::start_in_with_env(
-        &dir,
-        &["--keystore", "tpm", "--tcti", &tpm.tcti()],
-        &[("TPM2TOOLS_TCTI", &closed_port_tcti())],
-    );
+    let option_wins = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--keystore", "tpm", "--tcti", &tpm.tcti()])
+        .envs(&[("TPM2TOOLS_TCTI", &closed_port_tcti())])
+        .start();
 
     let via = format!("via {})", tpm.tcti());
     assert!(env_logs.contains(&via), "{env_logs}");
@@ -268,7 +299,10 @@ fn a_stopped_daemon_leaves_nothing_loaded_in_the_tpm() {
 
     // More starts than the simulator has object slots (3).
     for _ in 0..4 {
-        let mut daemon = Daemon::start_in(&dir, &["--keystore", "tpm", "--tcti", &tpm.tcti()]);
+        let mut daemon = Daemon::builder()
+            .state_dir(&dir)
+            .args(&["--keystore", "tpm", "--tcti", &tpm.tcti()])
+            .start();
         let status = daemon.stop();
         let logs = daemon.logs();
         assert!(status.success(), "fido2d exited with {status}\n{logs}");

@@ -136,7 +136,10 @@ fn the_first_agents_user_owns_the_key_and_the_others_agent_is_refused() {
     drop(alices);
     daemon.stop();
     let state = daemon.state_dir().to_path_buf();
-    let daemon = Daemon::start_in(&state, &["--presence", "agent"]);
+    let daemon = Daemon::builder()
+        .state_dir(&state)
+        .args(&["--presence", "agent"])
+        .start();
     let mut bobs = agent_of(&fido2ctl, &daemon, &bob);
     bobs.wait_for("may not use this key's control socket");
 
@@ -218,11 +221,11 @@ fn a_seat_switch_does_not_move_the_key() {
     let state = tempfile::tempdir().unwrap();
     let wrapper = seat.wrapper();
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_in_wrapped(
-        &state.path().join("state"),
-        &wrapper,
-        &["--presence", "agent", "--owner", &alice.name],
-    );
+    let daemon = Daemon::builder()
+        .state_dir(&state.path().join("state"))
+        .wrapper(&wrapper)
+        .args(&["--presence", "agent", "--owner", &alice.name])
+        .start();
     let mut alices = agent_of(&fido2ctl, &daemon, &alice);
     alices.wait_for("connected to fido2d");
 

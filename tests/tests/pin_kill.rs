@@ -82,7 +82,7 @@ fn survive_sigkill(args: &[&str], after_kill: &dyn Fn()) {
     require_python_fido2();
     let state = tempfile::tempdir().expect("temp dir");
     let dir = state.path().join("state");
-    let mut daemon = Daemon::start_in(&dir, args);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(args).start();
     script(&daemon, &["set".into()]);
     let lines = script(&daemon, &["time".into()]);
     let took: f64 = value(&lines, "seconds").parse().unwrap();
@@ -132,7 +132,7 @@ fn survive_sigkill(args: &[&str], after_kill: &dyn Fn()) {
         );
         daemon.kill();
         after_kill();
-        daemon = Daemon::start_in(&dir, args);
+        daemon = Daemon::builder().state_dir(&dir).args(args).start();
         let found: u32 = value(&lines, "found").parse().unwrap();
         let (answered, spent) = check(previous, found, last_delay);
         if round >= 12 && answered >= 2 && spent >= 3 {

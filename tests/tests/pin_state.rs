@@ -125,7 +125,7 @@ fn migrates(kind: &str, args: &[&str], tpm: Option<&Swtpm>) -> String {
     let state_before = fs::read(dir.join("authenticator.state")).unwrap();
     let failures_before = tpm.map(|tpm| tpm.variable_property("TPM2_PT_LOCKOUT_COUNTER"));
 
-    let mut daemon = Daemon::start_in(&dir, args);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(args).start();
     let checked = script(
         &daemon,
         &["check", value(&made, "resident"), value(&made, "plain")],
@@ -207,7 +207,7 @@ fn a_state_directory_put_back_from_an_older_copy_moves_no_counter_back_and_refil
     let dir = temp.path().join("state");
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-    let mut daemon = Daemon::start_in(&dir, &strs(&args));
+    let mut daemon = Daemon::builder().state_dir(&dir).args(&strs(&args)).start();
     let made = script(&daemon, &["make"]);
     let resident = value(&made, "resident").to_owned();
     let mut seen = values(&made, "counter");
@@ -227,7 +227,7 @@ fn a_state_directory_put_back_from_an_older_copy_moves_no_counter_back_and_refil
 
     fs::remove_dir_all(&dir).unwrap();
     copy_private(&copy, &dir);
-    let mut daemon = Daemon::start_in(&dir, &strs(&args));
+    let mut daemon = Daemon::builder().state_dir(&dir).args(&strs(&args)).start();
     let next = values(&script(&daemon, &["sign", "1", &resident]), "counter")[0];
     let retries_after: u32 = value(&script(&daemon, &["retries"]), "retries")
         .parse()
@@ -256,7 +256,10 @@ fn a_pin_file_under_another_key_id_stops_fido2d_and_forgets_no_pin() {
     require_python_fido2();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("state");
-    let mut daemon = Daemon::start_in(&dir, &["--presence", "auto-approve"]);
+    let mut daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--presence", "auto-approve"])
+        .start();
     let made = script(&daemon, &["make"]);
     daemon.stop();
     let path = dir.join("pin.state");
@@ -267,7 +270,10 @@ fn a_pin_file_under_another_key_id_stops_fido2d_and_forgets_no_pin() {
     fs::write(&path, &flipped).unwrap();
     let before = files_under(&dir);
 
-    let outcome = Daemon::expect_refusal(&dir, &[], Duration::from_secs(30));
+    let outcome = Daemon::builder()
+        .state_dir(&dir)
+        .args(&[])
+        .expect_refusal(Duration::from_secs(30));
 
     assert!(!outcome.success(), "{}", outcome.stderr);
     assert!(
@@ -282,7 +288,10 @@ fn a_pin_file_under_another_key_id_stops_fido2d_and_forgets_no_pin() {
     assert_eq!(after, expected, "a file was changed");
 
     fs::write(&path, &genuine).unwrap();
-    let mut daemon = Daemon::start_in(&dir, &["--presence", "auto-approve"]);
+    let mut daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--presence", "auto-approve"])
+        .start();
     let retries = script(&daemon, &["retries"]);
     let token = script(&daemon, &["token"]);
     daemon.stop();

@@ -115,10 +115,10 @@ fn credentials_survive_restarts_of_the_daemon_with_the_file_keystore() {
     let saved = saved.to_str().unwrap();
     let args = ["--presence", "auto-approve", "--keystore", "file"];
 
-    let daemon = Daemon::start_in(&dir, &args);
+    let daemon = Daemon::builder().state_dir(&dir).args(&args).start();
     run_script("persistence.py", &daemon, &["register", saved]);
     stop(daemon);
-    let daemon = Daemon::start_in(&dir, &args);
+    let daemon = Daemon::builder().state_dir(&dir).args(&args).start();
     run_script("persistence.py", &daemon, &["authenticate", saved]);
     stop(daemon);
 }
@@ -131,17 +131,26 @@ fn credentials_survive_restarts_of_the_daemon_and_of_the_tpm() {
     let saved_file = tempfile::NamedTempFile::new().unwrap();
     let saved = saved_file.path().to_str().unwrap();
 
-    let daemon = Daemon::start_in(&dir, &strs(&tpm_args(&tpm)));
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&strs(&tpm_args(&tpm)))
+        .start();
     run_script("persistence.py", &daemon, &["register", saved]);
     stop(daemon);
     // The same TPM, a new daemon.
-    let daemon = Daemon::start_in(&dir, &strs(&tpm_args(&tpm)));
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&strs(&tpm_args(&tpm)))
+        .start();
     run_script("persistence.py", &daemon, &["authenticate", saved]);
     stop(daemon);
     // The TPM restarts (a reboot: TPM2_Startup(CLEAR)), and so does the daemon, in auto mode:
     // the state directory says it is the TPM's.
     tpm.restart();
-    let daemon = Daemon::start_in(&dir, &["--presence", "auto-approve", "--tcti", &tpm.tcti()]);
+    let daemon = Daemon::builder()
+        .state_dir(&dir)
+        .args(&["--presence", "auto-approve", "--tcti", &tpm.tcti()])
+        .start();
     run_script("persistence.py", &daemon, &["authenticate", saved]);
     let logs = daemon.logs();
     assert!(

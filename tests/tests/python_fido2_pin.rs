@@ -90,7 +90,10 @@ fn pin_lockout_across_daemon_restarts() {
             .expect("chmod 0700");
     }
     for phase in ["a", "b", "c", "d", "e"] {
-        let mut daemon = Daemon::start_in(state.path(), &["--presence", "auto-approve"]);
+        let mut daemon = Daemon::builder()
+            .state_dir(state.path())
+            .args(&["--presence", "auto-approve"])
+            .start();
         run_script(&daemon, &["lockout", phase]);
         assert!(
             daemon.stop().success(),

@@ -88,7 +88,10 @@ fn a_full_session_with_the_tpm_logs_and_stores_no_pin_token_shared_secret_or_hma
 
 fn full_session(args: &[&str]) {
     require_python_fido2();
-    let mut daemon = Daemon::start_with_env(args, &[("FIDO2D_LOG", "trace")]);
+    let mut daemon = Daemon::builder()
+        .args(args)
+        .envs(&[("FIDO2D_LOG", "trace")])
+        .start();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/secrets.py");
     let outcome = run_with_timeout(
         Command::new(python())

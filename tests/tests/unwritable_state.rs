@@ -80,7 +80,7 @@ fn register(client: &mut HidClient, rp: &str, user: &[u8]) -> Vec<u8> {
 #[test]
 fn a_read_only_state_dir_is_a_clear_error_and_changes_nothing() {
     let (_temp, dir) = private_state_dir();
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(&ARGS).start();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     let id = register(&mut client, "example.com", b"u");
     daemon.stop();
@@ -132,7 +132,7 @@ fn a_read_only_state_dir_is_a_clear_error_and_changes_nothing() {
     );
     assert_eq!(snapshot(&dir), before, "a file changed");
 
-    let mut daemon = Daemon::start_in(&dir, &ARGS);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(&ARGS).start();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(answer(&mut client, &get_assertion("example.com", &id)).0, 0);
     daemon.stop();
@@ -156,7 +156,11 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
         r#"mount -t tmpfs -o size=1m,mode=0700 fido2d-full "$0" && exec "$@""#,
         &d,
     ];
-    let mut daemon = Daemon::start_in_wrapped(&dir, &wrapper, &ARGS);
+    let mut daemon = Daemon::builder()
+        .state_dir(&dir)
+        .wrapper(&wrapper)
+        .args(&ARGS)
+        .start();
     // The state directory as fido2d sees it, in its mount namespace.
     let inside = PathBuf::from(format!("/proc/{}/root{d}", daemon.pid()));
     assert!(
