@@ -13,8 +13,8 @@ use anyhow::{anyhow, bail};
 use storage::{KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
 use tracing::{info, warn};
 
+use crate::authenticator_thread::{self, NoProgress, OpenFailure, OpenProgress, Starting};
 use crate::cli::KeystoreChoice;
-use crate::worker::{self, NoProgress, OpenFailure, Progress, Starting};
 
 /// The master-secret files that tell which backend a state directory belongs to.
 const FILE_MASTER: &str = "master.key";
@@ -104,20 +104,20 @@ fn start_tpm(settings: &KeystoreSettings, why: &str, fallback: bool) -> anyhow::
     info!("keystore: the TPM at {tcti}, because {why}");
     let starting = spawn_tpm(settings);
     match starting.next_progress(Some(settings.tpm_timeout)) {
-        Ok(Progress::TpmAnswered(info)) => {
+        Ok(OpenProgress::TpmAnswered(info)) => {
             info!("TPM answered: {info}");
             // From here on the TPM exists: any failure is an error, however long it takes.
             opened(starting)
         }
-        Ok(Progress::Failed(failure)) if failure.tpm_absent && fallback => {
+        Ok(OpenProgress::Failed(failure)) if failure.tpm_absent && fallback => {
             info!(
                 "keystore: the encrypted file, because {} (--keystore auto)",
                 failure.message
             );
             opened(spawn_file(&settings.state_dir))
         }
-        Ok(Progress::Failed(failure)) => Err(anyhow!("{} ({why})", failure.message)),
-        Ok(done @ Progress::Opened { .. }) => finish(starting, done),
+        Ok(OpenProgress::Failed(failure)) => Err(anyhow!("{} ({why})", failure.message)),
+        Ok(done @ OpenProgress::Opened { .. }) => finish(starting, done),
         Err(NoProgress::Timeout) if fallback => {
             warn!(
                 "keystore: the encrypted file, because the TPM at {tcti} did not answer within \
@@ -143,9 +143,9 @@ fn opened(starting: Starting) -> anyhow::Result<Starting> {
     }
 }
 
-fn finish(starting: Starting, progress: Progress) -> anyhow::Result<Starting> {
+fn finish(starting: Starting, progress: OpenProgress) -> anyhow::Result<Starting> {
     match progress {
-        Progress::Opened {
+        OpenProgress::Opened {
             status,
             damaged,
             notices,
@@ -163,14 +163,14 @@ fn finish(starting: Starting, progress: Progress) -> anyhow::Result<Starting> {
             info!("PIN: {}", status.pin_protection());
             Ok(starting)
         }
-        Progress::Failed(failure) => Err(anyhow!(failure.message)),
-        Progress::TpmAnswered(_) => opened(starting),
+        OpenProgress::Failed(failure) => Err(anyhow!(failure.message)),
+        OpenProgress::TpmAnswered(_) => opened(starting),
     }
 }
 
 fn spawn_file(dir: &Path) -> Starting {
     let dir = dir.to_path_buf();
-    worker::spawn(move |_| {
+    authenticator_thread::spawn(move |_| {
         let backend: Box<dyn KeyBackend> = Box::new(SoftwareKeys);
         Store::open_dir(&dir, backend, OsRng, KeystoreOptions::default()).map_err(|err| {
             OpenFailure {
@@ -189,12 +189,12 @@ fn spawn_tpm(settings: &KeystoreSettings) -> Starting {
         settings.tcti.clone(),
         settings.tpm_parent,
     );
-    worker::spawn(move |report| {
+    authenticator_thread::spawn(move |report| {
         let connection = TpmConnection::connect(&tcti).map_err(|err| OpenFailure {
             tpm_absent: err.is_absent(),
             message: err.to_string(),
         })?;
-        report(Progress::TpmAnswered(connection.info().clone()));
+        report(OpenProgress::TpmAnswered(connection.info().clone()));
         let failure = |message: String| OpenFailure {
             message,
             tpm_absent: false,
@@ -208,7 +208,7 @@ fn spawn_tpm(settings: &KeystoreSettings) -> Starting {
 
 #[cfg(not(feature = "tpm"))]
 fn spawn_tpm(_settings: &KeystoreSettings) -> Starting {
-    worker::spawn(move |_| {
+    authenticator_thread::spawn(move |_| {
         Err(OpenFailure {
             message: "this fido2d was built without TPM support (cargo feature tpm)".into(),
             tpm_absent: true,

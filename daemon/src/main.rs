@@ -6,6 +6,7 @@
 // The one exception is the kernel boundary, transport::uhid_abi.
 #![deny(unsafe_code)]
 
+mod authenticator_thread;
 mod cli;
 mod clock;
 mod config;
@@ -19,7 +20,6 @@ mod record_file;
 mod state_lock;
 mod status_board;
 mod transport;
-mod worker;
 
 use std::process::ExitCode;
 
@@ -282,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// anew, then the authenticator powers up.
 async fn serve_replugs(
     mut requests: tokio::sync::mpsc::Receiver<control::ReplugReply>,
-    worker: worker::WorkerHandle,
+    worker: authenticator_thread::WorkerHandle,
     device: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
 ) {
     while let Some(reply) = requests.recv().await {
@@ -368,7 +368,7 @@ fn hybrid_through_the_service(cli: &Cli) -> anyhow::Result<()> {
 async fn run_hybrid_once(
     qr_text: &str,
     cli: &Cli,
-    worker: worker::WorkerHandle,
+    worker: authenticator_thread::WorkerHandle,
 ) -> anyhow::Result<()> {
     let options = cli.hybrid_options();
     let summary = hybrid::serve(qr_text, &options, worker, |step| {

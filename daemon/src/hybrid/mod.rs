@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 pub use error::HybridError;
 pub use service::HybridService;
 
-use crate::worker::WorkerHandle;
+use crate::authenticator_thread::WorkerHandle;
 
 /// How a hybrid session is run.
 #[derive(Debug, Clone)]

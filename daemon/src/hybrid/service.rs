@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{serve, HybridError, HybridOptions, Progress, Summary};
-use crate::worker::WorkerHandle;
+use crate::authenticator_thread::WorkerHandle;
 
 #[derive(Clone)]
 pub struct HybridService {

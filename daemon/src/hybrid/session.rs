@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::tunnel::TunnelStream;
 use super::{random_secret, HybridError, Progress, Summary};
-use crate::worker::{Job, WorkerEvent, WorkerHandle};
+use crate::authenticator_thread::{Job, WorkerEvent, WorkerHandle};
 use protocol::control::RequestTransport;
 use protocol::Origin;
 

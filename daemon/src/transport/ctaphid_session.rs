@@ -15,8 +15,8 @@ use tokio::sync::mpsc as async_mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::authenticator_thread::{Job, WorkerEvent, WorkerHandle};
 use crate::transport::ReportTransport;
-use crate::worker::{Job, WorkerEvent, WorkerHandle};
 
 /// CTAP 2.1 §11.2.9.2.1: KEEPALIVE at least every 100 ms while processing.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
