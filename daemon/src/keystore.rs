@@ -10,15 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use storage::{KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
+use storage::{BackendKind, KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
 use tracing::{info, warn};
 
 use crate::authenticator_thread::{self, NoProgress, OpenFailure, OpenProgress, Starting};
 use crate::cli::KeystoreChoice;
-
-/// The master-secret files that tell which backend a state directory belongs to.
-const FILE_MASTER: &str = "master.key";
-const TPM_MASTER: &str = "master.tpm";
 
 /// What the command line says about the keystore.
 #[derive(Debug, Clone)]
@@ -47,12 +43,9 @@ enum Plan {
     },
 }
 
-/// The decision, from the choice and what the state directory holds.
-fn plan(
-    choice: KeystoreChoice,
-    has_file_master: bool,
-    has_tpm_master: bool,
-) -> anyhow::Result<Plan> {
+/// The decision, from the choice and the backends whose master secret the state directory
+/// holds (with the file that shows it: `storage::backends_in`).
+fn plan(choice: KeystoreChoice, found: &[(BackendKind, &str)]) -> anyhow::Result<Plan> {
     Ok(match choice {
         KeystoreChoice::File => Plan::File {
             why: "--keystore file".into(),
@@ -61,19 +54,19 @@ fn plan(
             why: "--keystore tpm".into(),
             fallback: false,
         },
-        KeystoreChoice::Auto => match (has_file_master, has_tpm_master) {
-            (true, true) => bail!(
-                "the state directory holds both {FILE_MASTER} and {TPM_MASTER}: choose with \
+        KeystoreChoice::Auto => match found {
+            [(_, first), (_, second), ..] => bail!(
+                "the state directory holds both {first} and {second}: choose with \
                  --keystore file or --keystore tpm"
             ),
-            (false, true) => Plan::Tpm {
-                why: format!("the state directory holds TPM credentials ({TPM_MASTER})"),
+            [(BackendKind::Tpm, file)] => Plan::Tpm {
+                why: format!("the state directory holds TPM credentials ({file})"),
                 fallback: false,
             },
-            (true, false) => Plan::File {
-                why: format!("the state directory holds file credentials ({FILE_MASTER})"),
+            [(BackendKind::File, file)] => Plan::File {
+                why: format!("the state directory holds file credentials ({file})"),
             },
-            (false, false) => Plan::Tpm {
+            [] => Plan::Tpm {
                 why: "a new state directory, and a TPM is preferred".into(),
                 fallback: true,
             },
@@ -85,11 +78,7 @@ fn plan(
 /// why, and returns once it is open.
 pub fn start(settings: &KeystoreSettings) -> anyhow::Result<Starting> {
     let dir = &settings.state_dir;
-    let plan = plan(
-        settings.choice,
-        dir.join(FILE_MASTER).exists(),
-        dir.join(TPM_MASTER).exists(),
-    )?;
+    let plan = plan(settings.choice, &storage::backends_in(dir))?;
     match plan {
         Plan::File { why } => {
             info!("keystore: the encrypted file, because {why}");
@@ -224,9 +213,20 @@ mod tests {
         Plan::File { why: why.into() }
     }
 
+    /// What `storage::backends_in` finds in a state directory holding these master files.
+    fn in_state_dir(file_master: bool, tpm_master: bool) -> Vec<(BackendKind, &'static str)> {
+        let dir = tempfile::tempdir().unwrap();
+        for (present, name) in [(file_master, "master.key"), (tpm_master, "master.tpm")] {
+            if present {
+                std::fs::write(dir.path().join(name), b"").unwrap();
+            }
+        }
+        storage::backends_in(dir.path())
+    }
+
     #[test]
     fn auto_follows_the_state_directory_and_prefers_the_tpm_for_a_new_one() {
-        let auto = |file, tpm| plan(KeystoreChoice::Auto, file, tpm);
+        let auto = |file, tpm| plan(KeystoreChoice::Auto, &in_state_dir(file, tpm));
 
         assert_eq!(
             auto(false, false).unwrap(),
@@ -253,11 +253,11 @@ mod tests {
     fn an_explicit_choice_is_kept_whatever_the_state_directory_holds() {
         for (file_master, tpm_master) in [(false, false), (true, false), (false, true)] {
             assert_eq!(
-                plan(KeystoreChoice::File, file_master, tpm_master).unwrap(),
+                plan(KeystoreChoice::File, &in_state_dir(file_master, tpm_master)).unwrap(),
                 file("--keystore file")
             );
             assert_eq!(
-                plan(KeystoreChoice::Tpm, file_master, tpm_master).unwrap(),
+                plan(KeystoreChoice::Tpm, &in_state_dir(file_master, tpm_master)).unwrap(),
                 Plan::Tpm {
                     why: "--keystore tpm".into(),
                     fallback: false

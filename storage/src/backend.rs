@@ -244,6 +244,17 @@ pub(crate) const MASTER_FILES: [(&str, BackendKind); 2] = [
     (TPM_MASTER_FILE, BackendKind::Tpm),
 ];
 
+/// The backends whose master secret `state_dir` holds, each with the file that shows it (for a
+/// message): what a daemon follows to open an existing state directory with its own backend.
+/// A directory that cannot be read holds none that can be seen.
+pub fn backends_in(state_dir: &std::path::Path) -> Vec<(BackendKind, &'static str)> {
+    MASTER_FILES
+        .into_iter()
+        .filter(|(name, _)| state_dir.join(name).exists())
+        .map(|(name, kind)| (kind, name))
+        .collect()
+}
+
 /// The file backend's master key, in the clear (the file is 0600).
 pub(crate) const FILE_MASTER_FILE: &str = "master.key";
 /// The TPM backend's master secret, sealed by the TPM.

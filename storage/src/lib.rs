@@ -50,7 +50,9 @@ mod store;
 #[cfg(feature = "tpm")]
 pub mod tpm;
 
-pub use backend::{BackendKind, DictionaryAttack, KeyBackend, MonotonicCounters, TpmInfo};
+pub use backend::{
+    backends_in, BackendKind, DictionaryAttack, KeyBackend, MonotonicCounters, TpmInfo,
+};
 pub use error::StorageError;
 pub use file::{FileKeystore, SoftwareKeys};
 pub use persistence::{DirPersistence, MemoryPersistence, Persistence};
