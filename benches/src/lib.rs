@@ -293,23 +293,26 @@ pub struct HidHost {
 
 impl HidHost {
     pub fn new() -> Self {
-        use protocol::ctaphid::{
-            fragment_message, Command, CtapHid, DeviceVersion, Event, BROADCAST_CID,
-        };
+        use protocol::ctaphid::host::{self, Answer, AnswerReader, InitAnswer};
+        use protocol::ctaphid::{CtapHid, DeviceVersion, Event, BROADCAST_CID};
         let mut engine = CtapHid::new(DeviceVersion::default());
-        let init = fragment_message(BROADCAST_CID, Command::Init, &[7; 8]).expect("INIT");
-        let events = engine.receive(&init[0], 0);
-        let Some(Event::Send(answer)) = events.first() else {
+        let nonce = [7; 8];
+        let events = engine.receive(&host::init_request(&nonce), 0);
+        let Some(Event::Send(report)) = events.first() else {
             panic!("no INIT answer: {events:?}")
         };
-        let cid = u32::from_be_bytes(answer[15..19].try_into().expect("4 bytes"));
+        let Ok(Some(Answer::Message(_, payload))) = AnswerReader::new(BROADCAST_CID).feed(report)
+        else {
+            panic!("an INIT answer that does not read");
+        };
+        let cid = InitAnswer::parse(&nonce, &payload).expect("our INIT").cid;
         HidHost { engine, cid }
     }
 
     /// The reports of a CTAPHID_CBOR request.
     pub fn cbor_reports(&self, request: &[u8]) -> Vec<protocol::ctaphid::Report> {
-        use protocol::ctaphid::{fragment_message, Command};
-        fragment_message(self.cid, Command::Cbor, request).expect("fits a message")
+        use protocol::ctaphid::{host, Command};
+        host::request(self.cid, Command::Cbor, request).expect("fits a message")
     }
 
     /// Feeds `reports` to the engine, hands the request to `answer` and returns the reports

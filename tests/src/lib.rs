@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use protocol::ctaphid::host::{Answer, AnswerReader};
 use regex::Regex;
 use tempfile::TempDir;
 
@@ -805,6 +806,10 @@ pub struct HidClient {
     pub cid: u32,
 }
 
+fn invalid(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
+
 /// What came back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HidAnswer {
@@ -826,23 +831,23 @@ impl HidClient {
 
     /// Opens a socket to `addr` and allocates a channel.
     pub fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        use protocol::ctaphid::host::{self, InitAnswer};
         let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         socket.connect(addr)?;
         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut client = HidClient {
             socket,
-            cid: 0xffff_ffff,
+            cid: protocol::ctaphid::BROADCAST_CID,
         };
         let port = client.socket.local_addr()?.port();
         let nonce: [u8; 8] = std::array::from_fn(|i| (i as u8) ^ (port as u8));
-        let HidAnswer::Message(Self::CMD_INIT, answer) = client.transact(Self::CMD_INIT, &nonce)?
-        else {
+        client.socket.send(&host::init_request(&nonce))?;
+        let HidAnswer::Message(Self::CMD_INIT, answer) = client.read_answer()? else {
             return Err(std::io::Error::other("INIT was not answered by INIT"));
         };
-        if answer.len() != 17 || answer[..8] != nonce {
-            return Err(std::io::Error::other("INIT answer with another nonce"));
-        }
-        client.cid = u32::from_be_bytes(answer[8..12].try_into().expect("4 bytes"));
+        let answer = InitAnswer::parse(&nonce, &answer)
+            .ok_or_else(|| std::io::Error::other("INIT answer with another nonce"))?;
+        client.cid = answer.cid;
         Ok(client)
     }
 
@@ -855,10 +860,9 @@ impl HidClient {
 
     /// Sends one message without reading its answer ([`HidClient::read_answer`] does).
     pub fn send(&mut self, command: u8, payload: &[u8]) -> std::io::Result<()> {
-        use protocol::ctaphid::{fragment_message, Command};
-        let command_code =
-            Command::from_code(command).ok_or_else(|| std::io::Error::other("unknown command"))?;
-        let reports = fragment_message(self.cid, command_code, payload)
+        let command = protocol::ctaphid::Command::from_code(command)
+            .ok_or_else(|| std::io::Error::other("unknown command"))?;
+        let reports = protocol::ctaphid::host::request(self.cid, command, payload)
             .ok_or_else(|| std::io::Error::other("message too long"))?;
         for report in &reports {
             self.socket.send(report)?;
@@ -875,53 +879,43 @@ impl HidClient {
     /// comes for the request in progress; an answer or an error first is an error.
     pub fn wait_for_keepalive(&mut self, status: u8) -> std::io::Result<()> {
         loop {
-            let report = self.read_report()?;
-            if report[4] == 0x80 | Self::CMD_KEEPALIVE {
-                if report[7] == status {
-                    return Ok(());
+            match self.next_answer()? {
+                Answer::Keepalive(s) if s == status => return Ok(()),
+                Answer::Keepalive(_) => {}
+                other => {
+                    return Err(invalid(format!(
+                        "{other:?} came before a keepalive with status {status}"
+                    )))
                 }
-                continue;
             }
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "command {:#04x} came before a keepalive with status {status}",
-                    report[4]
-                ),
-            ));
         }
     }
 
     /// Reads one answer message on this channel (keepalives skipped).
     pub fn read_answer(&mut self) -> std::io::Result<HidAnswer> {
-        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
         loop {
-            let first = self.read_report()?;
-            let cmd = first[4] & 0x7f;
-            if first[4] & 0x80 == 0 {
-                return Err(bad(
-                    "a continuation packet where an answer should start".into()
-                ));
-            }
-            let len = usize::from(u16::from_be_bytes([first[5], first[6]]));
-            if cmd == Self::CMD_KEEPALIVE {
-                continue;
-            }
-            if cmd == Self::CMD_ERROR {
-                return Ok(HidAnswer::Error(first[7]));
-            }
-            let mut payload = first[7..].to_vec();
-            let mut seq = 0u8;
-            while payload.len() < len {
-                let next = self.read_report()?;
-                if next[4] != seq {
-                    return Err(bad(format!("sequence {} where {seq} was due", next[4])));
+            match self.next_answer()? {
+                Answer::Keepalive(_) => {}
+                Answer::Error(code) => return Ok(HidAnswer::Error(code)),
+                Answer::Message(command, payload) => {
+                    return Ok(HidAnswer::Message(command, payload))
                 }
-                seq += 1;
-                payload.extend_from_slice(&next[5..]);
             }
-            payload.truncate(len);
-            return Ok(HidAnswer::Message(cmd, payload));
+        }
+    }
+
+    /// The next whole thing the device says on this channel. Every report must be for this
+    /// channel and in sequence: these tests hold the device to the letter.
+    fn next_answer(&mut self) -> std::io::Result<Answer> {
+        let mut reader = AnswerReader::new(self.cid);
+        loop {
+            let report = self.read_report()?;
+            if let Some(answer) = reader
+                .feed(&report)
+                .map_err(|err| invalid(format!("{err:?}")))?
+            {
+                return Ok(answer);
+            }
         }
     }
 
@@ -929,20 +923,7 @@ impl HidClient {
         let mut buf = [0u8; 128];
         let n = self.socket.recv(&mut buf)?;
         if n != 64 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("a {n}-byte datagram"),
-            ));
-        }
-        let cid = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes"));
-        if cid != self.cid {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "a report for channel {cid:#x} on channel {:#x}'s socket",
-                    self.cid
-                ),
-            ));
+            return Err(invalid(format!("a {n}-byte datagram")));
         }
         Ok(buf[..64].try_into().expect("64 bytes"))
     }

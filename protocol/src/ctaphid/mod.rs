@@ -11,11 +11,13 @@
 //! - `channels`: the channel identifiers handed out by CTAPHID_INIT.
 //! - `codes`: the command, error and status numbers on the wire.
 //! - `engine`: [`CtapHid`], one transaction at a time over all channels.
+//! - `host`: the other side, for platforms: INIT, requests, and reading the device's answers.
 
 mod assembly;
 mod channels;
 mod codes;
 mod engine;
+pub mod host;
 mod packet;
 
 pub use channels::MAX_CHANNELS;

@@ -1,11 +1,12 @@
-//! The host side of CTAPHID (CTAP 2.1 §11.2): a channel from CTAPHID_INIT, then one request and
-//! its response at a time, with KEEPALIVE reports shown to the person while the key waits.
+//! The host side of CTAPHID (CTAP 2.1 §11.2) over a report link: a channel from CTAPHID_INIT,
+//! then one request and its response at a time, with KEEPALIVE reports shown to the person
+//! while the key waits. The framing is `protocol::ctaphid::host`'s; this adds the I/O and the
+//! time limits.
 
 use std::time::{Duration, Instant};
 
-use protocol::ctaphid::{
-    fragment_message, Command, Report, BROADCAST_CID, CONT_DATA_LEN, INIT_DATA_LEN,
-};
+use protocol::ctaphid::host::{self, Answer, AnswerReader, InitAnswer, ReadError};
+use protocol::ctaphid::{Command, Report, BROADCAST_CID};
 
 use super::link::ReportLink;
 use crate::exit::Failure;
@@ -28,20 +29,27 @@ impl<L: ReportLink> CtapHidClient<L> {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce)
             .map_err(|err| Failure::failed(format!("no randomness for CTAPHID_INIT: {err}")))?;
-        let reply = transact(&mut link, BROADCAST_CID, Command::Init, &nonce, |reply| {
-            reply.starts_with(&nonce)
+        link.send(&host::init_request(&nonce)).map_err(io_failure)?;
+        // Another host's INIT is answered on the broadcast channel too: only ours counts.
+        let answer = read_answer(&mut link, BROADCAST_CID, Command::Init, |payload| {
+            InitAnswer::parse(&nonce, payload)
         })?;
-        // nonce (8) | channel (4) | protocol version | major | minor | build | capabilities
-        let cid = reply
-            .get(8..12)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
-            .ok_or_else(|| Failure::failed("the key's CTAPHID_INIT answer is too short"))?;
-        Ok(CtapHidClient { link, cid })
+        Ok(CtapHidClient {
+            link,
+            cid: answer.cid,
+        })
     }
 
     /// A CTAP2 request (command byte + CBOR); the status byte and the CBOR answer.
     pub fn cbor(&mut self, request: &[u8]) -> Result<(u8, Vec<u8>), Failure> {
-        let reply = transact(&mut self.link, self.cid, Command::Cbor, request, |_| true)?;
+        let reports = host::request(self.cid, Command::Cbor, request)
+            .ok_or_else(|| Failure::failed("the request is longer than CTAPHID allows"))?;
+        for report in &reports {
+            self.link.send(report).map_err(io_failure)?;
+        }
+        let reply = read_answer(&mut self.link, self.cid, Command::Cbor, |payload| {
+            Some(payload.to_vec())
+        })?;
         let (&status, body) = reply
             .split_first()
             .ok_or_else(|| Failure::failed("the key sent an empty CTAP2 answer"))?;
@@ -53,89 +61,60 @@ fn io_failure(err: std::io::Error) -> Failure {
     Failure::failed(format!("talking to the security key failed: {err}"))
 }
 
-/// Sends one message and reads the answer on `cid`, skipping reports of other channels and
-/// answers that `is_ours` rejects (another client's INIT reply on the broadcast channel).
-fn transact(
+/// Reads the answer to a `command` request on `cid`: the first `command` message that `accept`
+/// takes. Reports of other channels, stray packets and other messages are skipped; the person
+/// is told once when the key waits for a touch.
+fn read_answer<T>(
     link: &mut impl ReportLink,
     cid: u32,
     command: Command,
-    payload: &[u8],
-    is_ours: impl Fn(&[u8]) -> bool,
-) -> Result<Vec<u8>, Failure> {
-    let reports = fragment_message(cid, command, payload)
-        .ok_or_else(|| Failure::failed("the request is longer than CTAPHID allows"))?;
-    for report in &reports {
-        link.send(report).map_err(io_failure)?;
-    }
+    accept: impl Fn(&[u8]) -> Option<T>,
+) -> Result<T, Failure> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut reader = AnswerReader::new(cid);
     let mut told_to_touch = false;
     loop {
-        let report = next_report(link, cid, deadline)?;
-        let kind = report[4];
-        if kind & 0x80 == 0 {
-            continue; // a stray continuation packet
-        }
-        let length = usize::from(u16::from_be_bytes([report[5], report[6]]));
-        match Command::from_code(kind & 0x7f) {
-            Some(Command::Keepalive) if report[7] == KEEPALIVE_UP_NEEDED && !told_to_touch => {
+        let report = next_report(link, deadline)?;
+        match reader.feed(&report) {
+            Ok(Some(Answer::Keepalive(KEEPALIVE_UP_NEEDED))) if !told_to_touch => {
                 told_to_touch = true;
                 eprintln!(
                     "fido2ctl: the key asks for your approval (touch it, or answer its prompt)"
                 );
             }
-            Some(Command::Keepalive) => {}
-            Some(Command::Error) => {
+            Ok(Some(Answer::Error(code))) => {
                 return Err(Failure::failed(format!(
-                    "the key answered CTAPHID error 0x{:02x}",
-                    report[7]
+                    "the key answered CTAPHID error 0x{code:02x}"
                 )))
             }
-            Some(answer) if answer == command => {
-                let message = reassemble(link, cid, &report, length, deadline)?;
-                if is_ours(&message) {
-                    return Ok(message);
+            Ok(Some(Answer::Message(answered, payload))) if answered == command.code() => {
+                if let Some(answer) = accept(&payload) {
+                    return Ok(answer);
                 }
             }
-            _ => {}
+            Ok(_) | Err(ReadError::OtherChannel(_) | ReadError::StrayContinuation) => {}
+            Err(ReadError::OutOfSequence { .. } | ReadError::Short(_)) => {
+                return Err(Failure::failed("the key's answer arrived out of sequence"))
+            }
         }
     }
 }
 
-fn next_report(link: &mut impl ReportLink, cid: u32, deadline: Instant) -> Result<Report, Failure> {
+/// The next report from the key, within `deadline` and without a silence longer than
+/// [`SILENCE_TIMEOUT`].
+fn next_report(link: &mut impl ReportLink, deadline: Instant) -> Result<Report, Failure> {
+    let silence_ends = Instant::now() + SILENCE_TIMEOUT;
     loop {
-        let silence_ends = Instant::now() + SILENCE_TIMEOUT;
         if Instant::now() >= deadline {
             return Err(Failure::failed("the security key did not finish in time"));
         }
         let wait = SILENCE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
         match link.receive(wait).map_err(io_failure)? {
-            Some(report) if report[..4] == cid.to_be_bytes() => return Ok(report),
-            Some(_) => {}
+            Some(report) => return Ok(report),
             None if Instant::now() >= silence_ends => {
                 return Err(Failure::failed("the security key stopped answering"))
             }
             None => {}
         }
     }
-}
-
-fn reassemble(
-    link: &mut impl ReportLink,
-    cid: u32,
-    first: &Report,
-    length: usize,
-    deadline: Instant,
-) -> Result<Vec<u8>, Failure> {
-    let mut message = first[7..7 + length.min(INIT_DATA_LEN)].to_vec();
-    let mut seq = 0u8;
-    while message.len() < length {
-        let report = next_report(link, cid, deadline)?;
-        if report[4] != seq {
-            return Err(Failure::failed("the key's answer arrived out of sequence"));
-        }
-        let take = (length - message.len()).min(CONT_DATA_LEN);
-        message.extend_from_slice(&report[5..5 + take]);
-        seq += 1;
-    }
-    Ok(message)
 }
