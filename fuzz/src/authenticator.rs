@@ -46,14 +46,10 @@ use crate::verify::{cbor_prefix, int_field, is_canonical, text_field, PublicKey}
 
 pub const RP_IDS: [&str; 4] = ["example.com", "login.example.com", "example.org", "x"];
 
-const MAKE_CREDENTIAL: u8 = 0x01;
-const GET_ASSERTION: u8 = 0x02;
-const GET_INFO: u8 = 0x04;
-const RESET: u8 = 0x07;
-const GET_NEXT_ASSERTION: u8 = 0x08;
-const SELECTION: u8 = 0x0b;
-const CLIENT_PIN: u8 = 0x06;
-const LARGE_BLOBS: u8 = 0x0c;
+use protocol::ctap2::{
+    CLIENT_PIN, GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, LARGE_BLOBS, MAKE_CREDENTIAL, RESET,
+    SELECTION,
+};
 
 /// Who sends each op: the first is the default (op bytes below [`OPS`]).
 pub const ORIGINS: [Origin; 5] = [

@@ -37,11 +37,7 @@ const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
 pub const PINS: [&str; 6] = ["1234", "123456", "hunter2!", "12", "ÄÖÜß", ""];
 const RP_IDS: [&str; 3] = ["example.com", "example.org", "other.example"];
 
-const CLIENT_PIN: u8 = 0x06;
-const MAKE_CREDENTIAL: u8 = 0x01;
-const GET_ASSERTION: u8 = 0x02;
-const RESET: u8 = 0x07;
-const CREDENTIAL_MANAGEMENT: u8 = 0x0a;
+use protocol::ctap2::{CLIENT_PIN, CREDENTIAL_MANAGEMENT, GET_ASSERTION, MAKE_CREDENTIAL, RESET};
 
 const SUCCESS: u8 = 0x00;
 const PIN_INVALID: u8 = 0x31;

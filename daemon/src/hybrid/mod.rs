@@ -118,12 +118,15 @@ impl Progress {
 }
 
 fn command_name(command: u8) -> &'static str {
+    use protocol::ctap2::{
+        GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
+    };
     match command {
-        0x01 => "register a passkey (makeCredential)",
-        0x02 => "sign in (getAssertion)",
-        0x04 => "getInfo",
-        0x08 => "getNextAssertion",
-        0x0b => "selection",
+        MAKE_CREDENTIAL => "register a passkey (makeCredential)",
+        GET_ASSERTION => "sign in (getAssertion)",
+        GET_INFO => "getInfo",
+        GET_NEXT_ASSERTION => "getNextAssertion",
+        SELECTION => "selection",
         _ => "another CTAP command",
     }
 }

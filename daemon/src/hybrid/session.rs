@@ -23,9 +23,6 @@ use crate::authenticator_thread::{Job, WorkerEvent, WorkerHandle};
 use protocol::control::RequestTransport;
 use protocol::Origin;
 
-/// authenticatorGetInfo.
-const GET_INFO: u8 = 0x04;
-
 /// The largest CTAP request a peer may send: the maxMsgSize getInfo announces.
 const MAX_REQUEST_LEN: usize = protocol::ctaphid::MAX_MESSAGE_LEN;
 /// The longest tunnel message that can carry such a request (frame type byte + request, with
@@ -117,7 +114,12 @@ pub async fn run(
     let _forget = ForgetOnDrop { worker, origin };
     let mut worker_link = WorkerLink::new(worker, origin);
     let get_info = worker_link
-        .call(stream, &mut crypter, vec![GET_INFO], progress)
+        .call(
+            stream,
+            &mut crypter,
+            vec![protocol::ctap2::GET_INFO],
+            progress,
+        )
         .await?;
     let get_info_cbor = match get_info.split_first() {
         Some((&0, cbor)) => cbor,
