@@ -8,7 +8,7 @@
 
 use ciborium::Value;
 
-use crate::ctap2::StatusCode;
+use crate::status::StatusCode;
 
 /// Encodes a value in CTAP2 canonical form (maps sorted recursively).
 pub fn encode(value: &Value) -> Vec<u8> {

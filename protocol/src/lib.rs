@@ -24,6 +24,7 @@ pub mod env;
 pub mod hybrid;
 pub mod origin;
 pub mod software_key;
+pub mod status;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig};
 pub use origin::{Origin, Transport};

@@ -19,7 +19,6 @@ mod pin_uv_auth;
 mod reset;
 mod selection;
 pub mod state;
-mod status;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod types;
@@ -32,7 +31,7 @@ pub use persistent_state::{
     PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
 };
 pub use pin_token::PinSession;
-pub use status::StatusCode;
+pub use crate::status::StatusCode;
 
 use crate::authenticator::Authenticator;
 use crate::cbor;
