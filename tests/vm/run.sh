@@ -84,6 +84,16 @@ if [[ " ${groups[*]} " = *" snap "* ]]; then
   fi
 fi
 
+# The pam group: pam_u2f through pamtester, pamu2fcfg; fprintd for the fingerprint case.
+if [[ " ${groups[*]} " = *" pam "* ]]; then
+  for tool in pamtester pamu2fcfg /usr/lib/x86_64-linux-gnu/security/pam_u2f.so /usr/libexec/fprintd; do
+    command -v "$tool" >/dev/null || [[ -e $tool ]] || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    die "missing on the host for the pam group: ${missing[*]} (run .ci/deps as root)"
+  fi
+fi
+
 # The browser group drives real browsers against a py_webauthn relying party.
 if [[ " ${groups[*]} " = *" browser "* ]]; then
   for tool in /usr/lib/chromium/chromium /usr/lib/chromium/chromium-headless-shell firefox-esr \
