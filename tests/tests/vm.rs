@@ -10,9 +10,10 @@ use fido2d_tests::{
     fido2ctl_bin, fido2d_bin, python, require_python_fido2, run_with_timeout, workspace_root,
 };
 
-/// run.sh kills qemu after its own limit (540 s plus the groups' declared timeouts: 2040 s
-/// with the browser group's 1500 s); this, above it, only guards against a hung script.
-const TIMEOUT: Duration = Duration::from_secs(2400);
+/// run.sh kills qemu after its own limit (540 s plus the groups' declared timeouts: 2940 s
+/// with the browser group's 1500 s, pam's 300 s and luks' 600 s); this, above it, only guards
+/// against a hung script.
+const TIMEOUT: Duration = Duration::from_secs(3300);
 
 #[test]
 fn real_kernel_checks_in_qemu() {

@@ -84,6 +84,27 @@ if [[ " ${groups[*]} " = *" snap "* ]]; then
   fi
 fi
 
+# The pam group: pam_u2f through pamtester, pamu2fcfg; fprintd for the fingerprint case.
+if [[ " ${groups[*]} " = *" pam "* ]]; then
+  for tool in pamtester pamu2fcfg /usr/lib/x86_64-linux-gnu/security/pam_u2f.so /usr/libexec/fprintd; do
+    command -v "$tool" >/dev/null || [[ -e $tool ]] || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    die "missing on the host for the pam group: ${missing[*]} (run .ci/deps as root)"
+  fi
+fi
+
+# The luks group: cryptsetup, systemd-cryptenroll and systemd-cryptsetup with its FIDO2 token module.
+if [[ " ${groups[*]} " = *" luks "* ]]; then
+  for tool in cryptsetup systemd-cryptenroll /lib/systemd/systemd-cryptsetup \
+    /usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-fido2.so; do
+    command -v "$tool" >/dev/null || [[ -e $tool ]] || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    die "missing on the host for the luks group: ${missing[*]} (run .ci/deps as root)"
+  fi
+fi
+
 # The browser group drives real browsers against a py_webauthn relying party.
 if [[ " ${groups[*]} " = *" browser "* ]]; then
   for tool in /usr/lib/chromium/chromium /usr/lib/chromium/chromium-headless-shell firefox-esr \
@@ -142,7 +163,9 @@ fi
 vmlinuz=$kroot/boot/vmlinuz-$kver
 
 # --- the initramfs: static busybox, the modules the guest needs, our /init -------------------
-modules="uhid hid_generic virtio_pci 9pnet_virtio 9p overlay"
+# loop .. algif_skcipher: the luks group's LUKS2 image (a loop device, dm-crypt with
+# aes-xts-plain64, cryptsetup's keyslot encryption through the kernel's AF_ALG).
+modules="uhid hid_generic virtio_pci 9pnet_virtio 9p overlay loop dm_mod dm_crypt xts algif_skcipher"
 initrd=$vm/initramfs-$kver.cpio.gz
 stamp="$kver|$modules|$(cat "$here/init.sh" "$0" | sha256sum | cut -c1-16)"
 if [[ ! -e $initrd || $(cat "$initrd.stamp" 2>/dev/null) != "$stamp" ]]; then

@@ -6,12 +6,17 @@
 #                              of its output>". Variables it sets do not outlive it: pass results
 #                              on in files under $WORK.
 #   fail MESSAGE               ends the check with MESSAGE as its reason
-#   check_daemon [ARGS...]     start_fido2d in this shell, recorded as the check "daemon"
+#   check_daemon [ARGS...]     start_fido2d in this shell, recorded as the check "daemon" (or
+#                              $DAEMON_CHECK, for a group's second daemon)
 #   start_fido2d [ARGS...]     starts fido2d --transport uhid on a state dir of this group (with
 #                              --keystore file unless ARGS name one) and waits for its ready
 #                              line; sets FIDO2D_PID, HIDRAW, FIDO2D_LOGFILE; its stdin is
 #                              $FIDO2D_STDIN (default /dev/null)
 #   stop_fido2d [SIGNAL]       stops it (default TERM) and returns its exit status
+#   answer_presence FIFO ANSWER...  answers the running daemon's next presence prompts
+#                              (--presence terminal, its stdin the FIFO), one ANSWER ("y" or
+#                              "n") each, in order, as a person at its terminal, in the
+#                              background: `wait "$PRESENCE_ANSWERER"` after the client
 #   $WORK                      a scratch directory of this group (tmpfs)
 #   $FIDO2D, $PYTHON, $REPO    the daemon under test, python with python-fido2, the checkout
 
@@ -54,13 +59,14 @@ fail() {
 }
 
 check_daemon() {
-  local log=$LOGS/$GROUP.daemon.log t0
+  local name=${DAEMON_CHECK:-daemon} t0
+  local log=$LOGS/$GROUP.$name.log
   t0=$(date +%s%N)
   if start_fido2d "$@" > "$log" 2>&1; then
-    _record "PASS $GROUP/daemon ($(_elapsed "$t0"))"
+    _record "PASS $GROUP/$name ($(_elapsed "$t0"))"
     return 0
   fi
-  _record "FAIL $GROUP/daemon ($(_elapsed "$t0")): $(tail -n 2 "$log" | tr '\n' ' ' | cut -c1-300)"
+  _record "FAIL $GROUP/$name ($(_elapsed "$t0")): $(tail -n 2 "$log" | tr '\n' ' ' | cut -c1-300)"
   return 1
 }
 
@@ -113,6 +119,43 @@ stop_fido2d() {
 
 stop_all_daemons() {
   stop_fido2d TERM > /dev/null 2>&1 || true
+}
+
+# answer_presence FIFO ANSWER...: fido2d --presence terminal (its stdin the FIFO) prints
+# ">>> fido2d: ... allow? [y/N]" to its log for each presence request and ignores lines written
+# before the question. Starts a background answerer (its pid in $PRESENCE_ANSWERER; `wait` for
+# it after the client) that writes each ANSWER once its own prompt is in the log, prompts
+# counted from this call (before the client starts); it fails if a prompt does not come within
+# 60 s.
+answer_presence() {
+  local fifo=$1 seen
+  shift
+  seen=$(_presence_prompts)
+  _answer_presence "$fifo" "$seen" "$@" &
+  # shellcheck disable=SC2034 # used by the groups
+  PRESENCE_ANSWERER=$!
+}
+
+_answer_presence() {
+  local fifo=$1 seen=$2 answer i
+  shift 2
+  for answer in "$@"; do
+    seen=$((seen + 1))
+    for ((i = 0; i < 600; i++)); do
+      (($(_presence_prompts) >= seen)) && break
+      sleep 0.1
+    done
+    if (($(_presence_prompts) < seen)); then
+      echo "answer_presence: no presence prompt number $seen within 60 s"
+      return 1
+    fi
+    echo "$answer" > "$fifo"
+    echo "answer_presence: prompt $seen answered '$answer'"
+  done
+}
+
+_presence_prompts() {
+  grep -c '^>>> fido2d: .* allow? \[y/N\]' "$FIDO2D_LOGFILE" || true
 }
 
 # The serial number of the running daemon's device, from its hidraw node in sysfs.

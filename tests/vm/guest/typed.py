@@ -8,7 +8,8 @@ libfido2's tools and OpenSSH read a PIN with readpassphrase(3) from the
 controlling terminal (/dev/tty), echo off, not from a pipe. So the command runs
 in a new session whose controlling terminal is a pseudo-terminal; each time its
 output ends with a prompt ("...PIN...:" or "...passphrase...:"), the next
-answer is typed, followed by Enter. The command's output is copied to stdout;
+answer is typed, followed by Enter (a hint such as systemd's "(press TAB for no echo)" may
+follow the colon). The command's output is copied to stdout;
 the exit status is the command's. A prompt with no answer left, or more than
 60 s without output, kills the command (exit 124).
 """
@@ -20,7 +21,12 @@ import select
 import signal
 import sys
 
-PROMPT = re.compile(rb"(PIN|passphrase)[^\n]*:\s*$", re.IGNORECASE)
+# systemd's tty prompt (systemd-cryptenroll's "Please enter security token PIN:") adds a grey
+# "(press TAB for no echo)" hint after the colon: ANSI sequences and the hint may follow it.
+PROMPT = re.compile(
+    rb"(PIN|passphrase)[^\n]*:(\s|\x1b\[[0-9;]*[A-Za-z]|\(press TAB for no echo\))*$",
+    re.IGNORECASE,
+)
 SILENCE_LIMIT = 60
 
 
