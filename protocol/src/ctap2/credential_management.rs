@@ -44,6 +44,7 @@ const RESPONSE_PUBLIC_KEY: i64 = 0x08;
 const RESPONSE_TOTAL_CREDENTIALS: i64 = 0x09;
 const RESPONSE_CRED_PROTECT: i64 = 0x0A;
 const RESPONSE_LARGE_BLOB_KEY: i64 = 0x0B;
+const RESPONSE_THIRD_PARTY_PAYMENT: i64 = 0x0C;
 
 struct Request {
     sub_command: u8,
@@ -308,6 +309,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if let Some(key) = &credential.extras.large_blob_key {
             entry.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
         }
+        // CTAP 2.2 §6.8.3: thirdPartyPayment, whether the credential has the flag.
+        entry.push((
+            RESPONSE_THIRD_PARTY_PAYMENT,
+            Value::Bool(credential.extras.third_party_payment),
+        ));
         Ok(entry)
     }
 }

@@ -19,15 +19,17 @@ pub const HMAC_SECRET_MC: &str = "hmac-secret-mc";
 pub const CRED_BLOB: &str = "credBlob";
 pub const LARGE_BLOB_KEY: &str = "largeBlobKey";
 pub const MIN_PIN_LENGTH: &str = "minPinLength";
+pub const THIRD_PARTY_PAYMENT: &str = "thirdPartyPayment";
 
 /// What getInfo lists, in the order a YubiKey lists its own.
-pub const SUPPORTED: [&str; 6] = [
+pub const SUPPORTED: [&str; 7] = [
     CRED_PROTECT,
     HMAC_SECRET,
     LARGE_BLOB_KEY,
     CRED_BLOB,
     MIN_PIN_LENGTH,
     HMAC_SECRET_MC,
+    THIRD_PARTY_PAYMENT,
 ];
 
 /// getInfo maxCredBlobLength: the spec's minimum, what hardware keys offer.
@@ -103,6 +105,7 @@ pub struct MakeCredentialExtensions {
     pub cred_blob: Option<Vec<u8>>,
     pub large_blob_key: bool,
     pub min_pin_length: bool,
+    pub third_party_payment: bool,
 }
 
 pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, StatusCode> {
@@ -122,6 +125,7 @@ pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, S
             CRED_BLOB => out.cred_blob = Some(cbor::into_bytes(value)?),
             LARGE_BLOB_KEY => out.large_blob_key = large_blob_key_input(value)?,
             MIN_PIN_LENGTH => out.min_pin_length = cbor::into_bool(value)?,
+            THIRD_PARTY_PAYMENT => out.third_party_payment = cbor::into_bool(value)?,
             _ => {}
         }
     }
@@ -133,6 +137,7 @@ pub struct GetAssertionExtensions {
     pub hmac_secret: Option<HmacSecretInput>,
     pub cred_blob: bool,
     pub large_blob_key: bool,
+    pub third_party_payment: bool,
 }
 
 pub fn parse_get_assertion(value: Value) -> Result<GetAssertionExtensions, StatusCode> {
@@ -142,6 +147,7 @@ pub fn parse_get_assertion(value: Value) -> Result<GetAssertionExtensions, Statu
             HMAC_SECRET => out.hmac_secret = Some(HmacSecretInput::parse(value)?),
             CRED_BLOB => out.cred_blob = cbor::into_bool(value)?,
             LARGE_BLOB_KEY => out.large_blob_key = large_blob_key_input(value)?,
+            THIRD_PARTY_PAYMENT => out.third_party_payment = cbor::into_bool(value)?,
             _ => {}
         }
     }
@@ -208,6 +214,7 @@ mod tests {
             (LARGE_BLOB_KEY, Value::Integer(1.into())),
             (MIN_PIN_LENGTH, text("yes")),
             (HMAC_SECRET_MC, Value::Bool(true)),
+            (THIRD_PARTY_PAYMENT, Value::Integer(1.into())),
         ] {
             assert_eq!(
                 parse_make_credential(cbor::text_map(vec![(name, bad)])).err(),

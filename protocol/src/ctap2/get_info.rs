@@ -218,7 +218,8 @@ mod tests {
                 "largeBlobKey",
                 "credBlob",
                 "minPinLength",
-                "hmac-secret-mc"
+                "hmac-secret-mc",
+                "thirdPartyPayment"
             ]))
         );
         for absent in [0x11, 0x12, 0x13, 0x15] {

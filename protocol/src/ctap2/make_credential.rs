@@ -369,6 +369,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             self.rng.fill_bytes(key.as_mut_slice());
             extras.large_blob_key = Some(key);
         }
+        // thirdPartyPayment (CTAP 2.2 §12.9): the flag is kept with the credential, for
+        // getAssertion and credential management to report; makeCredential outputs nothing.
+        extras.third_party_payment = requested.third_party_payment;
         // minPinLength: only RPs the owner listed with setMinPINLength may learn it.
         if requested.min_pin_length {
             let state = self.state()?;
