@@ -271,7 +271,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         )?;
 
         // 16-17. Generate the key pair; a discoverable credential replaces the stored one of
-        //    the same RP and user ID.
+        //    the same RP and user ID (the credential store changes: CTAP 2.3 encCredStoreState).
+        if discoverable {
+            self.credential_store_changing()?;
+        }
         let (credential, public_key) = self.keystore.create_credential(&NewCredential {
             rp: &request.rp,
             rp_id_hash: &rp_id_hash,
