@@ -190,6 +190,33 @@ fn credentials_list_and_delete_with_the_pin() {
     );
 }
 
+/// On a key with perCredMgmtRO (fido2d), `credentials list` asks for the read-only persistent
+/// token (pcmr), not cm: once it has, getInfo carries encIdentifier, which exists only with a
+/// persistent token; `credentials delete` still asks for cm and works.
+#[test]
+fn credentials_list_uses_the_read_only_persistent_token() {
+    let daemon = Daemon::auto_approve();
+    make_discoverable(&daemon, "one.fido2d.test", "alice");
+    assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
+    let info = || json_of(&fido2ctl(&daemon, &["--json", "info"]));
+    let before = info();
+    let listed = json_of(&fido2ctl_with_input(
+        &daemon,
+        &["--json", "credentials", "list"],
+        "1234\n",
+    ));
+    let after = info();
+
+    assert_eq!(before["options"]["perCredMgmtRO"], true, "{before}");
+    assert!(before.get("encIdentifier").is_none(), "{before}");
+    assert_eq!(listed[0]["user_name"], "alice", "{listed}");
+    assert_eq!(listed[0]["third_party_payment"], false, "{listed}");
+    assert!(after["encIdentifier"].is_string(), "{after}");
+    let id = listed[0]["credential_id"].as_str().unwrap();
+    let delete = fido2ctl_with_input(&daemon, &["credentials", "delete", id], "1234\n");
+    assert!(delete.success(), "{}", delete.stderr);
+}
+
 #[test]
 fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
     let daemon = Daemon::auto_approve();

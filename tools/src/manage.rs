@@ -77,9 +77,19 @@ fn authorize(
     client::token(key, client::pin_protocol(info), &pin, permissions)
 }
 
+/// `credentials list` only reads. On a key that offers the read-only persistent token (CTAP
+/// 2.2 option perCredMgmtRO) it asks for that (permission pcmr) rather than cm: the token it
+/// then holds can list, never delete or rename. The PIN is asked for all the same: fido2ctl
+/// keeps no token between runs, since a persistent token saved on disk would let anyone who
+/// reads the file list the key's accounts without the PIN, for as long as the PIN stays.
 pub fn credentials_list(device: Option<&str>) -> Result<Vec<client::StoredCredential>, Failure> {
     let (mut key, info) = open(device)?;
-    let token = authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    let permission = if info["options"]["perCredMgmtRO"] == true {
+        client::PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY
+    } else {
+        client::PERMISSION_CREDENTIAL_MANAGEMENT
+    };
+    let token = authorize(&mut key, &info, permission)?;
     client::list_credentials(&mut key, &token)
 }
 
