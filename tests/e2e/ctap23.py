@@ -164,8 +164,8 @@ def first(saved: str) -> list:
         expect("thirdPartyPayment" in info.extensions, f"extensions {info.extensions}")
         expect(info.max_pin_length == 63 and info.attestation_formats == ["packed", "none"],
                "python-fido2 parses them")
-        expect(ENC_IDENTIFIER not in raw and ENC_CRED_STORE_STATE not in raw,
-               "no encrypted members before any persistent token exists")
+        expect(len(raw[ENC_IDENTIFIER]) == 32 and len(raw[ENC_CRED_STORE_STATE]) == 32,
+               "encIdentifier and encCredStoreState are there (IV || block) from the start")
 
     def pcmr_is_granted_alone():
         _, ctap = open_ctap2()
@@ -271,10 +271,19 @@ def restarted(saved: str) -> list:
 
     def a_pin_change_ends_it():
         _, ctap = open_ctap2()
-        ClientPin(ctap).change_pin(PIN, PIN[::-1])
-        expect(ENC_IDENTIFIER not in raw_info(ctap), "no persistent token, no encIdentifier")
+        new_pin = PIN[::-1]
+        ClientPin(ctap).change_pin(PIN, new_pin)
+        raw = raw_info(ctap)
+        stale = decrypt_member(token, b"encIdentifier", raw[ENC_IDENTIFIER])
+        expect(stale.hex() != loaded["identifier"], "the old token reads nothing any more")
         credman = CredentialManagement(ctap, PinProtocolV2(), token)
         expect_ctap_error(ERR.PIN_AUTH_INVALID, credman.get_metadata)
+        fresh = ClientPin(ctap, PinProtocolV2()).get_pin_token(
+            new_pin, PERM.PERSISTENT_CREDENTIAL_MGMT
+        )
+        expect(fresh != token, "a new persistent token")
+        identifier, _ = read_encrypted(ctap, fresh)
+        expect(identifier.hex() == loaded["identifier"], "the identifier outlives the PIN")
 
     return [
         ("the_persistent_token_survives_the_restart", the_persistent_token_survives_the_restart),

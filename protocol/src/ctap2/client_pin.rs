@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::built_in_uv::UvResult;
-use crate::ctap2::persistent_state::{Secret, MAX_PIN_RETRIES, MAX_UV_RETRIES};
+use crate::ctap2::persistent_state::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::ctap2::pin_protocol::{PinProtocol, PlatformKey, SharedSecret};
 use crate::ctap2::pin_token::{permission, MAX_CONSECUTIVE_MISMATCHES};
 use crate::ctap2::StatusCode;
@@ -229,7 +229,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.keystore.set_pin(&pin.hash, MAX_PIN_RETRIES)?;
         self.update_state(|state| {
             state.pin_code_points = Some(pin.code_points);
-            // No persistent token outlives the PIN it was granted with.
+            // No persistent token outlives the PIN it was granted with (a new one is drawn
+            // when next needed).
             state.persistent_token = None;
         })?;
         Ok(Value::Null)
@@ -264,7 +265,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.update_state(|state| {
             state.pin_code_points = Some(pin.code_points);
             state.force_pin_change = false;
-            // CTAP 2.2: a PIN change ends the persistentPinUvAuthToken (pcmr) too.
+            // CTAP 2.2: a PIN change ends the persistentPinUvAuthToken (pcmr) too: a new one
+            // is drawn when next needed.
             state.persistent_token = None;
         })?;
         let rng = &mut self.rng;
@@ -424,28 +426,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     }
 
     /// pcmr (CTAP 2.2 §6.5.5.7): the persistentPinUvAuthToken, encrypted to the platform.
-    /// Drawn at the first grant and kept sealed in the persistent state (with the device
-    /// identifier and the credential store state that getInfo encrypts under it), the same
-    /// token is handed out again until a PIN change, forcePINChange or a reset ends it, so
-    /// every platform the person gave the PIN to can keep using it across restarts. The
-    /// ephemeral token in use is left as it is.
+    /// The same token is handed out again until a PIN change, forcePINChange or a reset
+    /// replaces it (see [`Self::persistent_token`]), so every platform the person gave the
+    /// PIN to can keep using it across restarts. The ephemeral token in use is left as it is.
     fn hand_out_persistent_token(&mut self, shared: &SharedSecret) -> Result<Value, StatusCode> {
-        let mut state = self.state()?.clone();
-        let before = state.clone();
-        let rng = &mut self.rng;
-        state
-            .device_identifier
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
-        state
-            .cred_store_state
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
-        let token = state
-            .persistent_token
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)))
-            .clone();
-        if state != before {
-            self.save_state(state)?;
-        }
+        let token = self.persistent_token()?;
         let rng = &mut self.rng;
         let encrypted = shared.encrypt(token.bytes(), |iv| rng.fill_bytes(iv));
         Ok(cbor::int_map(vec![(

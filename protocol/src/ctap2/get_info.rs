@@ -5,7 +5,10 @@
 //! encrypted to whoever holds the persistentPinUvAuthToken (pcmr): with
 //! key = HKDF-SHA-256(salt = 32 zero bytes, IKM = persistent token, info = "encIdentifier" or
 //! "encCredStoreState", L = 16), the member is IV (16 random bytes) || AES-128-CBC(key, IV,
-//! value). Both are absent while no persistent token exists: nobody could read them.
+//! value). The token, the identifier and the state are drawn at the first getInfo (or pcmr
+//! grant) and kept sealed (see `persistent_state`), so both members are always there, as on
+//! hardware keys and as conformance tools expect (encIdentifier must not disappear after a
+//! reset); only a platform the person granted pcmr can read them. Not over hybrid.
 
 use aes::cipher::{BlockModeEncrypt, KeyIvInit};
 use ciborium::Value;
@@ -224,7 +227,15 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 ),
             ),
         ];
-        if let Some(token) = &state.persistent_token {
+        // A state that cannot be written now (a full disk) costs these two members, not the
+        // getInfo every platform starts with.
+        let token = if hybrid {
+            None
+        } else {
+            self.persistent_token().ok()
+        };
+        if let Some(token) = token {
+            let state = self.state()?.clone();
             let members = [
                 (ENC_IDENTIFIER, "encIdentifier", &state.device_identifier),
                 (
@@ -328,11 +339,11 @@ mod tests {
                 "thirdPartyPayment"
             ]))
         );
-        for absent in [0x11, 0x12, 0x13, 0x15, 0x17, 0x18, 0x19, 0x1C, 0x1E] {
+        for absent in [0x11, 0x12, 0x13, 0x15, 0x17, 0x18, 0x1C] {
             assert!(
                 field(&info, absent).is_none(),
                 "no UV attempts/modality/count, certifications, vendor commands, long touch, \
-                 encrypted members without a persistent token, policy URL ({absent:#x})"
+                 policy URL ({absent:#x})"
             );
         }
     }
@@ -556,41 +567,62 @@ mod tests {
         block.into()
     }
 
-    /// CTAP 2.3 §6.4 encIdentifier (0x19): absent until a persistent token exists; then the
-    /// same identifier under a fresh IV each time, across restarts and PIN changes; a reset
-    /// draws another.
+    /// CTAP 2.3 §6.4 encIdentifier (0x19): always there (32 bytes), readable by the holder of
+    /// the persistent token (pcmr); the same identifier under a fresh IV each time, across
+    /// restarts and PIN changes (the token changes, the identifier does not); a reset draws
+    /// another.
     #[test]
     fn enc_identifier_is_stable_and_readable_with_the_persistent_token() {
         let (mut a, clock) = authenticator();
+        let before_pin = info(&mut a);
+        assert_eq!(
+            as_bytes(field(&before_pin, ENC_IDENTIFIER).unwrap()).len(),
+            32
+        );
+        assert_eq!(
+            as_bytes(field(&before_pin, ENC_CRED_STORE_STATE).unwrap()).len(),
+            32
+        );
         set_pin(&mut a, "1234");
-        assert!(field(&info(&mut a), ENC_IDENTIFIER).is_none());
         let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_PCMR, None).unwrap();
         let first = info(&mut a);
         let second = info(&mut a);
-        assert_ne!(
-            field(&first, ENC_IDENTIFIER),
-            field(&second, ENC_IDENTIFIER),
-            "a fresh IV each time"
-        );
         let id = decrypt_member(
             &token,
             "encIdentifier",
             field(&first, ENC_IDENTIFIER).unwrap(),
         );
-        assert_eq!(
+        assert_ne!(
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&second, ENC_IDENTIFIER).unwrap()
+                field(&before_pin, ENC_IDENTIFIER).unwrap()
             ),
-            id
+            id,
+            "setting the PIN drew another persistent token"
         );
+        assert_ne!(
+            field(&first, ENC_IDENTIFIER),
+            field(&second, ENC_IDENTIFIER),
+            "a fresh IV each time"
+        );
+        for seen in [&first, &second] {
+            assert_eq!(
+                decrypt_member(
+                    &token,
+                    "encIdentifier",
+                    field(seen, ENC_IDENTIFIER).unwrap()
+                ),
+                id
+            );
+        }
         let mut a = restart(a, &clock);
+        let after_restart = info(&mut a);
         assert_eq!(
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&info(&mut a), ENC_IDENTIFIER).unwrap()
+                field(&after_restart, ENC_IDENTIFIER).unwrap()
             ),
             id,
             "persistent across a restart"
@@ -599,7 +631,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encCredStoreState",
-                field(&info(&mut a), ENC_IDENTIFIER).unwrap()
+                field(&after_restart, ENC_IDENTIFIER).unwrap()
             ),
             id,
             "the label is part of the key"
@@ -611,21 +643,32 @@ mod tests {
             b"5678",
         );
         call(&mut a, 0x06, p).unwrap();
-        assert!(
-            field(&info(&mut a), ENC_IDENTIFIER).is_none(),
-            "no persistent token after a PIN change, nothing to encrypt to"
+        let after_change = info(&mut a);
+        assert_ne!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&after_change, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "the old persistent token reads nothing after a PIN change"
         );
         let token = pin_token(&mut a, PinProtocol::Two, "5678", PERM_PCMR, None).unwrap();
         assert_eq!(
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&info(&mut a), ENC_IDENTIFIER).unwrap()
+                field(&after_change, ENC_IDENTIFIER).unwrap()
             ),
             id,
-            "the identifier outlives the PIN"
+            "the identifier outlives the PIN; the new token reads it"
         );
         assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null));
+        let after_reset = info(&mut a);
+        assert!(
+            field(&after_reset, ENC_IDENTIFIER).is_some(),
+            "still there after a reset"
+        );
         set_pin(&mut a, "1234");
         let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_PCMR, None).unwrap();
         assert_ne!(
@@ -637,6 +680,43 @@ mod tests {
             id,
             "a reset makes another key of it"
         );
+    }
+
+    /// The first getInfo draws the persistent token and writes it: a state that cannot be
+    /// written (a full disk) costs encIdentifier and encCredStoreState, never the getInfo a
+    /// platform needs to use the key at all.
+    #[test]
+    fn get_info_answers_without_the_encrypted_members_when_the_state_cannot_be_written() {
+        let (mut a, _) = authenticator();
+        a.keystore_mut().state_writes_fail = true;
+        let answer = info(&mut a);
+        assert!(field(&answer, ENC_IDENTIFIER).is_none());
+        assert!(field(&answer, ENC_CRED_STORE_STATE).is_none());
+        assert!(field(&answer, VERSIONS).is_some());
+        a.keystore_mut().state_writes_fail = false;
+        assert!(
+            field(&info(&mut a), ENC_IDENTIFIER).is_some(),
+            "once space returns"
+        );
+    }
+
+    /// A hybrid peer is told none of the members about the PIN, configuration, reset and the
+    /// persistent token (it is served none of them).
+    #[test]
+    fn a_hybrid_peer_is_not_told_the_ctap_2_3_management_members() {
+        let (mut a, _) = authenticator();
+        let hybrid = call_from(
+            &mut a,
+            crate::origin::Origin::hybrid(1, crate::hybrid::qr::RequestType::GetAssertion),
+            0x04,
+            vec![],
+        )
+        .unwrap();
+        for key in NOT_FOR_HYBRID {
+            assert!(field(&hybrid, key).is_none(), "{key:#x}");
+        }
+        assert!(field(&hybrid, ATTESTATION_FORMATS).is_some());
+        assert_eq!(option(&hybrid, "perCredMgmtRO"), None);
     }
 
     /// CTAP 2.3 §6.4 encCredStoreState (0x1E): changes whenever a discoverable credential or
@@ -722,8 +802,8 @@ mod tests {
             crate::cbor::encode(&crate::cbor::decode(&raw[1..]).unwrap()),
             raw[1..].to_vec()
         );
-        // Map of 22 entries whose first key is 0x01 (versions).
-        assert_eq!(&raw[1..3], &[0xb6, 0x01]);
+        // Map of 24 entries whose first key is 0x01 (versions).
+        assert_eq!(&raw[1..4], &[0xb8, 24, 0x01]);
     }
 
     #[test]

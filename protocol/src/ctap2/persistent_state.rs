@@ -120,13 +120,13 @@ pub struct PersistentState {
     /// A PIN read from a version 1 or 2 state, to be moved into the keystore; never encoded.
     pub legacy_pin: Option<LegacyPin>,
     /// The identifier that getInfo's encIdentifier carries (CTAP 2.3 §6.4): drawn with the
-    /// first persistent token, kept until authenticatorReset.
+    /// first persistent token, kept until authenticatorReset (a PIN change keeps it).
     pub device_identifier: Option<Secret<IDENTIFIER_LEN>>,
     /// The persistentPinUvAuthToken (CTAP 2.2 §6.5.2, permission pcmr): survives restarts,
     /// ends with a PIN change, forcePINChange or a reset.
     pub persistent_token: Option<Secret<PERSISTENT_TOKEN_LEN>>,
     /// What getInfo's encCredStoreState carries: a random value drawn anew before every
-    /// change of a discoverable credential or its metadata (from the first persistent token on).
+    /// change of a discoverable credential or its metadata.
     pub cred_store_state: Option<Secret<IDENTIFIER_LEN>>,
     /// pinComplexityPolicy (CTAP 2.3 §6.11.4): on, new PINs must pass
     /// [`crate::ctap2::client_pin`]'s complexity rules; only a reset turns it off.
@@ -382,10 +382,38 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.save_state(state)
     }
 
+    /// The persistentPinUvAuthToken, with the device identifier and the credential store state
+    /// that getInfo encrypts under it: each is drawn (and saved) when first needed, by getInfo
+    /// or a pcmr grant, as a hardware key has its token from initialization on. A PIN change,
+    /// forcePINChange or a reset removes the token, so the next one is another.
+    pub(crate) fn persistent_token(&mut self) -> Result<Secret<PERSISTENT_TOKEN_LEN>, StatusCode> {
+        let state = self.state()?;
+        if let (Some(token), Some(_), Some(_)) = (
+            &state.persistent_token,
+            &state.device_identifier,
+            &state.cred_store_state,
+        ) {
+            return Ok(token.clone());
+        }
+        let mut state = state.clone();
+        let rng = &mut self.rng;
+        state
+            .device_identifier
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        state
+            .cred_store_state
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        let token = state
+            .persistent_token
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)))
+            .clone();
+        self.save_state(state)?;
+        Ok(token)
+    }
+
     /// Before a discoverable credential is created, replaced or deleted, or its user entity
     /// changes: a new credential store state (getInfo encCredStoreState, CTAP 2.3 §6.4), once
-    /// one exists (from the first persistent token on; before, no platform holds a view it
-    /// could compare). Written ahead of the change, so a crash in between over-reports (a
+    /// one exists (before, no platform can hold a view to compare). Written ahead of the change, so a crash in between over-reports (a
     /// platform enumerates again for nothing) and never under-reports.
     pub(crate) fn credential_store_changing(&mut self) -> Result<(), StatusCode> {
         if self.state()?.cred_store_state.is_none() {
