@@ -51,9 +51,16 @@ const MAX_PIN_LENGTH: i64 = 0x1D;
 const ENC_CRED_STORE_STATE: i64 = 0x1E;
 const AUTHENTICATOR_CONFIG_COMMANDS: i64 = 0x1F;
 
-/// The attestation formats makeCredential can produce, in its order of preference (what
-/// attestationFormatsPreference chooses from).
-pub const ATTESTATION_FORMAT_NAMES: [&str; 2] = ["packed", "none"];
+/// getInfo attestationFormats: the formats makeCredential can produce besides "none", which
+/// every authenticator can return and which CTAP 2.3 §6.4 says must not be listed.
+/// attestationFormatsPreference chooses among these and "none".
+pub const ATTESTATION_FORMAT_NAMES: [&str; 1] = ["packed"];
+
+/// The versions: CTAP 2.3 names its own "FIDO_2_3" (it defines no "FIDO_2_2"); its mandatory
+/// features (hmac-secret; rk with clientPin or uv, and credMgmt; credProtect with user
+/// verification; pinUvAuthToken; PIN/UV auth protocol two) are the ones FIDO_2_1 asks, all
+/// here. See `protocol/CTAP23.md`.
+const VERSION_NAMES: [&str; 5] = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1", "FIDO_2_3"];
 
 /// The getInfo options a hybrid peer is told: its ceremonies' own, and built-in UV.
 const HYBRID_OPTIONS: [&str; 5] = ["rk", "up", "plat", "uv", "makeCredUvNotRqd"];
@@ -102,7 +109,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let state = self.state()?.clone();
         let pin_set = self.pin_is_set()?;
         // With alwaysUv on, U2F (which cannot verify the user) is off (CTAP 2.1 §9.2).
-        let versions = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]
+        let versions = VERSION_NAMES
             .into_iter()
             .filter(|v| !(state.always_uv && *v == "U2F_V2"))
             .map(text)
@@ -297,7 +304,13 @@ mod tests {
         let info = info(&mut a);
         assert_eq!(
             field(&info, VERSIONS),
-            Some(&texts(&["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]))
+            Some(&texts(&[
+                "U2F_V2",
+                "FIDO_2_0",
+                "FIDO_2_1_PRE",
+                "FIDO_2_1",
+                "FIDO_2_3"
+            ]))
         );
         assert_eq!(
             field(&info, AAGUID),
@@ -417,7 +430,12 @@ mod tests {
         assert_eq!(option(&info1, "makeCredUvNotRqd"), Some(Value::Bool(false)));
         assert_eq!(
             field(&info1, VERSIONS),
-            Some(&texts(&["FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"])),
+            Some(&texts(&[
+                "FIDO_2_0",
+                "FIDO_2_1_PRE",
+                "FIDO_2_1",
+                "FIDO_2_3"
+            ])),
             "no U2F under alwaysUv"
         );
     }
@@ -436,18 +454,15 @@ mod tests {
         );
     }
 
-    /// CTAP 2.2 §6.4 attestationFormats (0x16): the formats makeCredential's
-    /// attestationFormatsPreference can choose, our default first.
+    /// CTAP 2.3 §6.4 attestationFormats (0x16): the formats makeCredential's
+    /// attestationFormatsPreference can choose, without "none" (which MUST NOT be listed: every
+    /// authenticator can return it); each is produced when preferred, "none" too (§6.1.2).
     #[test]
     fn attestation_formats_are_those_make_credential_produces() {
         let (mut a, _) = authenticator();
         let info = info(&mut a);
-        assert_eq!(
-            field(&info, ATTESTATION_FORMATS),
-            Some(&texts(&["packed", "none"]))
-        );
-        // Each one listed is produced when preferred (CTAP 2.2 §6.1.2 step 18).
-        for format in ATTESTATION_FORMAT_NAMES {
+        assert_eq!(field(&info, ATTESTATION_FORMATS), Some(&texts(&["packed"])));
+        for format in ["packed", "none"] {
             let mut p = make_credential_params("x.org", b"u", &[-7]);
             p.push((0x0B, Value::Array(vec![text(format)])));
             let r = call(&mut a, 0x01, p).unwrap();
