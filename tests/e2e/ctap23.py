@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.base import Info
+from fido2.ctap2.config import Config
 from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 from fido2.utils import sha256
@@ -117,8 +118,8 @@ def pcmr_token(ctap: Ctap2) -> bytes:
     )
 
 
-def make_discoverable(ctap: Ctap2, rp_id: str, name: str, extensions=None):
-    """A discoverable credential through CTAP directly (a token with mc, protocol two)."""
+def make_discoverable(ctap: Ctap2, rp_id: str, name: str, extensions=None, rk=True):
+    """A (discoverable) credential through CTAP directly (a token with mc, protocol two)."""
     protocol = PinProtocolV2()
     token = ClientPin(ctap, protocol).get_pin_token(PIN, PERM.MAKE_CREDENTIAL, rp_id)
     client_data_hash = sha256(os.urandom(32))
@@ -128,7 +129,7 @@ def make_discoverable(ctap: Ctap2, rp_id: str, name: str, extensions=None):
         {"id": os.urandom(16), "name": name, "displayName": name.title()},
         [{"type": "public-key", "alg": -7}],
         extensions=extensions,
-        options={"rk": True},
+        options={"rk": rk},
         pin_uv_param=protocol.authenticate(token, client_data_hash),
         pin_uv_protocol=protocol.VERSION,
     )
@@ -239,6 +240,23 @@ def first(saved: str) -> list:
         expect(credman.get_metadata()[CredentialManagement.RESULT.EXISTING_CRED_COUNT] == 1,
                "nothing deleted")
 
+    def pin_complexity_policy_through_config():
+        _, ctap = open_ctap2()
+        protocol = PinProtocolV2()
+        token = ClientPin(ctap, protocol).get_pin_token(PIN, PERM.AUTHENTICATOR_CFG)
+        listed = f"policy.{RUN}.fido2d.test"
+        Config(ctap, protocol, token).set_min_pin_length(
+            rp_ids=[listed], pin_complexity_policy=True
+        )
+        expect(raw_info(ctap)[PIN_COMPLEXITY_POLICY] is True, "0x1B now true")
+        expect_ctap_error(ERR.PIN_POLICY_VIOLATION, ClientPin(ctap).change_pin, PIN, "123456")
+        expect_ctap_error(ERR.PIN_POLICY_VIOLATION, ClientPin(ctap).change_pin, PIN, "777777")
+        made = make_discoverable(ctap, listed, "policy", {"pinComplexityPolicy": True}, rk=False)
+        expect(made.auth_data.extensions == {"pinComplexityPolicy": True},
+               f"a listed RP learns the policy is on: {made.auth_data.extensions}")
+        _, state = read_encrypted(ctap, results["token"])
+        expect(state == results["state"], "a non-discoverable credential changes no state")
+
     def save():
         with open(saved, "w") as f:
             json.dump({k: (v.hex() if isinstance(v, bytes) else v) for k, v in results.items()}, f)
@@ -252,6 +270,7 @@ def first(saved: str) -> list:
         ("third_party_payment_is_reported", third_party_payment_is_reported),
         ("the_persistent_token_reads_credential_management_only",
          the_persistent_token_reads_credential_management_only),
+        ("pin_complexity_policy_through_config", pin_complexity_policy_through_config),
         ("save", save),
     ]
 

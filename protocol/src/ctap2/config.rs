@@ -395,4 +395,30 @@ mod tests {
             assert_eq!(output, expected, "{rp}");
         }
     }
+
+    /// CTAP 2.3 pinComplexityPolicy extension: like minPinLength, only RPs listed with
+    /// setMinPINLength learn whether the policy is on (false, then true once turned on).
+    #[test]
+    fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
+        let (mut a, _) = authenticator();
+        let listed = cbor::int_map(vec![(2, Value::Array(vec![text("listed.org")]))]);
+        config(&mut a, None, 3, Some(listed)).unwrap();
+        let ask = |a: &mut TestAuthenticator, rp: &str| {
+            let mut p = make_credential_params(rp, b"u", &[-7]);
+            p.push((
+                6,
+                cbor::text_map(vec![("pinComplexityPolicy", Value::Bool(true))]),
+            ));
+            let reg = parse_registration(&call(a, 0x01, p).unwrap());
+            reg.extensions
+                .as_ref()
+                .and_then(|e| text_field(e, "pinComplexityPolicy").cloned())
+        };
+        assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(false)));
+        assert_eq!(ask(&mut a, "other.org"), None);
+        let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+        config(&mut a, None, 3, Some(on)).unwrap();
+        assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(true)));
+        assert_eq!(ask(&mut a, "other.org"), None);
+    }
 }

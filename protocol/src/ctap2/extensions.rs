@@ -20,9 +20,10 @@ pub const CRED_BLOB: &str = "credBlob";
 pub const LARGE_BLOB_KEY: &str = "largeBlobKey";
 pub const MIN_PIN_LENGTH: &str = "minPinLength";
 pub const THIRD_PARTY_PAYMENT: &str = "thirdPartyPayment";
+pub const PIN_COMPLEXITY_POLICY: &str = "pinComplexityPolicy";
 
 /// What getInfo lists, in the order a YubiKey lists its own.
-pub const SUPPORTED: [&str; 7] = [
+pub const SUPPORTED: [&str; 8] = [
     CRED_PROTECT,
     HMAC_SECRET,
     LARGE_BLOB_KEY,
@@ -30,6 +31,7 @@ pub const SUPPORTED: [&str; 7] = [
     MIN_PIN_LENGTH,
     HMAC_SECRET_MC,
     THIRD_PARTY_PAYMENT,
+    PIN_COMPLEXITY_POLICY,
 ];
 
 /// getInfo maxCredBlobLength: the spec's minimum, what hardware keys offer.
@@ -106,6 +108,7 @@ pub struct MakeCredentialExtensions {
     pub large_blob_key: bool,
     pub min_pin_length: bool,
     pub third_party_payment: bool,
+    pub pin_complexity_policy: bool,
 }
 
 pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, StatusCode> {
@@ -126,6 +129,7 @@ pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, S
             LARGE_BLOB_KEY => out.large_blob_key = large_blob_key_input(value)?,
             MIN_PIN_LENGTH => out.min_pin_length = cbor::into_bool(value)?,
             THIRD_PARTY_PAYMENT => out.third_party_payment = cbor::into_bool(value)?,
+            PIN_COMPLEXITY_POLICY => out.pin_complexity_policy = cbor::into_bool(value)?,
             _ => {}
         }
     }
@@ -215,6 +219,7 @@ mod tests {
             (MIN_PIN_LENGTH, text("yes")),
             (HMAC_SECRET_MC, Value::Bool(true)),
             (THIRD_PARTY_PAYMENT, Value::Integer(1.into())),
+            (PIN_COMPLEXITY_POLICY, text("on")),
         ] {
             assert_eq!(
                 parse_make_credential(cbor::text_map(vec![(name, bad)])).err(),

@@ -349,7 +349,8 @@ mod tests {
                 "credBlob",
                 "minPinLength",
                 "hmac-secret-mc",
-                "thirdPartyPayment"
+                "thirdPartyPayment",
+                "pinComplexityPolicy"
             ]))
         );
         for absent in [0x11, 0x12, 0x13, 0x15, 0x17, 0x18, 0x1C] {

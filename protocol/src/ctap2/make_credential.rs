@@ -385,6 +385,17 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 ));
             }
         }
+        // pinComplexityPolicy (CTAP 2.3): whether the policy is on, under minPinLength's rule:
+        // only to the RPs listed with setMinPINLength.
+        if requested.pin_complexity_policy {
+            let state = self.state()?;
+            if state.min_pin_length_rp_ids.iter().any(|id| id == rp_id) {
+                outputs.push((
+                    extensions::PIN_COMPLEXITY_POLICY,
+                    Value::Bool(state.pin_complexity_policy),
+                ));
+            }
+        }
         Ok((extras, outputs))
     }
     /// Whether a discoverable credential of this RP and user handle is stored (a new one
