@@ -45,9 +45,9 @@ fn run_script(daemon: &Daemon, args: &[&str]) {
 /// A fresh key: the getInfo members, the pcmr token, the encrypted members through it and
 /// their change after a new discoverable credential, thirdPartyPayment. Then a new daemon over
 /// the same state directory: the saved persistent token still reads, the identifier and the
-/// state are unchanged; a PIN change ends the token.
-#[test]
-fn python_fido2_reads_enc_identifier_and_cred_store_state_through_a_persistent_token() {
+/// state are unchanged; a PIN change ends the token. The token is in no log and, in clear, in
+/// no file of the state directory (the keystore seals it).
+fn enc_identifier_and_cred_store_state_through_a_persistent_token(args: &[&str]) {
     use std::os::unix::fs::PermissionsExt as _;
     require_python_fido2();
     let temp = tempfile::tempdir().unwrap();
@@ -57,26 +57,77 @@ fn python_fido2_reads_enc_identifier_and_cred_store_state_through_a_persistent_t
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let saved = temp.path().join("ctap23.json");
     let saved = saved.to_str().unwrap();
-    let args = ["--presence", "auto-approve", "--keystore", "file"];
 
-    let mut daemon = Daemon::start_in(&dir, &args);
+    let mut daemon = Daemon::start_in(&dir, args);
     run_script(&daemon, &["first", saved]);
+    let first_logs = daemon.logs();
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
+    let token_hex = {
+        let json = std::fs::read_to_string(saved).unwrap();
+        let after = json.split("\"token\": \"").nth(1).unwrap();
+        after.split('"').next().unwrap().to_owned()
+    };
+    let token: Vec<u8> = (0..token_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token_hex[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(token.len(), 32);
+    for file in files(&dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_slice()),
+            "{} holds the persistent token in clear",
+            file.display()
+        );
+    }
 
-    let mut daemon = Daemon::start_in(&dir, &args);
+    let mut daemon = Daemon::start_in(&dir, args);
     run_script(&daemon, &["restarted", saved]);
-    let logs = daemon.logs();
-    let token = std::fs::read_to_string(saved).unwrap();
-    let token = token
-        .split("\"token\": \"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let logs = format!("{first_logs}{}", daemon.logs());
     assert!(
-        !logs.contains(token),
+        !logs.contains(&token_hex),
         "the persistent token is never logged"
     );
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn python_fido2_reads_enc_identifier_and_cred_store_state_through_a_persistent_token() {
+    enc_identifier_and_cred_store_state_through_a_persistent_token(&[
+        "--presence",
+        "auto-approve",
+        "--keystore",
+        "file",
+    ]);
+}
+
+/// The same with the TPM keystore (on swtpm): the persistent token is sealed under the
+/// TPM-sealed master secret and survives the restart there too.
+#[test]
+fn python_fido2_reads_enc_identifier_and_cred_store_state_with_the_tpm_keystore() {
+    let tpm = fido2d_tests::swtpm::Swtpm::start();
+    // The script tries wrong PINs nowhere, but changes the PIN: a real TPM's lockout settings.
+    tpm.set_dictionary_attack(32, 7200, 86400);
+    let tcti = tpm.tcti();
+    enc_identifier_and_cred_store_state_through_a_persistent_token(&[
+        "--presence",
+        "auto-approve",
+        "--keystore",
+        "tpm",
+        "--tcti",
+        &tcti,
+    ]);
 }
