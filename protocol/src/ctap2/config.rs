@@ -420,5 +420,11 @@ mod tests {
         config(&mut a, None, 3, Some(on)).unwrap();
         assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(true)));
         assert_eq!(ask(&mut a, "other.org"), None);
+        let not_a_bool = cbor::int_map(vec![(4, int(1))]);
+        assert_eq!(
+            config(&mut a, None, 3, Some(not_a_bool)),
+            Err(0x11),
+            "pinComplexityPolicy must be a boolean: CTAP2_ERR_CBOR_UNEXPECTED_TYPE"
+        );
     }
 }
