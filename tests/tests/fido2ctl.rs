@@ -216,3 +216,127 @@ fn credentials_list_shows_third_party_payment_and_delete_still_works() {
     let delete = fido2ctl_with_input(&daemon, &["credentials", "delete", id], "1234\n");
     assert!(delete.success(), "{}", delete.stderr);
 }
+
+#[test]
+fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
+    let daemon = Daemon::auto_approve();
+    make_discoverable(&daemon, "one.fido2d.test", "alice");
+    assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
+    let list = || {
+        json_of(&fido2ctl_with_input(
+            &daemon,
+            &["--json", "credentials", "list"],
+            "1234\n",
+        ))
+    };
+    let before = list()[0].clone();
+    let id = before["credential_id"].as_str().unwrap();
+
+    let renamed = fido2ctl_with_input(
+        &daemon,
+        &["credentials", "update", id, "--name", "alice@new.example"],
+        "1234\n",
+    );
+    assert!(renamed.success(), "{}", renamed.stderr);
+    let after = list()[0].clone();
+    assert_eq!(after["user_name"], "alice@new.example");
+    assert_eq!(
+        after["user_id"], before["user_id"],
+        "the user handle never changes"
+    );
+    assert_eq!(
+        after["display_name"], before["display_name"],
+        "kept when not given"
+    );
+
+    // An empty display name removes it (CTAP 2.1 §6.8.6).
+    let emptied = fido2ctl_with_input(
+        &daemon,
+        &["credentials", "update", id, "--display-name", ""],
+        "1234\n",
+    );
+    assert!(emptied.success(), "{}", emptied.stderr);
+    assert!(list()[0]["display_name"].is_null());
+
+    let right = fido2ctl_with_input(&daemon, &["pin", "verify"], "1234\n");
+    assert!(right.success(), "{}", right.stderr);
+    let wrong = fido2ctl_with_input(&daemon, &["pin", "verify"], "9999\n");
+    assert!(!wrong.success());
+    assert!(wrong.stderr.contains("PIN_INVALID"), "{}", wrong.stderr);
+    let status = json_of(&fido2ctl(&daemon, &["--json", "pin", "status"]));
+    assert_eq!(status["retries"], 7, "the wrong PIN cost one try");
+}
+
+#[test]
+fn config_sets_the_minimum_pin_length_and_always_uv() {
+    let daemon = Daemon::auto_approve();
+    assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "123456\n123456\n").success());
+
+    let min = fido2ctl_with_input(&daemon, &["config", "min-pin-length", "6"], "123456\n");
+    let always = fido2ctl_with_input(&daemon, &["config", "always-uv"], "123456\n");
+    let info = json_of(&fido2ctl(&daemon, &["--json", "info"]));
+
+    assert!(min.success(), "{}", min.stderr);
+    assert!(always.success(), "{}", always.stderr);
+    assert!(
+        always.stdout.contains("alwaysUv is now true"),
+        "{}",
+        always.stdout
+    );
+    assert_eq!(info["minPINLength"], 6);
+    assert_eq!(info["options"]["alwaysUv"], true);
+}
+
+#[test]
+fn reset_needs_confirmation_and_a_fresh_key() {
+    let mut first = Daemon::auto_approve();
+    assert!(fido2ctl_with_input(&first, &["pin", "set"], "1234\n1234\n").success());
+    // A restart is the "power-up" that opens the 10 s reset window, as the error says.
+    first.stop();
+    let daemon = Daemon::start_in(first.state_dir(), &["--presence", "auto-approve"]);
+
+    let unconfirmed = fido2ctl_with_input(&daemon, &["reset"], "no\n");
+    let confirmed = fido2ctl_with_input(&daemon, &["reset"], "erase\n");
+    let status = json_of(&fido2ctl(&daemon, &["--json", "pin", "status"]));
+
+    assert_eq!(unconfirmed.status.and_then(|s| s.code()), Some(1));
+    assert!(
+        unconfirmed.stderr.contains("nothing was erased"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert!(confirmed.success(), "{}", confirmed.stderr);
+    assert_eq!(status["pin_set"], false, "the reset removed the PIN");
+
+    // CTAP 2.1 §6.6: only within 10 s of power-up (here, over UDP, fido2d's start).
+    std::thread::sleep(Duration::from_secs(11));
+    let late = fido2ctl(
+        &daemon,
+        &["--socket", "/nonexistent/control.sock", "reset", "--yes"],
+    );
+    assert_eq!(late.status.and_then(|s| s.code()), Some(1));
+    assert!(
+        late.stderr.contains("NOT_ALLOWED (0x30)"),
+        "{}",
+        late.stderr
+    );
+    assert!(
+        late.stderr.contains("could not replug it through fido2d"),
+        "{}",
+        late.stderr
+    );
+    // Through the daemon's control socket, fido2ctl replugs the key (a power cycle, after the
+    // person's gesture), which opens the window again.
+    let socket = daemon.control_socket();
+    let replugged = fido2ctl(
+        &daemon,
+        &["--socket", socket.to_str().unwrap(), "reset", "--yes"],
+    );
+    assert!(replugged.success(), "{}", replugged.stderr);
+    assert!(
+        replugged.stderr.contains("the key was replugged"),
+        "{}",
+        replugged.stderr
+    );
+    daemon.logs_after("the key was replugged", 1);
+}
