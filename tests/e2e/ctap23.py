@@ -198,6 +198,8 @@ def first(saved: str) -> list:
         token = results["token"]
         rp_id = f"pay.{RUN}.fido2d.test"
         made = make_discoverable(ctap, rp_id, "payer", {"thirdPartyPayment": True})
+        expect(made.auth_data.extensions == {"thirdPartyPayment": True},
+               f"makeCredential says the flag is set: {made.auth_data.extensions}")
         identifier, state = read_encrypted(ctap, token)
         expect(identifier == results["identifier"], "the identifier stays")
         expect(state != results["state"], "the credential store state changed")

@@ -373,8 +373,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             extras.large_blob_key = Some(key);
         }
         // thirdPartyPayment (CTAP 2.2 §12.9): the flag is kept with the credential, for
-        // getAssertion and credential management to report; makeCredential outputs nothing.
-        extras.third_party_payment = requested.third_party_payment;
+        // getAssertion and credential management to report; asked for, the registration says
+        // it was set (as YubiKey 5.8 and pico-fido do: an RP checks it in the authenticator
+        // data).
+        if requested.third_party_payment {
+            extras.third_party_payment = true;
+            outputs.push((extensions::THIRD_PARTY_PAYMENT, Value::Bool(true)));
+        }
         // minPinLength: only RPs the owner listed with setMinPINLength may learn it.
         if requested.min_pin_length {
             let state = self.state()?;

@@ -537,10 +537,10 @@ fn a_silent_assertion_carries_no_cred_blob_and_no_large_blob_key() {
     assert!(field(&touched, 7).is_some());
 }
 
-/// CTAP 2.2 §12.9 thirdPartyPayment: makeCredential stores the flag with the credential (and
-/// outputs nothing); getAssertion asked for it reports it, true or false, in the authenticator
-/// extension outputs; not asked, says nothing. The flag travels inside a non-discoverable
-/// credential's ID too.
+/// CTAP 2.2 §12.9 thirdPartyPayment: makeCredential stores the flag with the credential and
+/// says so in its extension outputs; getAssertion asked for it reports it, true or false, in
+/// the authenticator extension outputs; not asked, says nothing. The flag travels inside a
+/// non-discoverable credential's ID too.
 #[test]
 fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
     let (mut a, _) = authenticator();
@@ -548,13 +548,17 @@ fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
     for rk in [true, false] {
         let rp = if rk { "bank.example" } else { "shop.example" };
         let (paying, r) = register_with(&mut a, rp, b"payer", rk, tpp());
-        let auth_data = as_bytes(field(&r, 2).unwrap());
+        let registered = parse_registration(&r);
         assert_eq!(
-            auth_data[32] & 0x80,
-            0,
-            "no extension outputs at registration"
+            registered
+                .extensions
+                .as_ref()
+                .and_then(|e| text_field(e, "thirdPartyPayment").cloned()),
+            Some(Value::Bool(true)),
+            "the registration says the flag is set"
         );
-        let (plain, _) = register_with(&mut a, rp, b"other", rk, ext(vec![]));
+        let (plain, r) = register_with(&mut a, rp, b"other", rk, ext(vec![]));
+        assert!(parse_registration(&r).extensions.is_none());
 
         let asked = ga(&mut a, rp, Some(&paying.credential_id), Some(tpp()), None).unwrap();
         assert_eq!(
