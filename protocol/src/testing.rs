@@ -143,6 +143,8 @@ pub struct MemoryKeystore {
     /// Gives every credential as one whose UV-only secrets are bound to a PIN not verified
     /// yet (`Credential::uv_secrets_locked`).
     pub uv_secrets_locked: bool,
+    /// Fails every state write while set, as a full disk does.
+    pub state_writes_fail: bool,
 }
 
 impl MemoryKeystore {
@@ -158,6 +160,7 @@ impl MemoryKeystore {
             algorithms: vec![Algorithm::Es256, Algorithm::EdDsa],
             pin_locked_out: false,
             uv_secrets_locked: false,
+            state_writes_fail: false,
         }
     }
 }
@@ -293,6 +296,9 @@ impl Keystore for MemoryKeystore {
     }
 
     fn write_state(&mut self, slot: StateSlot, bytes: &[u8]) -> Result<(), KeystoreError> {
+        if self.state_writes_fail {
+            return Err(KeystoreError::Failure("no space left (test)".into()));
+        }
         self.state.insert(slot, bytes.to_vec());
         Ok(())
     }

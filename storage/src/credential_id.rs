@@ -350,6 +350,7 @@ mod tests {
             }),
             cred_blob: Some(vec![3; 255]),
             large_blob_key: Some(Zeroizing::new([4; 32])),
+            third_party_payment: true,
         };
 
         assert_eq!(largest.encode().len(), MAX_EXTRAS_LEN);

@@ -886,6 +886,7 @@ fn extras() -> CredentialExtras {
         }),
         cred_blob: Some(b"a credential blob".to_vec()),
         large_blob_key: Some(Zeroizing::new([0x53; 32])),
+        third_party_payment: true,
     }
 }
 

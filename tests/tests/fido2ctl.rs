@@ -190,6 +190,33 @@ fn credentials_list_and_delete_with_the_pin() {
     );
 }
 
+/// `credentials list` on fido2d lists thirdPartyPayment (credential management's 0x0C), and
+/// the credential it listed can still be deleted (with a cm token: list asks for the read-only
+/// pcmr one, see `manage::list_permission`'s unit test).
+#[test]
+fn credentials_list_shows_third_party_payment_and_delete_still_works() {
+    let daemon = Daemon::auto_approve();
+    make_discoverable(&daemon, "one.fido2d.test", "alice");
+    assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
+    let info = json_of(&fido2ctl(&daemon, &["--json", "info"]));
+    let listed = json_of(&fido2ctl_with_input(
+        &daemon,
+        &["--json", "credentials", "list"],
+        "1234\n",
+    ));
+
+    assert_eq!(info["options"]["perCredMgmtRO"], true, "{info}");
+    assert!(
+        info["encIdentifier"].is_string(),
+        "named by fido2ctl info: {info}"
+    );
+    assert_eq!(listed[0]["user_name"], "alice", "{listed}");
+    assert_eq!(listed[0]["third_party_payment"], false, "{listed}");
+    let id = listed[0]["credential_id"].as_str().unwrap();
+    let delete = fido2ctl_with_input(&daemon, &["credentials", "delete", id], "1234\n");
+    assert!(delete.success(), "{}", delete.stderr);
+}
+
 #[test]
 fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
     let daemon = Daemon::auto_approve();

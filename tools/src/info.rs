@@ -6,8 +6,8 @@ use serde_json::json;
 use crate::ctap::Key;
 use crate::exit::Failure;
 
-/// authenticatorGetInfo response keys (CTAP 2.1 §6.4) and their names.
-const FIELDS: [(u64, &str); 21] = [
+/// authenticatorGetInfo response keys (CTAP 2.1 §6.4, with CTAP 2.2/2.3's) and their names.
+const FIELDS: [(u64, &str); 31] = [
     (0x01, "versions"),
     (0x02, "extensions"),
     (0x03, "aaguid"),
@@ -29,6 +29,16 @@ const FIELDS: [(u64, &str); 21] = [
     (0x13, "certifications"),
     (0x14, "remainingDiscoverableCredentials"),
     (0x15, "vendorPrototypeConfigCommands"),
+    (0x16, "attestationFormats"),
+    (0x17, "uvCountSinceLastPinEntry"),
+    (0x18, "longTouchForReset"),
+    (0x19, "encIdentifier"),
+    (0x1A, "transportsForReset"),
+    (0x1B, "pinComplexityPolicy"),
+    (0x1C, "pinComplexityPolicyURL"),
+    (0x1D, "maxPINLength"),
+    (0x1E, "encCredStoreState"),
+    (0x1F, "authenticatorConfigCommands"),
 ];
 
 /// The key's getInfo as JSON with named fields (byte strings as hex).

@@ -75,10 +75,24 @@ fn authorize(
     client::token(key, client::pin_protocol(info), &pin, permissions)
 }
 
+/// `credentials list` only reads. On a key that offers the read-only persistent token (CTAP
+/// 2.2 option perCredMgmtRO) it asks for that (permission pcmr) rather than cm: the token it
+/// then holds can list, never delete or rename. The PIN is asked for all the same: fido2ctl
+/// keeps no token between runs, since a persistent token saved on disk would let anyone who
+/// reads the file list the key's accounts without the PIN, for as long as the PIN stays.
 pub fn credentials_list(device: Option<&str>) -> Result<Vec<client::StoredCredential>, Failure> {
     let (mut key, info) = open(device)?;
-    let token = authorize(&mut key, &info, client::PERMISSION_CREDENTIAL_MANAGEMENT)?;
+    let token = authorize(&mut key, &info, list_permission(&info))?;
     client::list_credentials(&mut key, &token)
+}
+
+/// The permission `credentials list` asks for: pcmr where the key offers it, else cm.
+fn list_permission(info: &serde_json::Value) -> u8 {
+    if info["options"]["perCredMgmtRO"] == true {
+        client::PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY
+    } else {
+        client::PERMISSION_CREDENTIAL_MANAGEMENT
+    }
 }
 
 pub fn credentials_delete(device: Option<&str>, credential_id: &str) -> Result<String, Failure> {
@@ -169,4 +183,21 @@ pub fn config_min_pin_length(
     let token = authorize(&mut key, &info, client::PERMISSION_AUTHENTICATOR_CONFIG)?;
     client::set_min_pin_length(&mut key, &token, length, rp_ids, force_change)?;
     Ok("Minimum PIN length updated.".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CTAP 2.2 §6.4 option perCredMgmtRO: present and true, the key grants pcmr (0x40), and
+    /// listing needs nothing more; absent or false (a CTAP 2.1 key), cm (0x04).
+    #[test]
+    fn listing_asks_for_pcmr_only_where_the_key_offers_it() {
+        let offered = serde_json::json!({"options": {"perCredMgmtRO": true}});
+        let refused = serde_json::json!({"options": {"perCredMgmtRO": false}});
+        let older = serde_json::json!({"options": {"credMgmt": true}});
+        assert_eq!(list_permission(&offered), 0x40);
+        assert_eq!(list_permission(&refused), 0x04);
+        assert_eq!(list_permission(&older), 0x04);
+    }
 }

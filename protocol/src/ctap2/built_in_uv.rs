@@ -77,7 +77,14 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 UvResult::Verified => MAX_UV_RETRIES,
                 _ => retries,
             };
-            self.update_state(|state| state.uv_retries = restored)?;
+            let verified = result == UvResult::Verified;
+            self.update_state(|state| {
+                state.uv_retries = restored;
+                // getInfo uvCountSinceLastPinEntry (CTAP 2.2 §6.4 0x17).
+                if verified {
+                    state.uv_count_since_pin = state.uv_count_since_pin.saturating_add(1);
+                }
+            })?;
             return Ok(result);
         }
     }

@@ -93,6 +93,10 @@ fn parse(params: &[u8]) -> Result<Request, StatusCode> {
 /// §6.5.5.7.2/§6.5.5.7.3 steps 3-4: at least one permission (INVALID_PARAMETER), only ones
 /// this key grants (UNAUTHORIZED_PERMISSION: no bio enrollment, nothing unknown), and mc and
 /// ga always for one RP (§6.5.5.7 "permissions RP ID": MISSING_PARAMETER without it).
+///
+/// CTAP 2.2: pcmr is granted only alone (it names a different token, the persistent one):
+/// with any other permission it is UNAUTHORIZED_PERMISSION, as on pico-fido and YubiKey 5.8;
+/// its RP ID, if sent, is ignored (libfido2's documentation: "The rpid is ignored").
 fn token_permissions(permissions: i128, rp_id: Option<&str>) -> Result<u8, StatusCode> {
     if permissions == 0 {
         return Err(StatusCode::InvalidParameter);
@@ -101,12 +105,33 @@ fn token_permissions(permissions: i128, rp_id: Option<&str>) -> Result<u8, Statu
         .ok()
         .filter(|p| p & !permission::SUPPORTED == 0)
         .ok_or(StatusCode::UnauthorizedPermission)?;
+    let pcmr = permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
+    if permissions & pcmr != 0 && permissions != pcmr {
+        return Err(StatusCode::UnauthorizedPermission);
+    }
     if permissions & (permission::MAKE_CREDENTIAL | permission::GET_ASSERTION) != 0
         && rp_id.is_none()
     {
         return Err(StatusCode::MissingParameter);
     }
     Ok(permissions)
+}
+
+/// fido2d's PIN complexity policy (getInfo pinComplexityPolicy, CTAP 2.3 §6.4 0x1B: the
+/// policy is the authenticator's to define): once setMinPINLength turned it on, a new PIN may
+/// not be a single repeated character ("0000", "aaaaaa") nor a run of consecutive characters,
+/// up or down ("1234", "987654", "abcdef"): the PINs a guesser tries first.
+pub(crate) fn meets_complexity_policy(pin: &str) -> bool {
+    let points: Vec<u32> = pin.chars().map(u32::from).collect();
+    if points.len() < 2 {
+        return true;
+    }
+    let steps: Vec<i64> = points
+        .windows(2)
+        .map(|w| i64::from(w[1]) - i64::from(w[0]))
+        .collect();
+    let uniform = |step: i64| steps.iter().all(|&s| s == step);
+    !(uniform(0) || uniform(1) || uniform(-1))
 }
 
 /// A new PIN, as the keystore gets it: LEFT(SHA-256(PIN), 16), and its length in code points.
@@ -202,7 +227,12 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         //    (it keeps a verifier, not the hash), then note its length.
         let pin = self.decrypt_new_pin(&shared, &new_pin_enc)?;
         self.keystore.set_pin(&pin.hash, MAX_PIN_RETRIES)?;
-        self.update_state(|state| state.pin_code_points = Some(pin.code_points))?;
+        self.update_state(|state| {
+            state.pin_code_points = Some(pin.code_points);
+            // No persistent token outlives the PIN it was granted with (a new one is drawn
+            // when next needed).
+            state.persistent_token = None;
+        })?;
         Ok(Value::Null)
     }
 
@@ -235,6 +265,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.update_state(|state| {
             state.pin_code_points = Some(pin.code_points);
             state.force_pin_change = false;
+            // CTAP 2.2: a PIN change ends the persistentPinUvAuthToken (pcmr) too: a new one
+            // is drawn when next needed.
+            state.persistent_token = None;
         })?;
         let rng = &mut self.rng;
         self.pin.reset_tokens(|b| rng.fill_bytes(b));
@@ -367,6 +400,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         rp_id: Option<String>,
         user_present: bool,
     ) -> Result<Value, StatusCode> {
+        if permissions == permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY {
+            return self.hand_out_persistent_token(shared);
+        }
         let rng = &mut self.rng;
         self.pin.reset_tokens(|b| rng.fill_bytes(b));
         let now = self.clock.now_ms();
@@ -383,6 +419,20 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         );
         let rng = &mut self.rng;
         let encrypted = shared.encrypt(token.as_slice(), |iv| rng.fill_bytes(iv));
+        Ok(cbor::int_map(vec![(
+            RESPONSE_PIN_UV_AUTH_TOKEN,
+            Value::Bytes(encrypted),
+        )]))
+    }
+
+    /// pcmr (CTAP 2.2 §6.5.5.7): the persistentPinUvAuthToken, encrypted to the platform.
+    /// The same token is handed out again until a PIN change, forcePINChange or a reset
+    /// replaces it (see [`Self::persistent_token`]), so every platform the person gave the
+    /// PIN to can keep using it across restarts. The ephemeral token in use is left as it is.
+    fn hand_out_persistent_token(&mut self, shared: &SharedSecret) -> Result<Value, StatusCode> {
+        let token = self.persistent_token()?;
+        let rng = &mut self.rng;
+        let encrypted = shared.encrypt(token.bytes(), |iv| rng.fill_bytes(iv));
         Ok(cbor::int_map(vec![(
             RESPONSE_PIN_UV_AUTH_TOKEN,
             Value::Bytes(encrypted),
@@ -442,8 +492,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // The right PIN also unblocks built-in UV, as on a YubiKey Bio: the PIN is the
         // fallback that proves the person when UV has failed too often.
         self.pin.consecutive_mismatches = 0;
-        if self.state()?.uv_retries != MAX_UV_RETRIES {
-            self.update_state(|state| state.uv_retries = MAX_UV_RETRIES)?;
+        // The PIN was entered: uvCountSinceLastPinEntry starts over (CTAP 2.2 §6.4 0x17).
+        let state = self.state()?;
+        if state.uv_retries != MAX_UV_RETRIES || state.uv_count_since_pin != 0 {
+            self.update_state(|state| {
+                state.uv_retries = MAX_UV_RETRIES;
+                state.uv_count_since_pin = 0;
+            })?;
         }
         Ok(hash)
     }
@@ -475,6 +530,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             .chars()
             .count();
         if code_points < usize::from(self.state()?.min_pin_length) {
+            return Err(StatusCode::PinPolicyViolation);
+        }
+        let text = std::str::from_utf8(pin).map_err(|_| StatusCode::PinPolicyViolation)?;
+        if self.state()?.pin_complexity_policy && !meets_complexity_policy(text) {
             return Err(StatusCode::PinPolicyViolation);
         }
         let digest = Zeroizing::new(Sha256::digest(pin));

@@ -22,10 +22,14 @@ const PIN_UV_AUTH_PARAM: i128 = 0x04;
 
 const TOGGLE_ALWAYS_UV: i128 = 0x02;
 const SET_MIN_PIN_LENGTH: i128 = 0x03;
+/// getInfo authenticatorConfigCommands (CTAP 2.3 §6.4 0x1F): the subcommands served.
+pub const SUPPORTED_SUBCOMMANDS: [u8; 2] = [TOGGLE_ALWAYS_UV as u8, SET_MIN_PIN_LENGTH as u8];
 
 const NEW_MIN_PIN_LENGTH: i128 = 0x01;
 const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
 const FORCE_CHANGE_PIN: i128 = 0x03;
+/// CTAP 2.3 §6.11.4: turns the authenticator's PIN complexity policy on (never off).
+const PIN_COMPLEXITY_POLICY: i128 = 0x04;
 
 /// The command byte that prefixes the signed message (§6.11 step 4.4).
 const COMMAND_BYTE: u8 = 0x0D;
@@ -83,7 +87,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     }
 
     /// §6.11.4 setMinPINLength: raise (never lower) the minimum PIN length, name the RPs that
-    /// may read it, and/or make the PIN expire.
+    /// may read it, make the PIN expire, and/or (CTAP 2.3) turn the PIN complexity policy on.
     fn set_min_pin_length(&mut self, params: Option<Value>) -> Result<Value, StatusCode> {
         let mut map = match &params {
             Some(params) => RequestMap::parse(&cbor::encode(params))?,
@@ -104,6 +108,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             .transpose()?;
         let force_change = map
             .take(FORCE_CHANGE_PIN)
+            .map(cbor::into_bool)
+            .transpose()?
+            .unwrap_or(false);
+        let complexity = map
+            .take(PIN_COMPLEXITY_POLICY)
             .map(cbor::into_bool)
             .transpose()?
             .unwrap_or(false);
@@ -142,6 +151,14 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             }
             if force_change || too_short {
                 s.force_pin_change = true;
+                // The PIN must change: the persistent token granted with it ends now, as
+                // every token does (no token is handed out until the change).
+                s.persistent_token = None;
+            }
+            // Like the minimum length, the policy only ever gets stricter (a reset clears it).
+            // It applies to the next PIN set or changed; the current one is unknown here.
+            if complexity {
+                s.pin_complexity_policy = true;
             }
         })?;
         Ok(Value::Null)
@@ -377,5 +394,37 @@ mod tests {
                 .and_then(|e| text_field(e, "minPinLength").cloned());
             assert_eq!(output, expected, "{rp}");
         }
+    }
+
+    /// CTAP 2.3 pinComplexityPolicy extension: like minPinLength, only RPs listed with
+    /// setMinPINLength learn whether the policy is on (false, then true once turned on).
+    #[test]
+    fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
+        let (mut a, _) = authenticator();
+        let listed = cbor::int_map(vec![(2, Value::Array(vec![text("listed.org")]))]);
+        config(&mut a, None, 3, Some(listed)).unwrap();
+        let ask = |a: &mut TestAuthenticator, rp: &str| {
+            let mut p = make_credential_params(rp, b"u", &[-7]);
+            p.push((
+                6,
+                cbor::text_map(vec![("pinComplexityPolicy", Value::Bool(true))]),
+            ));
+            let reg = parse_registration(&call(a, 0x01, p).unwrap());
+            reg.extensions
+                .as_ref()
+                .and_then(|e| text_field(e, "pinComplexityPolicy").cloned())
+        };
+        assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(false)));
+        assert_eq!(ask(&mut a, "other.org"), None);
+        let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+        config(&mut a, None, 3, Some(on)).unwrap();
+        assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(true)));
+        assert_eq!(ask(&mut a, "other.org"), None);
+        let not_a_bool = cbor::int_map(vec![(4, int(1))]);
+        assert_eq!(
+            config(&mut a, None, 3, Some(not_a_bool)),
+            Err(0x11),
+            "pinComplexityPolicy must be a boolean: CTAP2_ERR_CBOR_UNEXPECTED_TYPE"
+        );
     }
 }

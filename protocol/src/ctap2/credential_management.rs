@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::pin_uv_auth::CmAuthorization;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::types;
 use crate::ctap2::StatusCode;
@@ -44,6 +44,7 @@ const RESPONSE_PUBLIC_KEY: i64 = 0x08;
 const RESPONSE_TOTAL_CREDENTIALS: i64 = 0x09;
 const RESPONSE_CRED_PROTECT: i64 = 0x0A;
 const RESPONSE_LARGE_BLOB_KEY: i64 = 0x0B;
+const RESPONSE_THIRD_PARTY_PAYMENT: i64 = 0x0C;
 
 struct Request {
     sub_command: u8,
@@ -125,19 +126,27 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             | UPDATE_USER_INFORMATION => {}
             _ => return Err(StatusCode::InvalidSubcommand),
         }
-        // The token: authenticate(pinUvAuthToken, subCommand || subCommandParams), cm.
+        // The token: authenticate(pinUvAuthToken, subCommand || subCommandParams), cm; or, to
+        // read, the persistent token of pcmr (CTAP 2.2).
         let mut message = vec![request.sub_command];
         if let Some(params) = &request.params {
             message.extend(cbor::encode(params));
         }
-        self.authorize_management(
+        let read_only = matches!(
+            request.sub_command,
+            GET_CREDS_METADATA | ENUMERATE_RPS_BEGIN | ENUMERATE_CREDENTIALS_BEGIN
+        );
+        let authorization = self.authorize_credential_management(
             request.pin_uv_auth_param,
             request.protocol,
             &message,
-            permission::CREDENTIAL_MANAGEMENT,
+            read_only,
         )?;
         let params = parse_params(request.params.as_ref())?;
-        let token_rp = self.pin.token.rp_id().map(str::to_owned);
+        let token_rp = match authorization {
+            CmAuthorization::Token => self.pin.token.rp_id().map(str::to_owned),
+            CmAuthorization::PersistentReadOnly => None,
+        };
         match request.sub_command {
             GET_CREDS_METADATA => {
                 // Metadata and RP enumeration span every RP: an RP-bound token may not.
@@ -176,6 +185,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             DELETE_CREDENTIAL => {
                 let id = params.credential_id.ok_or(StatusCode::MissingParameter)?;
                 let credential = self.stored_credential(&id, token_rp.as_deref())?;
+                self.credential_store_changing()?;
                 self.keystore.delete_credential(&credential.id)?;
                 Ok(Value::Null)
             }
@@ -191,6 +201,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 // removed from the stored user.
                 user.name = user.name.filter(|name| !name.is_empty());
                 user.display_name = user.display_name.filter(|name| !name.is_empty());
+                self.credential_store_changing()?;
                 self.keystore.update_user(&credential.id, &user)?;
                 Ok(Value::Null)
             }
@@ -308,6 +319,11 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if let Some(key) = &credential.extras.large_blob_key {
             entry.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
         }
+        // CTAP 2.2 §6.8.3: thirdPartyPayment, whether the credential has the flag.
+        entry.push((
+            RESPONSE_THIRD_PARTY_PAYMENT,
+            Value::Bool(credential.extras.third_party_payment),
+        ));
         Ok(entry)
     }
 }

@@ -19,15 +19,19 @@ pub const HMAC_SECRET_MC: &str = "hmac-secret-mc";
 pub const CRED_BLOB: &str = "credBlob";
 pub const LARGE_BLOB_KEY: &str = "largeBlobKey";
 pub const MIN_PIN_LENGTH: &str = "minPinLength";
+pub const THIRD_PARTY_PAYMENT: &str = "thirdPartyPayment";
+pub const PIN_COMPLEXITY_POLICY: &str = "pinComplexityPolicy";
 
 /// What getInfo lists, in the order a YubiKey lists its own.
-pub const SUPPORTED: [&str; 6] = [
+pub const SUPPORTED: [&str; 8] = [
     CRED_PROTECT,
     HMAC_SECRET,
     LARGE_BLOB_KEY,
     CRED_BLOB,
     MIN_PIN_LENGTH,
     HMAC_SECRET_MC,
+    THIRD_PARTY_PAYMENT,
+    PIN_COMPLEXITY_POLICY,
 ];
 
 /// getInfo maxCredBlobLength: the spec's minimum, what hardware keys offer.
@@ -103,6 +107,8 @@ pub struct MakeCredentialExtensions {
     pub cred_blob: Option<Vec<u8>>,
     pub large_blob_key: bool,
     pub min_pin_length: bool,
+    pub third_party_payment: bool,
+    pub pin_complexity_policy: bool,
 }
 
 pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, StatusCode> {
@@ -122,6 +128,8 @@ pub fn parse_make_credential(value: Value) -> Result<MakeCredentialExtensions, S
             CRED_BLOB => out.cred_blob = Some(cbor::into_bytes(value)?),
             LARGE_BLOB_KEY => out.large_blob_key = large_blob_key_input(value)?,
             MIN_PIN_LENGTH => out.min_pin_length = cbor::into_bool(value)?,
+            THIRD_PARTY_PAYMENT => out.third_party_payment = cbor::into_bool(value)?,
+            PIN_COMPLEXITY_POLICY => out.pin_complexity_policy = cbor::into_bool(value)?,
             _ => {}
         }
     }
@@ -133,6 +141,7 @@ pub struct GetAssertionExtensions {
     pub hmac_secret: Option<HmacSecretInput>,
     pub cred_blob: bool,
     pub large_blob_key: bool,
+    pub third_party_payment: bool,
 }
 
 pub fn parse_get_assertion(value: Value) -> Result<GetAssertionExtensions, StatusCode> {
@@ -142,6 +151,7 @@ pub fn parse_get_assertion(value: Value) -> Result<GetAssertionExtensions, Statu
             HMAC_SECRET => out.hmac_secret = Some(HmacSecretInput::parse(value)?),
             CRED_BLOB => out.cred_blob = cbor::into_bool(value)?,
             LARGE_BLOB_KEY => out.large_blob_key = large_blob_key_input(value)?,
+            THIRD_PARTY_PAYMENT => out.third_party_payment = cbor::into_bool(value)?,
             _ => {}
         }
     }
@@ -208,6 +218,8 @@ mod tests {
             (LARGE_BLOB_KEY, Value::Integer(1.into())),
             (MIN_PIN_LENGTH, text("yes")),
             (HMAC_SECRET_MC, Value::Bool(true)),
+            (THIRD_PARTY_PAYMENT, Value::Integer(1.into())),
+            (PIN_COMPLEXITY_POLICY, text("on")),
         ] {
             assert_eq!(
                 parse_make_credential(cbor::text_map(vec![(name, bad)])).err(),

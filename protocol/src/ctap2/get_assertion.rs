@@ -14,6 +14,8 @@
 //!   relying party stored for this person, and the largeBlobKey decrypts their large blob. The
 //!   spec names no error for them, and leaving an extension's output out is what an
 //!   authenticator may always do;
+//! - thirdPartyPayment (CTAP 2.2 §12.9) is answered: it is a property of the credential that
+//!   the RP asked for, not data stored for the person;
 //! - names and display names need user verification in any case (§6.2.2 step 12);
 //! - a silent discovery is served as the spec allows: it tells a program that can open the key
 //!   which user handles it holds for a site it names, as on every hardware key. credProtect
@@ -65,6 +67,7 @@ pub(crate) struct AssertionExtensions {
     hmac_secret: Option<HmacSecretSalts>,
     cred_blob: bool,
     large_blob_key: bool,
+    third_party_payment: bool,
 }
 
 struct Request {
@@ -241,6 +244,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             // Data the RP stored for the person: only with their gesture.
             cred_blob: request.extensions.cred_blob && want_presence,
             large_blob_key: request.extensions.large_blob_key && want_presence,
+            // Whether the credential may serve a third-party payment: a property of the
+            // credential, not data of the person, so no gesture is needed to learn it.
+            third_party_payment: request.extensions.third_party_payment,
         };
         // UV by built-in verification since the keystore opened, and no PIN yet: what the
         // keystore bound to the PIN is out of reach. CTAP2_ERR_PUAT_REQUIRED sends the platform
@@ -328,6 +334,13 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         if extensions.cred_blob {
             let blob = credential.extras.cred_blob.clone().unwrap_or_default();
             outputs.push((extensions::CRED_BLOB, Value::Bytes(blob)));
+        }
+        // thirdPartyPayment (CTAP 2.2 §12.9): asked for, the credential's flag, true or false.
+        if extensions.third_party_payment {
+            outputs.push((
+                extensions::THIRD_PARTY_PAYMENT,
+                Value::Bool(credential.extras.third_party_payment),
+            ));
         }
         let extension_outputs = (!outputs.is_empty()).then(|| cbor::text_map(outputs));
 

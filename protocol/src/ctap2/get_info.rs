@@ -1,10 +1,24 @@
-//! authenticatorGetInfo (CTAP 2.1 §6.4).
+//! authenticatorGetInfo (CTAP 2.1 §6.4, with the members CTAP 2.2 and 2.3 added: see
+//! `protocol/CTAP23.md` for which of them fido2d has, and why the others do not apply).
+//!
+//! **encIdentifier and encCredStoreState** (CTAP 2.3 §6.4, 0x19 and 0x1E) are 16-byte values
+//! encrypted to whoever holds the persistentPinUvAuthToken (pcmr): with
+//! key = HKDF-SHA-256(salt = 32 zero bytes, IKM = persistent token, info = "encIdentifier" or
+//! "encCredStoreState", L = 16), the member is IV (16 random bytes) || AES-128-CBC(key, IV,
+//! value). The token, the identifier and the state are drawn at the first getInfo (or pcmr
+//! grant) and kept sealed (see `persistent_state`), so both members are always there, as on
+//! hardware keys and as conformance tools expect (encIdentifier must not disappear after a
+//! reset); only a platform the person granted pcmr can read them. Not over hybrid.
 
+use aes::cipher::{BlockModeEncrypt, KeyIvInit};
 use ciborium::Value;
+use sha2::Sha256;
 
 use crate::authenticator::Authenticator;
 use crate::cbor;
 use crate::ctap2::built_in_uv::PREFERRED_PLATFORM_UV_ATTEMPTS;
+use crate::ctap2::client_pin::MAX_PIN_BYTES;
+use crate::ctap2::persistent_state::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
 use crate::ctap2::pin_protocol::PinProtocol;
 use crate::ctap2::{config, extensions, large_blobs, StatusCode};
 use crate::env::{Algorithm, Clock, Keystore, Presence, Rng};
@@ -28,17 +42,62 @@ const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: i64 = 0x10;
 const PREFERRED_PLATFORM_UV_ATTEMPTS_KEY: i64 = 0x11;
 const UV_MODALITY: i64 = 0x12;
 const REMAINING_DISCOVERABLE_CREDENTIALS: i64 = 0x14;
+const ATTESTATION_FORMATS: i64 = 0x16;
+const UV_COUNT_SINCE_LAST_PIN_ENTRY: i64 = 0x17;
+const ENC_IDENTIFIER: i64 = 0x19;
+const TRANSPORTS_FOR_RESET: i64 = 0x1A;
+const PIN_COMPLEXITY_POLICY: i64 = 0x1B;
+const MAX_PIN_LENGTH: i64 = 0x1D;
+const ENC_CRED_STORE_STATE: i64 = 0x1E;
+const AUTHENTICATOR_CONFIG_COMMANDS: i64 = 0x1F;
+
+/// getInfo attestationFormats: the formats makeCredential can produce besides "none", which
+/// every authenticator can return and which CTAP 2.3 §6.4 says must not be listed.
+/// attestationFormatsPreference chooses among these and "none".
+pub const ATTESTATION_FORMAT_NAMES: [&str; 1] = ["packed"];
+
+/// The versions: CTAP 2.3 names its own "FIDO_2_3" (it defines no "FIDO_2_2"); its mandatory
+/// features (hmac-secret; rk with clientPin or uv, and credMgmt; credProtect with user
+/// verification; pinUvAuthToken; PIN/UV auth protocol two) are the ones FIDO_2_1 asks, all
+/// here. See `protocol/CTAP23.md`.
+const VERSION_NAMES: [&str; 5] = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1", "FIDO_2_3"];
 
 /// The getInfo options a hybrid peer is told: its ceremonies' own, and built-in UV.
 const HYBRID_OPTIONS: [&str; 5] = ["rk", "up", "plat", "uv", "makeCredUvNotRqd"];
 /// The getInfo fields about what a hybrid peer is not served (the PIN and its policy, large
-/// blobs). pinUvAuthProtocols stays: hmac-secret's key agreement uses it.
-const NOT_FOR_HYBRID: [i64; 4] = [
+/// blobs, reset, configuration, the persistent token's members). pinUvAuthProtocols stays:
+/// hmac-secret's key agreement uses it.
+const NOT_FOR_HYBRID: [i64; 10] = [
     MAX_SERIALIZED_LARGE_BLOB_ARRAY,
     FORCE_PIN_CHANGE,
     MIN_PIN_LENGTH,
     MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH,
+    ENC_IDENTIFIER,
+    TRANSPORTS_FOR_RESET,
+    PIN_COMPLEXITY_POLICY,
+    MAX_PIN_LENGTH,
+    ENC_CRED_STORE_STATE,
+    AUTHENTICATOR_CONFIG_COMMANDS,
 ];
+
+/// encIdentifier / encCredStoreState (CTAP 2.3 §6.4): `value` encrypted to the holder of the
+/// persistent token, under a fresh IV.
+pub(crate) fn encrypt_to_persistent_token(
+    token: &[u8; PERSISTENT_TOKEN_LEN],
+    info: &str,
+    value: &[u8; IDENTIFIER_LEN],
+    iv: [u8; 16],
+) -> Vec<u8> {
+    let mut key = zeroize::Zeroizing::new([0u8; 16]);
+    hkdf::Hkdf::<Sha256>::new(Some(&[0u8; 32]), token)
+        .expand(info.as_bytes(), key.as_mut_slice())
+        .expect("16 bytes is a valid HKDF-SHA-256 length");
+    let mut block = aes::Block::from(*value);
+    cbc::Encryptor::<aes::Aes128>::new_from_slices(key.as_slice(), &iv)
+        .expect("16-byte key and IV")
+        .encrypt_block(&mut block);
+    [&iv[..], &block[..]].concat()
+}
 
 /// How many allowList/excludeList entries a platform may send at once.
 pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 64;
@@ -50,7 +109,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let state = self.state()?.clone();
         let pin_set = self.pin_is_set()?;
         // With alwaysUv on, U2F (which cannot verify the user) is off (CTAP 2.1 §9.2).
-        let versions = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]
+        let versions = VERSION_NAMES
             .into_iter()
             .filter(|v| !(state.always_uv && *v == "U2F_V2"))
             .map(text)
@@ -71,6 +130,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             // Non-discoverable credentials without UV, unless alwaysUv forbids any.
             ("makeCredUvNotRqd", Value::Bool(!state.always_uv)),
             ("alwaysUv", Value::Bool(state.always_uv)),
+            // CTAP 2.2: the pcmr permission and its persistent token are supported.
+            ("perCredMgmtRO", Value::Bool(true)),
         ];
         // "uv" only exists with built-in user verification; its value says whether it is
         // configured (it is, whenever the environment offers it). clientPin stays as it is:
@@ -140,7 +201,66 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 REMAINING_DISCOVERABLE_CREDENTIALS,
                 uint(self.keystore.remaining_discoverable_credentials() as u64),
             ),
+            (
+                ATTESTATION_FORMATS,
+                Value::Array(ATTESTATION_FORMAT_NAMES.map(text).to_vec()),
+            ),
+            // Reset is served where the person can touch the key: not over hybrid.
+            (
+                TRANSPORTS_FOR_RESET,
+                Value::Array(
+                    self.config
+                        .transports
+                        .iter()
+                        .filter(|t| *t != "hybrid")
+                        .map(|t| text(t))
+                        .collect(),
+                ),
+            ),
+            // Present: the policy exists; its value: whether setMinPINLength turned it on.
+            (
+                PIN_COMPLEXITY_POLICY,
+                Value::Bool(state.pin_complexity_policy),
+            ),
+            // In code points; a PIN is at most 63 bytes (§6.5.5.5), so 63 ASCII characters.
+            (MAX_PIN_LENGTH, uint(MAX_PIN_BYTES as u64)),
+            // toggleAlwaysUv and setMinPINLength (no enterprise attestation, no vendor command).
+            (
+                AUTHENTICATOR_CONFIG_COMMANDS,
+                Value::Array(
+                    config::SUPPORTED_SUBCOMMANDS
+                        .map(|c| uint(c.into()))
+                        .to_vec(),
+                ),
+            ),
         ];
+        // A state that cannot be written now (a full disk) costs these two members, not the
+        // getInfo every platform starts with.
+        let token = if hybrid {
+            None
+        } else {
+            self.persistent_token().ok()
+        };
+        if let Some(token) = token {
+            let state = self.state()?.clone();
+            let members = [
+                (ENC_IDENTIFIER, "encIdentifier", &state.device_identifier),
+                (
+                    ENC_CRED_STORE_STATE,
+                    "encCredStoreState",
+                    &state.cred_store_state,
+                ),
+            ];
+            for (key, label, value) in members {
+                if let Some(value) = value {
+                    let mut iv = [0u8; 16];
+                    self.rng.fill_bytes(&mut iv);
+                    let encrypted =
+                        encrypt_to_persistent_token(token.bytes(), label, value.bytes(), iv);
+                    info.push((key, Value::Bytes(encrypted)));
+                }
+            }
+        }
         if hybrid {
             info.retain(|(key, _)| !NOT_FOR_HYBRID.contains(key));
         }
@@ -151,6 +271,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                     uint(PREFERRED_PLATFORM_UV_ATTEMPTS.into()),
                 ),
                 (UV_MODALITY, uint(self.presence.uv_modality().into())),
+                (
+                    UV_COUNT_SINCE_LAST_PIN_ENTRY,
+                    uint(state.uv_count_since_pin.into()),
+                ),
             ]);
         }
         Ok(cbor::int_map(info))
@@ -180,7 +304,13 @@ mod tests {
         let info = info(&mut a);
         assert_eq!(
             field(&info, VERSIONS),
-            Some(&texts(&["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]))
+            Some(&texts(&[
+                "U2F_V2",
+                "FIDO_2_0",
+                "FIDO_2_1_PRE",
+                "FIDO_2_1",
+                "FIDO_2_3"
+            ]))
         );
         assert_eq!(
             field(&info, AAGUID),
@@ -218,13 +348,16 @@ mod tests {
                 "largeBlobKey",
                 "credBlob",
                 "minPinLength",
-                "hmac-secret-mc"
+                "hmac-secret-mc",
+                "thirdPartyPayment",
+                "pinComplexityPolicy"
             ]))
         );
-        for absent in [0x11, 0x12, 0x13, 0x15] {
+        for absent in [0x11, 0x12, 0x13, 0x15, 0x17, 0x18, 0x1C] {
             assert!(
                 field(&info, absent).is_none(),
-                "no UV attempts/modality, certifications or vendor commands ({absent:#x})"
+                "no UV attempts/modality/count, certifications, vendor commands, long touch, \
+                 policy URL ({absent:#x})"
             );
         }
     }
@@ -266,6 +399,7 @@ mod tests {
             ("setMinPINLength", true),
             ("makeCredUvNotRqd", true),
             ("alwaysUv", false),
+            ("perCredMgmtRO", true),
         ] {
             assert_eq!(option(&before, name), Some(Value::Bool(value)), "{name}");
         }
@@ -297,7 +431,12 @@ mod tests {
         assert_eq!(option(&info1, "makeCredUvNotRqd"), Some(Value::Bool(false)));
         assert_eq!(
             field(&info1, VERSIONS),
-            Some(&texts(&["FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"])),
+            Some(&texts(&[
+                "FIDO_2_0",
+                "FIDO_2_1_PRE",
+                "FIDO_2_1",
+                "FIDO_2_3"
+            ])),
             "no U2F under alwaysUv"
         );
     }
@@ -316,6 +455,360 @@ mod tests {
         );
     }
 
+    /// CTAP 2.3 §6.4 attestationFormats (0x16): the formats makeCredential's
+    /// attestationFormatsPreference can choose, without "none" (which MUST NOT be listed: every
+    /// authenticator can return it); each is produced when preferred, "none" too (§6.1.2).
+    #[test]
+    fn attestation_formats_are_those_make_credential_produces() {
+        let (mut a, _) = authenticator();
+        let info = info(&mut a);
+        assert_eq!(field(&info, ATTESTATION_FORMATS), Some(&texts(&["packed"])));
+        for format in ["packed", "none"] {
+            let mut p = make_credential_params("x.org", b"u", &[-7]);
+            p.push((0x0B, Value::Array(vec![text(format)])));
+            let r = call(&mut a, 0x01, p).unwrap();
+            assert_eq!(field(&r, 1), Some(&text(format)));
+        }
+    }
+
+    /// CTAP 2.2 §6.4 uvCountSinceLastPinEntry (0x17): with built-in UV only; counts the
+    /// built-in verifications and starts over when the PIN is entered.
+    #[test]
+    fn uv_count_since_last_pin_entry_counts_built_in_verifications() {
+        let (mut a, _) = uv_authenticator();
+        let count =
+            |a: &mut TestAuthenticator| field(&info(a), UV_COUNT_SINCE_LAST_PIN_ENTRY).cloned();
+        assert_eq!(count(&mut a), Some(int(0)));
+        uv_token(&mut a, PinProtocol::Two, PERM_CM, None).unwrap();
+        uv_token(&mut a, PinProtocol::Two, PERM_CM, None).unwrap();
+        assert_eq!(count(&mut a), Some(int(2)));
+        set_pin(&mut a, "1234");
+        assert_eq!(count(&mut a), Some(int(2)), "setting a PIN is no PIN entry");
+        pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).unwrap();
+        assert_eq!(count(&mut a), Some(int(0)), "the PIN was entered");
+    }
+
+    /// CTAP 2.3 §6.4 transportsForReset (0x1A): reset is served over USB (and the UDP
+    /// stand-in, reported as usb), never over hybrid.
+    #[test]
+    fn transports_for_reset_leave_out_hybrid() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            field(&info(&mut a), TRANSPORTS_FOR_RESET),
+            Some(&texts(&["usb"]))
+        );
+        a.config.transports = vec!["usb".into(), "hybrid".into()];
+        assert_eq!(
+            field(&info(&mut a), TRANSPORTS_FOR_RESET),
+            Some(&texts(&["usb"]))
+        );
+    }
+
+    /// CTAP 2.3 §6.4 pinComplexityPolicy (0x1B, present: supported; value: on) and
+    /// maxPINLength (0x1D), and §6.11.4 setMinPINLength's pinComplexityPolicy parameter.
+    #[test]
+    fn pin_complexity_policy_and_max_pin_length() {
+        let (mut a, _) = authenticator();
+        let info0 = info(&mut a);
+        assert_eq!(
+            field(&info0, PIN_COMPLEXITY_POLICY),
+            Some(&Value::Bool(false))
+        );
+        assert_eq!(field(&info0, MAX_PIN_LENGTH), Some(&int(63)));
+        set_pin(&mut a, "1111");
+        let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
+        let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+        assert_eq!(
+            authenticator_config(&mut a, Some(&acfg), 0x03, Some(on)),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            field(&info(&mut a), PIN_COMPLEXITY_POLICY),
+            Some(&Value::Bool(true))
+        );
+        let off = cbor::int_map(vec![(4, Value::Bool(false))]);
+        let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
+        authenticator_config(&mut a, Some(&acfg), 0x03, Some(off)).unwrap();
+        assert_eq!(
+            field(&info(&mut a), PIN_COMPLEXITY_POLICY),
+            Some(&Value::Bool(true)),
+            "only a reset turns it off"
+        );
+        assert!(
+            !a.state().unwrap().force_pin_change,
+            "the current PIN is not known, so not judged"
+        );
+    }
+
+    /// CTAP 2.3 §6.4 authenticatorConfigCommands (0x1F): toggleAlwaysUv and setMinPINLength,
+    /// each of which authenticatorConfig serves; enableEnterpriseAttestation (0x01) and the
+    /// vendor prototype (0xFF) are not listed and answer CTAP1_ERR_INVALID_PARAMETER.
+    #[test]
+    fn authenticator_config_commands_are_those_served() {
+        let (mut a, _) = authenticator();
+        assert_eq!(
+            field(&info(&mut a), AUTHENTICATOR_CONFIG_COMMANDS),
+            Some(&Value::Array(vec![int(2), int(3)]))
+        );
+        assert_eq!(
+            authenticator_config(&mut a, None, 0x03, Some(cbor::int_map(vec![(1, int(5))]))),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            authenticator_config(&mut a, None, 0x02, None),
+            Ok(Value::Null)
+        );
+        for unlisted in [0x01, 0xff] {
+            assert_eq!(
+                authenticator_config(&mut a, None, unlisted, None),
+                Err(0x02)
+            );
+        }
+    }
+
+    /// Decrypts an encIdentifier / encCredStoreState as a platform does (CTAP 2.3 §6.4),
+    /// written here from the spec's description rather than with the code under test.
+    fn decrypt_member(token: &[u8], info_label: &str, member: &Value) -> [u8; 16] {
+        use aes::cipher::BlockModeDecrypt;
+        let member = as_bytes(member);
+        assert_eq!(member.len(), 32, "IV || one AES block");
+        let mut key = [0u8; 16];
+        hkdf::Hkdf::<Sha256>::new(Some(&[0u8; 32]), token)
+            .expand(info_label.as_bytes(), &mut key)
+            .unwrap();
+        let mut block = aes::Block::try_from(&member[16..]).unwrap();
+        cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &member[..16])
+            .unwrap()
+            .decrypt_block(&mut block);
+        block.into()
+    }
+
+    /// CTAP 2.3 §6.4 encIdentifier (0x19): always there (32 bytes), readable by the holder of
+    /// the persistent token (pcmr); the same identifier under a fresh IV each time, across
+    /// restarts and PIN changes (the token changes, the identifier does not); a reset draws
+    /// another.
+    #[test]
+    fn enc_identifier_is_stable_and_readable_with_the_persistent_token() {
+        let (mut a, clock) = authenticator();
+        let before_pin = info(&mut a);
+        assert_eq!(
+            as_bytes(field(&before_pin, ENC_IDENTIFIER).unwrap()).len(),
+            32
+        );
+        assert_eq!(
+            as_bytes(field(&before_pin, ENC_CRED_STORE_STATE).unwrap()).len(),
+            32
+        );
+        set_pin(&mut a, "1234");
+        let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_PCMR, None).unwrap();
+        let first = info(&mut a);
+        let second = info(&mut a);
+        let id = decrypt_member(
+            &token,
+            "encIdentifier",
+            field(&first, ENC_IDENTIFIER).unwrap(),
+        );
+        assert_ne!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&before_pin, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "setting the PIN drew another persistent token"
+        );
+        assert_ne!(
+            field(&first, ENC_IDENTIFIER),
+            field(&second, ENC_IDENTIFIER),
+            "a fresh IV each time"
+        );
+        for seen in [&first, &second] {
+            assert_eq!(
+                decrypt_member(
+                    &token,
+                    "encIdentifier",
+                    field(seen, ENC_IDENTIFIER).unwrap()
+                ),
+                id
+            );
+        }
+        let mut a = restart(a, &clock);
+        let after_restart = info(&mut a);
+        assert_eq!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&after_restart, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "persistent across a restart"
+        );
+        assert_ne!(
+            decrypt_member(
+                &token,
+                "encCredStoreState",
+                field(&after_restart, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "the label is part of the key"
+        );
+        let p = crate::ctap2::client_pin::tests::change_pin_params(
+            &mut a,
+            PinProtocol::Two,
+            "1234",
+            b"5678",
+        );
+        call(&mut a, 0x06, p).unwrap();
+        let after_change = info(&mut a);
+        assert_ne!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&after_change, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "the old persistent token reads nothing after a PIN change"
+        );
+        let token = pin_token(&mut a, PinProtocol::Two, "5678", PERM_PCMR, None).unwrap();
+        assert_eq!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&after_change, ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "the identifier outlives the PIN; the new token reads it"
+        );
+        assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null));
+        let after_reset = info(&mut a);
+        assert!(
+            field(&after_reset, ENC_IDENTIFIER).is_some(),
+            "still there after a reset"
+        );
+        set_pin(&mut a, "1234");
+        let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_PCMR, None).unwrap();
+        assert_ne!(
+            decrypt_member(
+                &token,
+                "encIdentifier",
+                field(&info(&mut a), ENC_IDENTIFIER).unwrap()
+            ),
+            id,
+            "a reset makes another key of it"
+        );
+    }
+
+    /// The first getInfo draws the persistent token and writes it: a state that cannot be
+    /// written (a full disk) costs encIdentifier and encCredStoreState, never the getInfo a
+    /// platform needs to use the key at all.
+    #[test]
+    fn get_info_answers_without_the_encrypted_members_when_the_state_cannot_be_written() {
+        let (mut a, _) = authenticator();
+        a.keystore_mut().state_writes_fail = true;
+        let answer = info(&mut a);
+        assert!(field(&answer, ENC_IDENTIFIER).is_none());
+        assert!(field(&answer, ENC_CRED_STORE_STATE).is_none());
+        assert!(field(&answer, VERSIONS).is_some());
+        a.keystore_mut().state_writes_fail = false;
+        assert!(
+            field(&info(&mut a), ENC_IDENTIFIER).is_some(),
+            "once space returns"
+        );
+    }
+
+    /// A hybrid peer is told none of the members about the PIN, configuration, reset and the
+    /// persistent token (it is served none of them).
+    #[test]
+    fn a_hybrid_peer_is_not_told_the_ctap_2_3_management_members() {
+        let (mut a, _) = authenticator();
+        let hybrid = call_from(
+            &mut a,
+            crate::origin::Origin::hybrid(1, crate::hybrid::qr::RequestType::GetAssertion),
+            0x04,
+            vec![],
+        )
+        .unwrap();
+        for key in NOT_FOR_HYBRID {
+            assert!(field(&hybrid, key).is_none(), "{key:#x}");
+        }
+        assert!(field(&hybrid, ATTESTATION_FORMATS).is_some());
+        assert_eq!(option(&hybrid, "perCredMgmtRO"), None);
+    }
+
+    /// CTAP 2.3 §6.4 encCredStoreState (0x1E): changes whenever a discoverable credential or
+    /// its metadata changes (created, replaced, deleted, user updated), and only then.
+    #[test]
+    fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
+        let (mut a, _) = authenticator();
+        set_pin(&mut a, "1234");
+        let token = pin_token(&mut a, PinProtocol::Two, "1234", PERM_PCMR, None).unwrap();
+        let state = |a: &mut TestAuthenticator| {
+            decrypt_member(
+                &token,
+                "encCredStoreState",
+                field(&info(a), ENC_CRED_STORE_STATE).unwrap(),
+            )
+        };
+        let s0 = state(&mut a);
+        assert_eq!(state(&mut a), s0, "getInfo itself changes nothing");
+        let rk = |a: &mut TestAuthenticator, user: &[u8], rk: bool| {
+            let mc = pin_token(a, PinProtocol::Two, "1234", PERM_MC, Some("x.org")).unwrap();
+            let mut p = make_credential_params("x.org", user, &[-7]);
+            p.push((7, options(&[("rk", rk)])));
+            p.push((8, auth_param(PinProtocol::Two, &mc, &TEST_CLIENT_DATA_HASH)));
+            p.push((9, int(2)));
+            parse_registration(&call(a, 0x01, p).unwrap())
+        };
+        rk(&mut a, b"nd", false);
+        assert_eq!(
+            state(&mut a),
+            s0,
+            "a non-discoverable credential is not stored"
+        );
+        let alice = rk(&mut a, b"alice", true);
+        let s1 = state(&mut a);
+        assert_ne!(s1, s0, "a new discoverable credential");
+        rk(&mut a, b"alice", true);
+        let s2 = state(&mut a);
+        assert_ne!(s2, s1, "replaced");
+        let cm = pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).unwrap();
+        call(&mut a, 0x0A, cm_params(&cm, 0x01, None)).unwrap();
+        assert_eq!(state(&mut a), s2, "reading changes nothing");
+        let current = {
+            let r = call(
+                &mut a,
+                0x0A,
+                cm_params(
+                    &cm,
+                    0x04,
+                    Some(cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))])),
+                ),
+            )
+            .unwrap();
+            field(&r, 7).unwrap().clone()
+        };
+        assert_ne!(
+            current,
+            types_descriptor(&alice.credential_id),
+            "the replacement"
+        );
+        let update = cbor::int_map(vec![(2, current.clone()), (3, user(b"alice", "alice2"))]);
+        call(&mut a, 0x0A, cm_params(&cm, 0x07, Some(update))).unwrap();
+        let s3 = state(&mut a);
+        assert_ne!(s3, s2, "user entity updated");
+        call(
+            &mut a,
+            0x0A,
+            cm_params(&cm, 0x06, Some(cbor::int_map(vec![(2, current)]))),
+        )
+        .unwrap();
+        assert_ne!(state(&mut a), s3, "deleted");
+    }
+
+    fn types_descriptor(id: &[u8]) -> Value {
+        crate::ctap2::types::credential_descriptor(id)
+    }
+
     #[test]
     fn get_info_is_canonical_cbor() {
         let (mut a, _) = authenticator();
@@ -325,8 +818,8 @@ mod tests {
             crate::cbor::encode(&crate::cbor::decode(&raw[1..]).unwrap()),
             raw[1..].to_vec()
         );
-        // Map of 17 entries whose first key is 0x01 (versions).
-        assert_eq!(&raw[1..3], &[0xb1, 0x01]);
+        // Map of 24 entries whose first key is 0x01 (versions).
+        assert_eq!(&raw[1..4], &[0xb8, 24, 0x01]);
     }
 
     #[test]

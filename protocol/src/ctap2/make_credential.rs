@@ -271,7 +271,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         )?;
 
         // 16-17. Generate the key pair; a discoverable credential replaces the stored one of
-        //    the same RP and user ID.
+        //    the same RP and user ID (the credential store changes: CTAP 2.3 encCredStoreState).
+        if discoverable {
+            self.credential_store_changing()?;
+        }
         let (credential, public_key) = self.keystore.create_credential(&NewCredential {
             rp: &request.rp,
             rp_id_hash: &rp_id_hash,
@@ -369,6 +372,14 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             self.rng.fill_bytes(key.as_mut_slice());
             extras.large_blob_key = Some(key);
         }
+        // thirdPartyPayment (CTAP 2.2 §12.9): the flag is kept with the credential, for
+        // getAssertion and credential management to report; asked for, the registration says
+        // it was set (as YubiKey 5.8 and pico-fido do: an RP checks it in the authenticator
+        // data).
+        if requested.third_party_payment {
+            extras.third_party_payment = true;
+            outputs.push((extensions::THIRD_PARTY_PAYMENT, Value::Bool(true)));
+        }
         // minPinLength: only RPs the owner listed with setMinPINLength may learn it.
         if requested.min_pin_length {
             let state = self.state()?;
@@ -376,6 +387,17 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 outputs.push((
                     extensions::MIN_PIN_LENGTH,
                     Value::Integer(state.min_pin_length.into()),
+                ));
+            }
+        }
+        // pinComplexityPolicy (CTAP 2.3): whether the policy is on, under minPinLength's rule:
+        // only to the RPs listed with setMinPINLength.
+        if requested.pin_complexity_policy {
+            let state = self.state()?;
+            if state.min_pin_length_rp_ids.iter().any(|id| id == rp_id) {
+                outputs.push((
+                    extensions::PIN_COMPLEXITY_POLICY,
+                    Value::Bool(state.pin_complexity_policy),
                 ));
             }
         }

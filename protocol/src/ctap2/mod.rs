@@ -13,6 +13,8 @@ pub mod hybrid_policy;
 mod large_blobs;
 mod make_credential;
 mod persistent_state;
+#[cfg(test)]
+mod persistent_token_tests;
 pub mod pin_protocol;
 mod pin_token;
 mod pin_uv_auth;

@@ -7,9 +7,17 @@
 //! The encoding is a CBOR map with integer keys, versioned so a later release can migrate it:
 //!
 //! ```text
-//! { 1: version (3), 3: PIN length in code points (absent: no PIN, or not known),
-//!   5: minPINLength, 6: [minPinLengthRPIDs], 7: forcePINChange, 8: alwaysUv, 9: uvRetries }
+//! { 1: version (4), 3: PIN length in code points (absent: no PIN, or not known),
+//!   5: minPINLength, 6: [minPinLengthRPIDs], 7: forcePINChange, 8: alwaysUv, 9: uvRetries,
+//!   10: device identifier (16 bytes), 11: persistentPinUvAuthToken (32 bytes),
+//!   12: credential store state (16 bytes), 13: pinComplexityPolicy,
+//!   14: uvCountSinceLastPinEntry (absent: 0) }
 //! ```
+//!
+//! Keys 10 to 14 came with version 4 (CTAP 2.2/2.3: `encIdentifier`, the `pcmr` persistent
+//! token, `encCredStoreState`, `pinComplexityPolicy`, `uvCountSinceLastPinEntry`); each is absent until first needed, and a
+//! version 3 state is read as having none of them. Keys 10 and 11 are secrets: the keystore
+//! seals this slot like the rest of its state, and `Debug` never shows them.
 //!
 //! Versions 1 and 2 also kept the PIN as `2: pinHash` (LEFT(SHA-256(PIN), 16)) and `4:
 //! pinRetries`; version 1 had no key 9 (read as "no UV retry spent yet"). Such a PIN is read as
@@ -19,7 +27,7 @@
 use std::fmt;
 
 use ciborium::Value;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
@@ -29,7 +37,7 @@ use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
 pub use crate::env::MAX_PIN_RETRIES;
 
 /// The version written. Versions 1 and 2 are still read (see [`PersistentState::decode`]).
-const VERSION: i128 = 3;
+const VERSION: i128 = 4;
 /// The last version that kept the PIN hash.
 const VERSION_WITH_PIN_HASH: i128 = 2;
 /// The last version without uvRetries.
@@ -43,6 +51,39 @@ const KEY_MIN_PIN_LENGTH_RP_IDS: i128 = 6;
 const KEY_FORCE_PIN_CHANGE: i128 = 7;
 const KEY_ALWAYS_UV: i128 = 8;
 const KEY_UV_RETRIES: i128 = 9;
+const KEY_DEVICE_IDENTIFIER: i128 = 10;
+const KEY_PERSISTENT_TOKEN: i128 = 11;
+const KEY_CRED_STORE_STATE: i128 = 12;
+const KEY_PIN_COMPLEXITY_POLICY: i128 = 13;
+const KEY_UV_COUNT_SINCE_PIN: i128 = 14;
+
+/// Length of the device identifier and of the credential store state (CTAP 2.3 §6.4: 128 bits).
+pub const IDENTIFIER_LEN: usize = 16;
+/// Length of the persistentPinUvAuthToken (as the other pinUvAuthTokens: 32 bytes).
+pub const PERSISTENT_TOKEN_LEN: usize = 32;
+
+/// Secret bytes of the state: zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<const N: usize>(pub Zeroizing<[u8; N]>);
+
+impl<const N: usize> Secret<N> {
+    /// `N` bytes from `fill_random`.
+    pub fn random(fill_random: impl FnOnce(&mut [u8])) -> Self {
+        let mut bytes = Zeroizing::new([0u8; N]);
+        fill_random(bytes.as_mut_slice());
+        Secret(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+}
+
+impl<const N: usize> fmt::Debug for Secret<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{N} bytes redacted>)")
+    }
+}
 
 /// uvRetries after a reset or a successful verification, PIN or built-in (maxUvRetries: CTAP
 /// allows 1 to 25; as many as the PIN's, so neither factor is the easier one to guess).
@@ -78,6 +119,20 @@ pub struct PersistentState {
     pub uv_retries: u8,
     /// A PIN read from a version 1 or 2 state, to be moved into the keystore; never encoded.
     pub legacy_pin: Option<LegacyPin>,
+    /// The identifier that getInfo's encIdentifier carries (CTAP 2.3 §6.4): drawn with the
+    /// first persistent token, kept until authenticatorReset (a PIN change keeps it).
+    pub device_identifier: Option<Secret<IDENTIFIER_LEN>>,
+    /// The persistentPinUvAuthToken (CTAP 2.2 §6.5.2, permission pcmr): survives restarts,
+    /// ends with a PIN change, forcePINChange or a reset.
+    pub persistent_token: Option<Secret<PERSISTENT_TOKEN_LEN>>,
+    /// What getInfo's encCredStoreState carries: a random value drawn anew before every
+    /// change of a discoverable credential or its metadata.
+    pub cred_store_state: Option<Secret<IDENTIFIER_LEN>>,
+    /// pinComplexityPolicy (CTAP 2.3 §6.11.4): on, new PINs must pass
+    /// [`crate::ctap2::client_pin`]'s complexity rules; only a reset turns it off.
+    pub pin_complexity_policy: bool,
+    /// Built-in verifications since the PIN was last entered (getInfo 0x17, CTAP 2.2 §6.4).
+    pub uv_count_since_pin: u32,
 }
 
 impl Default for PersistentState {
@@ -90,6 +145,11 @@ impl Default for PersistentState {
             always_uv: false,
             uv_retries: MAX_UV_RETRIES,
             legacy_pin: None,
+            device_identifier: None,
+            persistent_token: None,
+            cred_store_state: None,
+            pin_complexity_policy: false,
+            uv_count_since_pin: 0,
         }
     }
 }
@@ -98,8 +158,19 @@ impl Default for PersistentState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MalformedState;
 
+/// Wipes the byte strings of an encoded-and-done-with state map.
+fn zeroize_value(value: Value) {
+    if let Value::Map(entries) = value {
+        for (_, mut value) in entries {
+            if let Value::Bytes(bytes) = &mut value {
+                bytes.zeroize();
+            }
+        }
+    }
+}
+
 impl PersistentState {
-    /// Version 3; a [`LegacyPin`] is left out.
+    /// Version 4; a [`LegacyPin`] is left out.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let uint = |n: u8| Value::Integer(n.into());
         let mut entries = vec![(KEY_VERSION as i64, Value::Integer((VERSION as i64).into()))];
@@ -124,7 +195,40 @@ impl PersistentState {
             (KEY_ALWAYS_UV as i64, Value::Bool(self.always_uv)),
             (KEY_UV_RETRIES as i64, uint(self.uv_retries)),
         ]);
-        Zeroizing::new(cbor::encode(&cbor::int_map(entries)))
+        let secrets = [
+            (
+                KEY_DEVICE_IDENTIFIER,
+                self.device_identifier.as_ref().map(|s| &s.bytes()[..]),
+            ),
+            (
+                KEY_PERSISTENT_TOKEN,
+                self.persistent_token.as_ref().map(|s| &s.bytes()[..]),
+            ),
+            (
+                KEY_CRED_STORE_STATE,
+                self.cred_store_state.as_ref().map(|s| &s.bytes()[..]),
+            ),
+        ];
+        for (key, value) in secrets {
+            if let Some(value) = value {
+                entries.push((key as i64, Value::Bytes(value.to_vec())));
+            }
+        }
+        if self.pin_complexity_policy {
+            entries.push((KEY_PIN_COMPLEXITY_POLICY as i64, Value::Bool(true)));
+        }
+        if self.uv_count_since_pin != 0 {
+            entries.push((
+                KEY_UV_COUNT_SINCE_PIN as i64,
+                Value::Integer(self.uv_count_since_pin.into()),
+            ));
+        }
+        // The CBOR values are dropped with their copies of the secrets: the encoding is what
+        // stays, in a Zeroizing buffer.
+        let value = cbor::int_map(entries);
+        let encoded = Zeroizing::new(cbor::encode(&value));
+        zeroize_value(value);
+        encoded
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, MalformedState> {
@@ -180,6 +284,28 @@ impl PersistentState {
         if pin_retries.is_some_and(|n| n > MAX_PIN_RETRIES) || uv_retries > MAX_UV_RETRIES {
             return Err(MalformedState);
         }
+        fn secret<const N: usize>(
+            value: Option<Value>,
+        ) -> Result<Option<Secret<N>>, MalformedState> {
+            let Some(value) = value else {
+                return Ok(None);
+            };
+            let bytes = Zeroizing::new(cbor::into_bytes(value).map_err(|_| MalformedState)?);
+            let array: [u8; N] = bytes.as_slice().try_into().map_err(|_| MalformedState)?;
+            Ok(Some(Secret(Zeroizing::new(array))))
+        }
+        let device_identifier = secret(map.take(KEY_DEVICE_IDENTIFIER))?;
+        let persistent_token = secret(map.take(KEY_PERSISTENT_TOKEN))?;
+        let cred_store_state = secret(map.take(KEY_CRED_STORE_STATE))?;
+        let pin_complexity_policy = match map.take(KEY_PIN_COMPLEXITY_POLICY) {
+            None => false,
+            value => flag(value)?,
+        };
+        let uv_count_since_pin = match map.take(KEY_UV_COUNT_SINCE_PIN) {
+            None => 0,
+            Some(n) => u32::try_from(cbor::into_int(n).map_err(|_| MalformedState)?)
+                .map_err(|_| MalformedState)?,
+        };
         Ok(PersistentState {
             pin_code_points,
             min_pin_length,
@@ -191,6 +317,11 @@ impl PersistentState {
                 hash,
                 retries: pin_retries.unwrap_or(MAX_PIN_RETRIES),
             }),
+            device_identifier,
+            persistent_token,
+            cred_store_state,
+            pin_complexity_policy,
+            uv_count_since_pin,
         })
     }
 }
@@ -251,6 +382,48 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         self.save_state(state)
     }
 
+    /// The persistentPinUvAuthToken, with the device identifier and the credential store state
+    /// that getInfo encrypts under it: each is drawn (and saved) when first needed, by getInfo
+    /// or a pcmr grant, as a hardware key has its token from initialization on. A PIN change,
+    /// forcePINChange or a reset removes the token, so the next one is another.
+    pub(crate) fn persistent_token(&mut self) -> Result<Secret<PERSISTENT_TOKEN_LEN>, StatusCode> {
+        let state = self.state()?;
+        if let (Some(token), Some(_), Some(_)) = (
+            &state.persistent_token,
+            &state.device_identifier,
+            &state.cred_store_state,
+        ) {
+            return Ok(token.clone());
+        }
+        let mut state = state.clone();
+        let rng = &mut self.rng;
+        state
+            .device_identifier
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        state
+            .cred_store_state
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        let token = state
+            .persistent_token
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)))
+            .clone();
+        self.save_state(state)?;
+        Ok(token)
+    }
+
+    /// Before a discoverable credential is created, replaced or deleted, or its user entity
+    /// changes: a new credential store state (getInfo encCredStoreState, CTAP 2.3 §6.4), once
+    /// one exists (before, no platform can hold a view to compare). Written ahead of the change, so a crash in between over-reports (a
+    /// platform enumerates again for nothing) and never under-reports.
+    pub(crate) fn credential_store_changing(&mut self) -> Result<(), StatusCode> {
+        if self.state()?.cred_store_state.is_none() {
+            return Ok(());
+        }
+        let rng = &mut self.rng;
+        let fresh = Secret::random(|b| rng.fill_bytes(b));
+        self.update_state(|state| state.cred_store_state = Some(fresh))
+    }
+
     /// "Protected by some form of user verification": a PIN is set, or built-in UV exists.
     pub(crate) fn is_protected(&mut self) -> Result<bool, StatusCode> {
         let uv = self.presence.built_in_uv();
@@ -271,6 +444,11 @@ mod tests {
             always_uv: true,
             uv_retries: 3,
             legacy_pin: None,
+            device_identifier: Some(Secret(Zeroizing::new([0x1d; 16]))),
+            persistent_token: Some(Secret(Zeroizing::new([0xab; 32]))),
+            cred_store_state: Some(Secret(Zeroizing::new([0x5e; 16]))),
+            pin_complexity_policy: true,
+            uv_count_since_pin: 7,
         }
     }
 
@@ -291,7 +469,7 @@ mod tests {
                 "length {len}"
             );
         }
-        let future = edited(&full(), |entries| entries[0].1 = Value::Integer(4.into()));
+        let future = edited(&full(), |entries| entries[0].1 = Value::Integer(5.into()));
         assert_eq!(
             PersistentState::decode(&future),
             Err(MalformedState),
@@ -333,6 +511,7 @@ mod tests {
         edited(&full(), |entries| {
             entries[0].1 = Value::Integer(version.into());
             entries.retain(|(k, _)| *k != key(KEY_PIN_CODE_POINTS));
+            entries.retain(|(k, _)| !(10..=14).contains(&i128::from(k.as_integer().unwrap())));
             if version == 1 {
                 entries.retain(|(k, _)| *k != key(KEY_UV_RETRIES));
             }
@@ -363,7 +542,14 @@ mod tests {
                 legacy_pin: None,
                 ..v2.clone()
             },
-            full(),
+            PersistentState {
+                device_identifier: None,
+                persistent_token: None,
+                cred_store_state: None,
+                pin_complexity_policy: false,
+                uv_count_since_pin: 0,
+                ..full()
+            },
             "everything else is kept"
         );
         assert_eq!(v1.legacy_pin.as_ref().unwrap().hash.as_slice(), &[0xcd; 16]);
@@ -376,8 +562,8 @@ mod tests {
         };
         assert_eq!(
             entries[0].1,
-            Value::Integer(3.into()),
-            "written as version 3"
+            Value::Integer(4.into()),
+            "written as version 4"
         );
         assert!(!entries.iter().any(|(k, _)| *k == key(KEY_PIN_HASH)));
         assert!(!entries.iter().any(|(k, _)| *k == key(KEY_PIN_RETRIES)));
@@ -406,6 +592,55 @@ mod tests {
             PersistentState::decode(&no_pin_retries),
             Err(MalformedState)
         );
+    }
+
+    /// A version 3 state (the release before CTAP 2.2's persistent token) has no identifier,
+    /// no persistent token, no credential store state and no complexity policy.
+    #[test]
+    fn version_3_state_reads_without_the_ctap_2_2_keys() {
+        let v3 = edited(&full(), |entries| {
+            entries[0].1 = Value::Integer(3.into());
+            entries.retain(|(k, _)| !(10..=14).contains(&i128::from(k.as_integer().unwrap())));
+        });
+        let state = PersistentState::decode(&v3).unwrap();
+        assert_eq!(state.device_identifier, None);
+        assert_eq!(state.persistent_token, None);
+        assert_eq!(state.cred_store_state, None);
+        assert!(!state.pin_complexity_policy);
+        assert_eq!(state.uv_count_since_pin, 0);
+        assert_eq!(state.min_pin_length, 6, "the rest is read as before");
+    }
+
+    #[test]
+    fn ctap_2_2_keys_of_the_wrong_size_or_type_are_malformed() {
+        for (k, bad) in [
+            (KEY_DEVICE_IDENTIFIER, Value::Bytes(vec![1; 15])),
+            (KEY_PERSISTENT_TOKEN, Value::Bytes(vec![1; 16])),
+            (KEY_CRED_STORE_STATE, Value::Text("x".into())),
+            (KEY_PIN_COMPLEXITY_POLICY, Value::Integer(1.into())),
+        ] {
+            let damaged = edited(&full(), |entries| {
+                for entry in entries.iter_mut() {
+                    if entry.0 == key(k) {
+                        entry.1 = bad.clone();
+                    }
+                }
+            });
+            assert_eq!(
+                PersistentState::decode(&damaged),
+                Err(MalformedState),
+                "key {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_persistent_token_and_the_identifier() {
+        let debug = format!("{:?}", full());
+        assert!(debug.contains("redacted"));
+        for secret in ["171", "29", "94"] {
+            assert!(!debug.contains(secret), "{secret} must not show: {debug}");
+        }
     }
 
     #[test]

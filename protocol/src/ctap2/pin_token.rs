@@ -1,7 +1,9 @@
 //! The volatile clientPIN state (CTAP 2.1 §6.5.2): the key agreement keys and pinUvAuthTokens
 //! of both protocols, the token's permissions, permissions RP ID, user present / user verified
 //! flags and usage timer, and the count of consecutive wrong PINs. All of it is lost at
-//! power-off (a daemon restart), as on a hardware key.
+//! power-off (a daemon restart), as on a hardware key. The one token that is not lost, the
+//! persistentPinUvAuthToken of the pcmr permission (CTAP 2.2), lives in the sealed
+//! [`PersistentState`](crate::ctap2::PersistentState) instead.
 
 use zeroize::Zeroizing;
 
@@ -16,12 +18,16 @@ pub mod permission {
     // 0x08 is bio enrollment ("be"): no fingerprint reader, never granted.
     pub const LARGE_BLOB_WRITE: u8 = 0x10;
     pub const AUTHENTICATOR_CONFIG: u8 = 0x20;
+    /// persistentCredentialManagementReadOnly ("pcmr", CTAP 2.2 §6.5.5.7): granted alone, it
+    /// gives the persistentPinUvAuthToken, which reads credential management and nothing else.
+    pub const PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 = 0x40;
     /// The permissions this authenticator grants (no biometric enrollment).
     pub const SUPPORTED: u8 = MAKE_CREDENTIAL
         | GET_ASSERTION
         | CREDENTIAL_MANAGEMENT
         | LARGE_BLOB_WRITE
-        | AUTHENTICATOR_CONFIG;
+        | AUTHENTICATOR_CONFIG
+        | PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
 }
 
 /// A token unused this long after it was handed out stops working (§6.5.2.1 "initial usage

@@ -4,6 +4,7 @@
 
 use crate::authenticator::Authenticator;
 use crate::ctap2::pin_protocol::PinProtocol;
+use crate::ctap2::pin_token::permission;
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng};
 
@@ -98,6 +99,51 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         let protocol = PinProtocol::from_param(protocol.ok_or(StatusCode::MissingParameter)?)?;
         self.verify_token(&PinUvAuth { protocol, param }, message)?;
         self.pin.token.require(permission)
+    }
+}
+
+/// What authorized a credential management request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmAuthorization {
+    /// The pinUvAuthToken in use, with the cm permission (its permissions RP ID applies).
+    Token,
+    /// The persistentPinUvAuthToken (pcmr): reading only, every RP.
+    PersistentReadOnly,
+}
+
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+    /// Credential management's authorization (CTAP 2.2 §6.8): the pinUvAuthToken in use with
+    /// cm, or, for a subcommand that only reads (`read_only`: getCredsMetadata,
+    /// enumerateRPsBegin, enumerateCredentialsBegin), the persistentPinUvAuthToken of pcmr.
+    /// A MAC made with the persistent token on anything else is PIN_AUTH_INVALID, as a token
+    /// without the permission is.
+    pub(crate) fn authorize_credential_management(
+        &mut self,
+        param: Option<Vec<u8>>,
+        protocol: Option<i128>,
+        message: &[u8],
+        read_only: bool,
+    ) -> Result<CmAuthorization, StatusCode> {
+        let param = param.ok_or(StatusCode::PuatRequired)?;
+        let protocol = PinProtocol::from_param(protocol.ok_or(StatusCode::MissingParameter)?)?;
+        let auth = PinUvAuth { protocol, param };
+        let ephemeral = self
+            .verify_token(&auth, message)
+            .and_then(|()| self.pin.token.require(permission::CREDENTIAL_MANAGEMENT));
+        match ephemeral {
+            Ok(()) => Ok(CmAuthorization::Token),
+            Err(StatusCode::PinAuthInvalid) => {
+                let persistent = self.state()?.persistent_token.clone();
+                let made_with_it = persistent
+                    .is_some_and(|token| protocol.verify(token.bytes(), message, &auth.param));
+                if made_with_it && read_only {
+                    Ok(CmAuthorization::PersistentReadOnly)
+                } else {
+                    Err(StatusCode::PinAuthInvalid)
+                }
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 

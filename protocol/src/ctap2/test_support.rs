@@ -383,3 +383,26 @@ pub fn uv_retries(a: &mut TestAuthenticator) -> i64 {
     };
     i128::from(*n) as i64
 }
+
+/// authenticatorConfig (0x0D) with an acfg token (protocol 2), or without one.
+pub fn authenticator_config(
+    a: &mut TestAuthenticator,
+    token: Option<&[u8]>,
+    sub: u8,
+    params: Option<Value>,
+) -> Result<Value, u8> {
+    let mut message = vec![0xff; 32];
+    message.extend([0x0d, sub]);
+    let mut p = vec![(1, int(sub.into()))];
+    if let Some(params) = params {
+        message.extend(cbor::encode(&params));
+        p.push((2, params));
+    }
+    if let Some(token) = token {
+        p.push((3, int(2)));
+        p.push((4, auth_param(PinProtocol::Two, token, &message)));
+    }
+    call(a, 0x0D, p)
+}
+
+pub const PERM_PCMR: u8 = 0x40;

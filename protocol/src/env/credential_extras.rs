@@ -1,5 +1,5 @@
 //! What the authenticator keeps with a credential beyond its key: the state of the extensions
-//! it was made with (credProtect, hmac-secret, credBlob, largeBlobKey).
+//! it was made with (credProtect, hmac-secret, credBlob, largeBlobKey, thirdPartyPayment).
 //!
 //! The protocol owns this encoding; a keystore stores the bytes sealed with the credential (in a
 //! non-discoverable credential's ID, in a discoverable credential's record) and gives them back
@@ -11,6 +11,7 @@
 //!     [CredRandomWithUV (32) | CredRandomWithoutUV (32)]   flag 0x01, hmac-secret
 //!     [u8 len | credBlob (len <= 255)]                     flag 0x02
 //!     [largeBlobKey (32)]                                  flag 0x04
+//!     (nothing)                                            flag 0x08, thirdPartyPayment
 //! ```
 
 use std::fmt;
@@ -21,6 +22,8 @@ const VERSION: u8 = 1;
 const HAS_HMAC_SECRET: u8 = 0x01;
 const HAS_CRED_BLOB: u8 = 0x02;
 const HAS_LARGE_BLOB_KEY: u8 = 0x04;
+const THIRD_PARTY_PAYMENT: u8 = 0x08;
+const KNOWN_FLAGS: u8 = HAS_HMAC_SECRET | HAS_CRED_BLOB | HAS_LARGE_BLOB_KEY | THIRD_PARTY_PAYMENT;
 
 /// credProtect (CTAP 2.1 §12.1): when a credential may be used without user verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -77,6 +80,9 @@ pub struct CredentialExtras {
     pub cred_blob: Option<Vec<u8>>,
     /// largeBlobKey: the key of this credential's entries in the large-blob array.
     pub large_blob_key: Option<Zeroizing<[u8; 32]>>,
+    /// thirdPartyPayment (CTAP 2.2 §12.9): the credential may be used for a payment that
+    /// another origin than the RP initiates (Secure Payment Confirmation).
+    pub third_party_payment: bool,
 }
 
 impl fmt::Debug for CredentialExtras {
@@ -86,6 +92,7 @@ impl fmt::Debug for CredentialExtras {
             .field("hmac_secret", &self.hmac_secret.is_some())
             .field("cred_blob_len", &self.cred_blob.as_ref().map(Vec::len))
             .field("large_blob_key", &self.large_blob_key.is_some())
+            .field("third_party_payment", &self.third_party_payment)
             .finish()
     }
 }
@@ -114,6 +121,9 @@ impl CredentialExtras {
         if self.large_blob_key.is_some() {
             flags |= HAS_LARGE_BLOB_KEY;
         }
+        if self.third_party_payment {
+            flags |= THIRD_PARTY_PAYMENT;
+        }
         out.extend_from_slice(&[VERSION, self.cred_protect.level(), flags]);
         if let Some(secret) = &self.hmac_secret {
             out.extend_from_slice(secret.with_uv.as_slice());
@@ -136,9 +146,7 @@ impl CredentialExtras {
         }
         let mut reader = Reader(bytes);
         let [version, level, flags] = reader.array()?;
-        if version != VERSION
-            || flags & !(HAS_HMAC_SECRET | HAS_CRED_BLOB | HAS_LARGE_BLOB_KEY) != 0
-        {
+        if version != VERSION || flags & !KNOWN_FLAGS != 0 {
             return Err(MalformedExtras);
         }
         let cred_protect = CredProtect::from_level(level).ok_or(MalformedExtras)?;
@@ -169,6 +177,7 @@ impl CredentialExtras {
             hmac_secret,
             cred_blob,
             large_blob_key,
+            third_party_payment: flags & THIRD_PARTY_PAYMENT != 0,
         })
     }
 }
@@ -203,6 +212,7 @@ mod tests {
             }),
             cred_blob: Some(vec![3; 32]),
             large_blob_key: Some(Zeroizing::new([4; 32])),
+            third_party_payment: true,
         }
     }
 
@@ -219,7 +229,7 @@ mod tests {
 
     #[test]
     fn every_combination_round_trips() {
-        for mask in 0..8u8 {
+        for mask in 0..16u8 {
             let mut extras = full();
             extras.cred_protect = CredProtect::UserVerificationOptionalWithCredentialIdList;
             if mask & 1 == 0 {
@@ -230,6 +240,9 @@ mod tests {
             }
             if mask & 4 == 0 {
                 extras.large_blob_key = None;
+            }
+            if mask & 8 == 0 {
+                extras.third_party_payment = false;
             }
 
             assert_eq!(
@@ -268,7 +281,7 @@ mod tests {
         level[1] = 4;
         assert_eq!(CredentialExtras::decode(&level), Err(MalformedExtras));
         let mut flags = encoded.to_vec();
-        flags[2] |= 0x08;
+        flags[2] |= 0x10;
         assert_eq!(CredentialExtras::decode(&flags), Err(MalformedExtras));
     }
 

@@ -22,6 +22,8 @@ const CONFIG: u8 = 0x0D;
 /// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
 pub const PERMISSION_CREDENTIAL_MANAGEMENT: u8 = 0x04;
 pub const PERMISSION_AUTHENTICATOR_CONFIG: u8 = 0x20;
+/// pcmr (CTAP 2.2): the persistent token, good for reading credential management only.
+pub const PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 = 0x40;
 
 const STATUS_NOT_ALLOWED: u8 = 0x30;
 
@@ -223,6 +225,8 @@ pub struct StoredCredential {
     pub user_name: Option<String>,
     pub display_name: Option<String>,
     pub cred_protect: Option<u64>,
+    /// thirdPartyPayment (CTAP 2.2 §6.8.3, 0x0C), when the key reports it.
+    pub third_party_payment: Option<bool>,
 }
 
 /// A credentialManagement or authenticatorConfig request: subCommand (1), subCommandParams
@@ -331,6 +335,7 @@ pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCreden
                 cred_protect: field(&answer, 0x0A)
                     .and_then(|v| v.as_integer())
                     .and_then(|i| u64::try_from(i).ok()),
+                third_party_payment: field(&answer, 0x0C).and_then(|v| v.as_bool()),
             });
         }
     }

@@ -29,7 +29,7 @@ fn stored(a: &mut TestAuthenticator) -> PersistentState {
     PersistentState::decode(&bytes).unwrap()
 }
 
-fn change_pin_params(
+pub(crate) fn change_pin_params(
     a: &mut TestAuthenticator,
     protocol: PinProtocol,
     current: &str,
@@ -416,7 +416,7 @@ fn token_with_permissions_error_paths() {
         "be"
     );
     assert_eq!(
-        pin_token(&mut a, PinProtocol::Two, "1234", 0x40, None),
+        pin_token(&mut a, PinProtocol::Two, "1234", 0x80, None),
         Err(0x40),
         "unknown bit"
     );
@@ -656,4 +656,55 @@ fn a_pin_kept_by_an_older_state_moves_into_the_keystore_with_its_retries() {
     );
     assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
     assert_eq!(retries(&mut a), (8, false));
+}
+
+/// fido2d's PIN complexity policy (CTAP 2.3 §6.4 pinComplexityPolicy is the authenticator's
+/// to define): no single repeated character, no run of consecutive characters either way.
+#[test]
+fn the_complexity_policy_refuses_repeated_and_consecutive_pins() {
+    use crate::ctap2::client_pin::meets_complexity_policy;
+    for weak in [
+        "1111", "aaaaaa", "1234", "456789", "9876", "abcdef", "FEDCBA",
+    ] {
+        assert!(!meets_complexity_policy(weak), "{weak}");
+    }
+    for fine in ["1357", "1123", "2580", "correct horse", "12345670", "ü1ü1"] {
+        assert!(meets_complexity_policy(fine), "{fine}");
+    }
+}
+
+/// CTAP 2.3 §6.11.4: once setMinPINLength turned pinComplexityPolicy on, setPIN and changePIN
+/// refuse a PIN that fails it with CTAP2_ERR_PIN_POLICY_VIOLATION; the minimum length still
+/// applies; off (the default), such PINs are accepted.
+#[test]
+fn set_pin_and_change_pin_enforce_the_complexity_policy_once_on() {
+    let (mut a, _) = authenticator();
+    let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null), "policy off");
+    let acfg = pin_token(&mut a, PinProtocol::Two, "1234", PERM_ACFG, None).unwrap();
+    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    authenticator_config(&mut a, Some(&acfg), 0x03, Some(on)).unwrap();
+    for weak in ["0000", "4321", "56789"] {
+        let p = change_pin_params(&mut a, PinProtocol::Two, "1234", weak.as_bytes());
+        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "{weak}");
+    }
+    let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"2580");
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
+    // After a reset the policy is off again (the state is erased) and setPIN takes anything.
+    let (mut b, _) = authenticator();
+    let p = set_pin_params(&mut b, PinProtocol::Two, &padded(b"1111"));
+    assert_eq!(call(&mut b, CLIENT_PIN, p), Ok(Value::Null));
+}
+
+/// The policy is in force for setPIN too (a key configured before its PIN exists: only
+/// possible without a PIN, when authenticatorConfig needs no token).
+#[test]
+fn set_pin_enforces_the_complexity_policy() {
+    let (mut a, _) = authenticator();
+    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    authenticator_config(&mut a, None, 0x03, Some(on)).unwrap();
+    let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"9999"));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37));
+    let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"9192"));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
 }

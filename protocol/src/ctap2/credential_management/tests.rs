@@ -92,6 +92,7 @@ fn credentials_of_an_rp_are_enumerated_with_their_details() {
     let ext = cbor::text_map(vec![
         ("credProtect", int(2)),
         ("largeBlobKey", Value::Bool(true)),
+        ("thirdPartyPayment", Value::Bool(true)),
     ]);
     let first = register_rk(&mut a, "a.org", b"u1", Some(ext));
     let second = register_rk(&mut a, "a.org", b"u2", None);
@@ -122,6 +123,10 @@ fn credentials_of_an_rp_are_enumerated_with_their_details() {
     );
     assert_eq!(field(r_second, 0x0A), Some(&int(1)));
     assert!(field(r_second, 0x0B).is_none());
+    // CTAP 2.2 §6.8.3 enumerateCredentials response 0x0C thirdPartyPayment: the flag the
+    // credential was made with.
+    assert_eq!(field(r_first, 0x0C), Some(&Value::Bool(true)));
+    assert_eq!(field(r_second, 0x0C), Some(&Value::Bool(false)));
     let user = field(r_first, 6).unwrap();
     assert_eq!(text_field(user, "id"), Some(&bytes(b"u1")));
     assert_eq!(text_field(user, "name"), Some(&text("alice@example.com")));

@@ -536,3 +536,54 @@ fn a_silent_assertion_carries_no_cred_blob_and_no_large_blob_key() {
     );
     assert!(field(&touched, 7).is_some());
 }
+
+/// CTAP 2.2 §12.9 thirdPartyPayment: makeCredential stores the flag with the credential and
+/// says so in its extension outputs; getAssertion asked for it reports it, true or false, in
+/// the authenticator extension outputs; not asked, says nothing. The flag travels inside a
+/// non-discoverable credential's ID too.
+#[test]
+fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
+    let (mut a, _) = authenticator();
+    let tpp = || ext(vec![("thirdPartyPayment", Value::Bool(true))]);
+    for rk in [true, false] {
+        let rp = if rk { "bank.example" } else { "shop.example" };
+        let (paying, r) = register_with(&mut a, rp, b"payer", rk, tpp());
+        let registered = parse_registration(&r);
+        assert_eq!(
+            registered
+                .extensions
+                .as_ref()
+                .and_then(|e| text_field(e, "thirdPartyPayment").cloned()),
+            Some(Value::Bool(true)),
+            "the registration says the flag is set"
+        );
+        let (plain, r) = register_with(&mut a, rp, b"other", rk, ext(vec![]));
+        assert!(parse_registration(&r).extensions.is_none());
+
+        let asked = ga(&mut a, rp, Some(&paying.credential_id), Some(tpp()), None).unwrap();
+        assert_eq!(
+            text_field(&outputs(&asked).unwrap(), "thirdPartyPayment"),
+            Some(&Value::Bool(true))
+        );
+        let plain_asked = ga(&mut a, rp, Some(&plain.credential_id), Some(tpp()), None).unwrap();
+        assert_eq!(
+            text_field(&outputs(&plain_asked).unwrap(), "thirdPartyPayment"),
+            Some(&Value::Bool(false))
+        );
+        let not_asked = ga(&mut a, rp, Some(&paying.credential_id), None, None).unwrap();
+        assert!(outputs(&not_asked).is_none());
+    }
+    assert_eq!(
+        call(
+            &mut a,
+            MC,
+            [
+                make_credential_params("x.org", b"u", &[-7]),
+                vec![(6, ext(vec![("thirdPartyPayment", int(1))]))]
+            ]
+            .concat()
+        ),
+        Err(0x11),
+        "not a boolean: CTAP2_ERR_CBOR_UNEXPECTED_TYPE"
+    );
+}
