@@ -58,7 +58,7 @@ fn enc_identifier_and_cred_store_state_through_a_persistent_token(args: &[&str])
     let saved = temp.path().join("ctap23.json");
     let saved = saved.to_str().unwrap();
 
-    let mut daemon = Daemon::start_in(&dir, args);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(args).start();
     run_script(&daemon, &["first", saved]);
     let first_logs = daemon.logs();
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
@@ -81,7 +81,7 @@ fn enc_identifier_and_cred_store_state_through_a_persistent_token(args: &[&str])
         );
     }
 
-    let mut daemon = Daemon::start_in(&dir, args);
+    let mut daemon = Daemon::builder().state_dir(&dir).args(args).start();
     run_script(&daemon, &["restarted", saved]);
     let logs = format!("{first_logs}{}", daemon.logs());
     assert!(

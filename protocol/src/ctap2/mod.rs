@@ -27,13 +27,13 @@ pub mod types;
 
 use ciborium::Value;
 
+pub use crate::status::StatusCode;
 pub use client_pin::MAX_PIN_BYTES;
 pub use hybrid_policy::HybridRefusal;
 pub use persistent_state::{
     PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
 };
 pub use pin_token::PinSession;
-pub use crate::status::StatusCode;
 
 use crate::authenticator::Authenticator;
 use crate::cbor;
