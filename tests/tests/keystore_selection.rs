@@ -33,6 +33,21 @@ fn is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
 }
 
+/// The start-up log's one line about the keystore: what was opened and why. A second line
+/// (say, a TPM named and then the file taken) would be two decisions for one.
+fn keystore_line(logs: &str) -> &str {
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            // `<time> <level> <target>: <message>`
+            let message = l.split_once(": ").map_or("", |(_, m)| m);
+            message.starts_with("keystore") || message.starts_with("TPM answered")
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "one keystore line:\n{logs}");
+    lines[0]
+}
+
 fn stop(mut daemon: Daemon) {
     let status = daemon.stop();
     assert!(status.success(), "fido2d exited with {status}");
@@ -46,16 +61,16 @@ fn auto_takes_the_tpm_when_it_answers() {
     let daemon = Daemon::start_in(&dir, &["--tcti", &tpm.tcti()]);
 
     let logs = daemon.logs();
+    let line = keystore_line(&logs);
     assert!(
-        logs.contains("because a new state directory, and a TPM is preferred"),
-        "{logs}"
+        line.contains("keystore: tpm (manufacturer IBM, vendor \"SW TPM\", firmware "),
+        "{line}"
     );
-    assert!(logs.contains("TPM answered: manufacturer IBM"), "{logs}");
+    assert!(line.contains("0 discoverable credentials"), "{line}");
     assert!(
-        logs.contains("keystore: tpm (manufacturer IBM, vendor \"SW TPM\", firmware "),
-        "{logs}"
+        line.ends_with(", because a new state directory, and a TPM is preferred"),
+        "{line}"
     );
-    assert!(logs.contains("0 discoverable credentials"), "{logs}");
     assert!(dir.join("master.tpm").exists());
     assert!(!dir.join("master.key").exists());
     let status = fido2ctl_status(&daemon);
@@ -90,11 +105,16 @@ fn auto_takes_the_file_when_no_tpm_is_there() {
     let daemon = Daemon::start_in(&dir, &["--tcti", &closed_port_tcti()]);
 
     let logs = daemon.logs();
+    let line = keystore_line(&logs);
+    assert!(line.contains("keystore: encrypted file in"), "{line}");
     assert!(
-        logs.contains("keystore: the encrypted file, because no TPM at swtpm:host=127.0.0.1"),
-        "{logs}"
+        line.contains(", because no TPM at swtpm:host=127.0.0.1"),
+        "{line}"
     );
-    assert!(logs.contains("keystore: encrypted file in"), "{logs}");
+    assert!(
+        line.ends_with("(a new state directory, and a TPM is preferred, --keystore auto)"),
+        "{line}"
+    );
     assert!(dir.join("master.key").exists());
     stop(daemon);
 }
@@ -128,12 +148,15 @@ fn a_tpm_that_never_answers_does_not_hang_start_up() {
         silent.connections() >= 2,
         "both daemons reached the endpoint"
     );
+    let line = keystore_line(&logs);
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("keystore: encrypted file in"), "{line}");
     assert!(
-        logs.contains(&format!(
-            "keystore: the encrypted file, because the TPM at {} did not answer within 1s",
+        line.contains(&format!(
+            ", because the TPM at {} did not answer within 1s",
             silent.tcti()
         )),
-        "{logs}"
+        "{line}"
     );
     assert!(dir.join("master.key").exists());
     assert!(auto_took < Duration::from_secs(15), "{auto_took:?}");
@@ -211,7 +234,8 @@ fn a_state_directory_keeps_its_backend() {
     );
     assert!(!tpm_dir.join("master.key").exists());
     assert!(
-        logs.contains("because the state directory holds file credentials (master.key)"),
+        keystore_line(&logs)
+            .ends_with("because the state directory holds file credentials (master.key)"),
         "{logs}"
     );
     assert!(!tpm_on_file.success());
