@@ -2,6 +2,7 @@
 //! at stop, against a real TPM 2.0 simulator (swtpm), nothing at all, and an endpoint that
 //! accepts connections and never answers.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,9 @@ fn stop(mut daemon: Daemon) {
 
 #[test]
 fn auto_takes_the_tpm_when_it_answers() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     let (_temp, dir) = state_dir();
 
@@ -100,6 +104,9 @@ fn fido2ctl_status(daemon: &Daemon) -> serde_json::Value {
 
 #[test]
 fn auto_takes_the_file_when_no_tpm_is_there() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let (_temp, dir) = state_dir();
 
     let daemon = Daemon::start_in(&dir, &["--tcti", &closed_port_tcti()]);
@@ -121,6 +128,9 @@ fn auto_takes_the_file_when_no_tpm_is_there() {
 
 #[test]
 fn a_tpm_that_never_answers_does_not_hang_start_up() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let silent = SilentEndpoint::start();
     let (_temp, dir) = state_dir();
     let (_other_temp, other_dir) = state_dir();
@@ -175,6 +185,9 @@ fn a_tpm_that_never_answers_does_not_hang_start_up() {
 
 #[test]
 fn a_tpm_that_answers_but_fails_is_an_error_never_a_switch_to_the_file() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     tpm.tool(&["tpm2_changeauth", "-c", "owner", "owner-secret"]);
     let unstarted = Swtpm::start_without_startup();
@@ -203,6 +216,9 @@ fn a_tpm_that_answers_but_fails_is_an_error_never_a_switch_to_the_file() {
 
 #[test]
 fn a_state_directory_keeps_its_backend() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     let (_temp, tpm_dir) = state_dir();
     let (_file_temp, file_dir) = state_dir();
@@ -250,6 +266,9 @@ fn a_state_directory_keeps_its_backend() {
 
 #[test]
 fn the_tcti_comes_from_the_option_then_the_environment() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     let (_temp, dir) = state_dir();
     let (_other_temp, other_dir) = state_dir();
@@ -287,6 +306,9 @@ fn the_tcti_comes_from_the_option_then_the_environment() {
 /// only a few loaded objects: leaked ones make a later start fail with "no room".
 #[test]
 fn a_stopped_daemon_leaves_nothing_loaded_in_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     let (_temp, dir) = state_dir();
 
