@@ -1,6 +1,9 @@
 //! Shared pieces of the benchmarks: an authenticator over the file or the TPM keystore, and
 //! encoded requests, so each bench measures only the operation it names.
 
+#[cfg(feature = "peer")]
+pub mod peer;
+
 use ciborium::Value;
 use protocol::cbor;
 use protocol::env::PresenceOutcome;

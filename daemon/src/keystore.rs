@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use storage::{BackendKind, KeyBackend, KeystoreOptions, OsRng, SoftwareKeys, Store};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::authenticator_thread::{self, NoProgress, OpenFailure, OpenProgress, Starting};
 use crate::cli::KeystoreChoice;
@@ -75,47 +75,60 @@ fn plan(choice: KeystoreChoice, found: &[(BackendKind, &str)]) -> anyhow::Result
 }
 
 /// Starts the authenticator thread with the keystore these settings pick, logs which one and
-/// why, and returns once it is open.
+/// why (one line, once the keystore is open: a TPM that was tried and is not there is part of
+/// the reason, not a decision of its own), and returns once it is open.
 pub fn start(settings: &KeystoreSettings) -> anyhow::Result<Starting> {
     let dir = &settings.state_dir;
     let plan = plan(settings.choice, &storage::backends_in(dir))?;
     match plan {
-        Plan::File { why } => {
-            info!("keystore: the encrypted file, because {why}");
-            opened(spawn_file(dir))
-        }
-        Plan::Tpm { why, fallback } => start_tpm(settings, &why, fallback),
+        Plan::File { why } => opened(spawn_file(dir), Reason::info(why)),
+        Plan::Tpm { why, fallback } => start_tpm(settings, why, fallback),
     }
 }
 
-fn start_tpm(settings: &KeystoreSettings, why: &str, fallback: bool) -> anyhow::Result<Starting> {
+/// Why the open keystore is the one it is; `warn` when the person should look at it (a TPM
+/// that hangs).
+struct Reason {
+    why: String,
+    warn: bool,
+}
+
+impl Reason {
+    fn info(why: String) -> Reason {
+        Reason { why, warn: false }
+    }
+}
+
+fn start_tpm(settings: &KeystoreSettings, why: String, fallback: bool) -> anyhow::Result<Starting> {
     let tcti = &settings.tcti;
-    info!("keystore: the TPM at {tcti}, because {why}");
+    debug!(
+        "asking the TPM at {tcti} (up to {:?})",
+        settings.tpm_timeout
+    );
     let starting = spawn_tpm(settings);
     match starting.next_progress(Some(settings.tpm_timeout)) {
         Ok(OpenProgress::TpmAnswered(info)) => {
-            info!("TPM answered: {info}");
+            debug!("TPM answered: {info}");
             // From here on the TPM exists: any failure is an error, however long it takes.
-            opened(starting)
+            opened(starting, Reason::info(why))
         }
-        Ok(OpenProgress::Failed(failure)) if failure.tpm_absent && fallback => {
-            info!(
-                "keystore: the encrypted file, because {} (--keystore auto)",
-                failure.message
-            );
-            opened(spawn_file(&settings.state_dir))
-        }
+        Ok(OpenProgress::Failed(failure)) if failure.tpm_absent && fallback => opened(
+            spawn_file(&settings.state_dir),
+            Reason::info(format!("{} ({why}, --keystore auto)", failure.message)),
+        ),
         Ok(OpenProgress::Failed(failure)) => Err(anyhow!("{} ({why})", failure.message)),
-        Ok(done @ OpenProgress::Opened { .. }) => finish(starting, done),
-        Err(NoProgress::Timeout) if fallback => {
-            warn!(
-                "keystore: the encrypted file, because the TPM at {tcti} did not answer within \
-                 {:?} (--keystore auto)",
-                settings.tpm_timeout
-            );
-            // The thread stays blocked in the TPM library; it is never told to run.
-            opened(spawn_file(&settings.state_dir))
-        }
+        Ok(done @ OpenProgress::Opened { .. }) => finish(starting, done, Reason::info(why)),
+        // The thread stays blocked in the TPM library; it is never told to run.
+        Err(NoProgress::Timeout) if fallback => opened(
+            spawn_file(&settings.state_dir),
+            Reason {
+                why: format!(
+                    "the TPM at {tcti} did not answer within {:?} ({why}, --keystore auto)",
+                    settings.tpm_timeout
+                ),
+                warn: true,
+            },
+        ),
         Err(NoProgress::Timeout) => bail!(
             "the TPM at {tcti} did not answer within {:?} (--tpm-timeout)",
             settings.tpm_timeout
@@ -124,15 +137,15 @@ fn start_tpm(settings: &KeystoreSettings, why: &str, fallback: bool) -> anyhow::
     }
 }
 
-/// Waits until the thread has opened its keystore; logs what it opened.
-fn opened(starting: Starting) -> anyhow::Result<Starting> {
+/// Waits until the thread has opened its keystore; logs what it opened and why.
+fn opened(starting: Starting, reason: Reason) -> anyhow::Result<Starting> {
     match starting.next_progress(None) {
-        Ok(progress) => finish(starting, progress),
+        Ok(progress) => finish(starting, progress, reason),
         Err(_) => bail!("the authenticator thread stopped while opening the keystore"),
     }
 }
 
-fn finish(starting: Starting, progress: OpenProgress) -> anyhow::Result<Starting> {
+fn finish(starting: Starting, progress: OpenProgress, reason: Reason) -> anyhow::Result<Starting> {
     match progress {
         OpenProgress::Opened {
             status,
@@ -148,12 +161,17 @@ fn finish(starting: Starting, progress: OpenProgress) -> anyhow::Result<Starting
             for notice in notices {
                 warn!("keystore: {notice}");
             }
-            info!("keystore: {status}");
+            let Reason { why, warn } = reason;
+            if warn {
+                warn!("keystore: {status}, because {why}");
+            } else {
+                info!("keystore: {status}, because {why}");
+            }
             info!("PIN: {}", status.pin_protection());
             Ok(starting)
         }
         OpenProgress::Failed(failure) => Err(anyhow!(failure.message)),
-        OpenProgress::TpmAnswered(_) => opened(starting),
+        OpenProgress::TpmAnswered(_) => opened(starting, reason),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`swtpm`] runs a real TPM 2.0 simulator for the TPM backend.
 //! - [`requests`] builds the CTAP2 requests the tests send by hand.
 //! - [`state_tree`] makes a private state directory and snapshots one byte for byte.
+//! - [`tiers`] lets a developer run some tiers alone (`FIDO2D_TEST_TIERS`).
 //! - [`run_with_timeout`] runs a helper program (e.g. a Python script) with a
 //!   deadline, collecting its output.
 
@@ -32,6 +33,7 @@ pub mod requests;
 pub mod state_tree;
 /// swtpm, from its own crate (`tests/swtpm`, which storage's tests use too).
 pub use fido2d_swtpm as swtpm;
+pub mod tiers;
 
 /// How long fido2d may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -5,6 +5,7 @@
 //!
 //! Runs as root: it installs a PAM service of its own under /etc/pam.d for the test's length.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -87,6 +88,9 @@ fn probe_answering(daemon: &Daemon, agent: &mut Watched, action: &str, answer: &
 
 #[test]
 fn the_login_secret_checked_through_pam_is_the_keys_user_verification() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let pam = PamService::install();
     let daemon = Daemon::start(&[
         "--presence",
@@ -144,6 +148,9 @@ fn the_login_secret_checked_through_pam_is_the_keys_user_verification() {
 
 #[test]
 fn user_verification_needs_the_agent() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let outcome = run_with_timeout(
         Command::new(fido2d_tests::fido2d_bin()).args([
             "--config",

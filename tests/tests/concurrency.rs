@@ -2,6 +2,7 @@
 //! (tests/e2e/concurrency.py) answers fido2d's `--presence terminal` prompts through a FIFO
 //! that is the daemon's stdin. The same script runs over real hidraw in the VM tier.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,6 +14,9 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn busy_second_client_and_cancel_of_a_presence_wait() {
+    if skip(Tier::Python) {
+        return;
+    }
     require_python_fido2();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let fifo = dir.path().join("presence");

@@ -4,6 +4,7 @@
 //!
 //! Needs python-fido2 (.ci/deps), dbus-daemon (Debian `dbus`), and root for the refused-uid case.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,6 +63,9 @@ fn agent_daemon(extra: &[&str]) -> Daemon {
 
 #[test]
 fn allowing_on_the_terminal_agent_creates_the_credential() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let mut agent = terminal_agent(&daemon);
 
@@ -84,6 +88,9 @@ fn allowing_on_the_terminal_agent_creates_the_credential() {
 
 #[test]
 fn denying_on_the_agent_is_operation_denied() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let mut agent = terminal_agent(&daemon);
 
@@ -99,6 +106,9 @@ fn denying_on_the_agent_is_operation_denied() {
 
 #[test]
 fn without_an_agent_requests_fail_at_once_with_a_clear_log_line() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&["--presence-timeout", "60"]);
 
     let started = Instant::now();
@@ -114,6 +124,9 @@ fn without_an_agent_requests_fail_at_once_with_a_clear_log_line() {
 
 #[test]
 fn an_unanswered_prompt_times_out_and_is_withdrawn() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&["--presence-timeout", "2"]);
     let mut agent = terminal_agent(&daemon);
 
@@ -129,6 +142,9 @@ fn an_unanswered_prompt_times_out_and_is_withdrawn() {
 
 #[test]
 fn a_cancel_from_the_platform_withdraws_the_prompt() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let mut agent = terminal_agent(&daemon);
 
@@ -144,6 +160,9 @@ fn a_cancel_from_the_platform_withdraws_the_prompt() {
 
 #[test]
 fn status_reports_the_keystore_device_and_agents() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let status = |daemon: &Daemon| -> serde_json::Value {
         let outcome = run_with_timeout(
@@ -174,6 +193,9 @@ fn status_reports_the_keystore_device_and_agents() {
 
 #[test]
 fn status_without_a_daemon_says_so_with_exit_code_3() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let outcome = run_with_timeout(
         Command::new(fido2ctl_bin()).args(["--socket", "/nonexistent/control.sock", "status"]),
         WAIT,
@@ -189,6 +211,9 @@ fn status_without_a_daemon_says_so_with_exit_code_3() {
 
 #[test]
 fn another_user_is_refused_and_logged() {
+    if skip(Tier::Udp) {
+        return;
+    }
     use std::os::unix::process::CommandExt as _;
     // SAFETY: getuid(2) has no preconditions.
     let uid = unsafe { libc::getuid() };
@@ -290,6 +315,9 @@ fn notifications(log: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn the_desktop_agent_shows_a_notification_and_allow_signs() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let bus = SessionBus::start();
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +348,9 @@ fn the_desktop_agent_shows_a_notification_and_allow_signs() {
 
 #[test]
 fn the_desktop_agent_deny_and_dismiss_refuse() {
+    if skip(Tier::Udp) {
+        return;
+    }
     for answer in ["deny", "dismiss"] {
         let daemon = agent_daemon(&[]);
         let bus = SessionBus::start();
@@ -335,6 +366,9 @@ fn the_desktop_agent_deny_and_dismiss_refuse() {
 
 #[test]
 fn a_cancelled_request_closes_its_notification() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let bus = SessionBus::start();
     let dir = tempfile::tempdir().unwrap();
@@ -395,6 +429,9 @@ fn assert_clean(text: &str) {
 
 #[test]
 fn a_hostile_sites_names_reach_the_terminal_agent_clean_and_bounded() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let mut agent = terminal_agent(&daemon);
     let rp = hostile_rp();
@@ -430,6 +467,9 @@ fn a_hostile_sites_names_reach_the_terminal_agent_clean_and_bounded() {
 
 #[test]
 fn a_hostile_sites_names_reach_the_desktop_clean_and_as_text_not_markup() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = agent_daemon(&[]);
     let bus = SessionBus::start();
     let dir = tempfile::tempdir().unwrap();
@@ -457,6 +497,9 @@ fn a_hostile_sites_names_reach_the_desktop_clean_and_as_text_not_markup() {
 /// one uid holds at most 16 connections (a program cannot tie up the daemon).
 #[test]
 fn the_control_socket_bounds_silent_and_piled_up_connections() {
+    if skip(Tier::Udp) {
+        return;
+    }
     use std::io::{BufRead as _, Write as _};
     use std::os::unix::net::UnixStream;
     let daemon = agent_daemon(&["--owner", "0"]);

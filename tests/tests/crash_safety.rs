@@ -13,6 +13,7 @@
 //! The same with the TPM keystore on swtpm (100 kills by default): its signature counter is
 //! then a TPM NV counter, reserved a block at a time, which a kill must never move back.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -276,11 +277,17 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_acknowledged_write_survives_sigkill_at_random_points() {
+    if skip(Tier::Unit) {
+        return;
+    }
     survives_sigkill(&Target { tpm: None }, 300);
 }
 
 #[test]
 fn every_acknowledged_write_survives_sigkill_at_random_points_with_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     survives_sigkill(
         &Target {
             tpm: Some(Swtpm::start()),

@@ -4,6 +4,7 @@
 //! master secret file (`master.key`, `master.tpm`), or the one of another state directory, is a
 //! clear error at start-up and not one file is changed.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -115,11 +116,17 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_working() {
+    if skip(Tier::Udp) {
+        return;
+    }
     records_are_set_aside(&Backend::file());
 }
 
 #[test]
 fn corrupt_and_truncated_records_are_set_aside_intact_and_the_others_keep_working_with_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     records_are_set_aside(&Backend::tpm());
 }
 
@@ -199,11 +206,17 @@ fn refuses_and_touches_nothing(backend: &Backend, dir: &Path, needles: &[&str]) 
 
 #[test]
 fn a_truncated_or_corrupt_master_key_is_a_clear_error_and_changes_nothing() {
+    if skip(Tier::Udp) {
+        return;
+    }
     a_damaged_master_secret_is_refused(&Backend::file());
 }
 
 #[test]
 fn a_truncated_or_corrupt_sealed_master_secret_is_a_clear_error_and_changes_nothing() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     a_damaged_master_secret_is_refused(&Backend::tpm());
 }
 
@@ -237,11 +250,17 @@ fn a_damaged_master_secret_is_refused(backend: &Backend) {
 
 #[test]
 fn the_master_key_of_another_state_dir_is_refused_and_changes_nothing() {
+    if skip(Tier::Udp) {
+        return;
+    }
     another_state_dirs_master_secret_is_refused(&Backend::file());
 }
 
 #[test]
 fn the_sealed_master_secret_of_another_state_dir_is_refused_and_changes_nothing() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     another_state_dirs_master_secret_is_refused(&Backend::tpm());
 }
 

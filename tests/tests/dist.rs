@@ -1,12 +1,16 @@
 //! The files under dist/: the systemd unit passes `systemd-analyze verify`, and the module list
 //! loads what the uhid transport needs.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::process::Command;
 
 use fido2d_tests::{fido2d_bin, workspace_root};
 
 #[test]
 fn the_service_unit_passes_systemd_analyze_verify() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let unit = std::fs::read_to_string(workspace_root().join("dist/fido2d.service"))
         .expect("read dist/fido2d.service");
     assert!(
@@ -42,6 +46,9 @@ fn the_service_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn the_service_is_hardened_as_documented() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let unit = std::fs::read_to_string(workspace_root().join("dist/fido2d.service"))
         .expect("read dist/fido2d.service");
     let settings: Vec<&str> = unit.lines().map(str::trim).collect();
@@ -66,6 +73,9 @@ fn the_service_is_hardened_as_documented() {
 
 #[test]
 fn modules_load_d_loads_uhid() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let conf = std::fs::read_to_string(workspace_root().join("dist/modules-load.d/fido2d.conf"))
         .expect("read dist/modules-load.d/fido2d.conf");
     let modules: Vec<&str> = conf
@@ -78,6 +88,9 @@ fn modules_load_d_loads_uhid() {
 
 #[test]
 fn the_agent_user_unit_passes_systemd_analyze_verify() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let unit = std::fs::read_to_string(workspace_root().join("dist/fido2d-agent.service"))
         .expect("read dist/fido2d-agent.service");
     assert!(unit.contains("ExecStart=/usr/bin/fido2ctl agent"));
@@ -114,6 +127,9 @@ fn the_agent_user_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn the_autostart_entry_is_a_valid_desktop_file_skipped_under_systemd() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let path = workspace_root().join("dist/autostart/fido2ctl-agent.desktop");
     let entry = std::fs::read_to_string(&path).unwrap();
     assert!(entry.contains("Exec=/usr/bin/fido2ctl agent"));

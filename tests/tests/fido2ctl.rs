@@ -1,6 +1,7 @@
 //! fido2ctl's CTAP commands against a real fido2d over its UDP transport: fido2ctl talks CTAP
 //! like any platform (the same code drives a hardware key through hidraw).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ fn fido2ctl(daemon: &Daemon, args: &[&str]) -> Outcome {
 
 #[test]
 fn info_names_the_get_info_fields() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
 
     let outcome = fido2ctl(&daemon, &["--json", "info"]);
@@ -41,6 +45,9 @@ fn info_names_the_get_info_fields() {
 
 #[test]
 fn no_key_is_exit_code_5() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let outcome = run_with_timeout(
         Command::new(fido2ctl_bin()).args(["--device", "/dev/nonexistent-hidraw", "info"]),
         TIMEOUT,
@@ -106,6 +113,9 @@ fn json_of(outcome: &Outcome) -> serde_json::Value {
 
 #[test]
 fn pin_set_change_and_status_through_client_pin() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
 
     let before = json_of(&fido2ctl(&daemon, &["--json", "pin", "status"]));
@@ -140,6 +150,9 @@ fn pin_set_change_and_status_through_client_pin() {
 
 #[test]
 fn credentials_list_and_delete_with_the_pin() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     make_discoverable(&daemon, "one.fido2d.test", "alice");
     make_discoverable(&daemon, "two.fido2d.test", "bob");
@@ -195,6 +208,9 @@ fn credentials_list_and_delete_with_the_pin() {
 /// pcmr one, see `manage::list_permission`'s unit test).
 #[test]
 fn credentials_list_shows_third_party_payment_and_delete_still_works() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     make_discoverable(&daemon, "one.fido2d.test", "alice");
     assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
@@ -219,6 +235,9 @@ fn credentials_list_shows_third_party_payment_and_delete_still_works() {
 
 #[test]
 fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     make_discoverable(&daemon, "one.fido2d.test", "alice");
     assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "1234\n1234\n").success());
@@ -269,6 +288,9 @@ fn credentials_update_renames_an_account_and_pin_verify_checks_the_pin() {
 
 #[test]
 fn config_sets_the_minimum_pin_length_and_always_uv() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     assert!(fido2ctl_with_input(&daemon, &["pin", "set"], "123456\n123456\n").success());
 
@@ -289,6 +311,9 @@ fn config_sets_the_minimum_pin_length_and_always_uv() {
 
 #[test]
 fn reset_needs_confirmation_and_a_fresh_key() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let mut first = Daemon::auto_approve();
     assert!(fido2ctl_with_input(&first, &["pin", "set"], "1234\n1234\n").success());
     // A restart is the "power-up" that opens the 10 s reset window, as the error says.

@@ -11,6 +11,7 @@
 //! Runs as root: it creates a user and runs fprintd (.ci/deps installs fprintd and
 //! python3-dbusmock).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -97,6 +98,9 @@ fn forge_a_match(fprintd: &Fprintd, owner: &TestUser) {
 
 #[test]
 fn the_owners_finger_is_the_touch_and_an_eager_agent_approves_nothing() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let owner = TestUser::get_or_create(OWNER);
     let fprintd = Fprintd::start();
     fprintd.enroll(OWNER, OWNER_PRINT);
@@ -197,6 +201,9 @@ fn make_credential_with_uv(rp: &str) -> Vec<u8> {
 /// own match; a stranger's finger spends an attempt and the owner's next scan succeeds.
 #[test]
 fn with_fingerprint_uv_a_match_verifies_the_owner() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let owner = TestUser::get_or_create(OWNER);
     let fprintd = Fprintd::start();
     fprintd.enroll(OWNER, OWNER_PRINT);
@@ -258,6 +265,9 @@ impl Drop for PamService {
 /// pam_fprintd, run by the daemon for the owner, against the real fprintd.
 #[test]
 fn with_the_agent_as_presence_fingerprint_uv_goes_through_pam_fprintd() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let _owner = TestUser::get_or_create(OWNER);
     let fprintd = Fprintd::start();
     fprintd.enroll(OWNER, OWNER_PRINT);
@@ -331,6 +341,9 @@ fn presence_line(daemon: &Daemon) -> String {
 
 #[test]
 fn auto_picks_the_reader_when_the_owner_has_a_finger_and_the_agent_otherwise() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let _owner = TestUser::get_or_create(OWNER);
 
     // No fprintd on the system bus at all: the agent.

@@ -6,6 +6,7 @@
 //! a report of another channel, a broken sequence or any other error fails the test.
 //! Bounded: 4 clients x 60 transactions, 60 seconds.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -93,6 +94,9 @@ fn until_not_busy(
 
 #[test]
 fn clients_on_separate_channels_get_their_own_answers_or_busy() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     let (id, key) = register(&mut HidClient::connect(daemon.addr()).expect("INIT"));
     let busy = Arc::new(AtomicUsize::new(0));

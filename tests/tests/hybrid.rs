@@ -14,6 +14,7 @@
 //! Needs (installed by .ci/deps): dbus-daemon, python3 with dbus-next, socat, openssl,
 //! unshare (root), cable-tunnel-server-backend, libdbus-1-dev + pkg-config to build.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime};
@@ -184,6 +185,9 @@ fn check_sessions(radio: &Radio, daemon: &Daemon, sessions: &[Outcome]) {
 
 #[test]
 fn webauthn_authenticator_rs_registers_and_signs_in_through_fido2d() {
+    if skip(Tier::Hybrid) {
+        return;
+    }
     let radio = Radio::start(FakeAdapter::Powered);
     let tunnel = TunnelServer::start();
     let url = tunnel.ws_url();
@@ -209,6 +213,9 @@ fn webauthn_authenticator_rs_registers_and_signs_in_through_fido2d() {
 
 #[test]
 fn libwebauthn_registers_and_signs_in_through_fido2d() {
+    if skip(Tier::Hybrid) {
+        return;
+    }
     let radio = Radio::start(FakeAdapter::Powered);
     let tunnel = TunnelServer::start();
     let tls = TlsFront::start(radio.dir.path(), tunnel.port);
@@ -248,6 +255,9 @@ fn libwebauthn_registers_and_signs_in_through_fido2d() {
 /// each refusal, and nothing reaches a prompt.
 #[test]
 fn a_hybrid_peer_gets_what_a_phone_serves_and_nothing_more() {
+    if skip(Tier::Hybrid) {
+        return;
+    }
     let radio = Radio::start(FakeAdapter::Powered);
     let tunnel = TunnelServer::start();
     let tls = TlsFront::start(radio.dir.path(), tunnel.port);
@@ -338,6 +348,9 @@ fn failing_session(radio: &Radio, qr: &str, tunnel: &[&str]) -> String {
 
 #[test]
 fn errors_are_reported_in_words() {
+    if skip(Tier::Hybrid) {
+        return;
+    }
     let tunnel = TunnelServer::start();
     let url = tunnel.ws_url();
     let ws = ["--tunnel-url", url.as_str()];
@@ -459,6 +472,9 @@ const PNG_1X1_WHITE: &[u8] = &[
 /// it, and reports the service's words.
 #[test]
 fn the_one_shot_session_goes_through_the_running_service() {
+    if skip(Tier::Hybrid) {
+        return;
+    }
     let (daemon, _person) = {
         let radio = Radio::start(FakeAdapter::Powered);
         hybrid_daemon(&radio, &["--tunnel-url", "ws://127.0.0.1:9"])

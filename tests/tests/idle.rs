@@ -1,6 +1,7 @@
 //! An idle daemon sleeps: after serving a client it uses no CPU time and no thread of it wakes
 //! up, measured from /proc over 10 seconds (no polling loop, no periodic timer).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 use std::thread;
 use std::time::Duration;
@@ -41,6 +42,9 @@ fn sample(pid: u32) -> (u64, u64) {
 
 #[test]
 fn an_idle_daemon_uses_no_cpu_and_never_wakes_up() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::auto_approve();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     let answer = client.cbor(&[0x04]).expect("getInfo");

@@ -3,6 +3,7 @@
 //! every subcommand and each one's options and arguments) and every setting of the
 //! configuration file. Needs man-db (.ci/deps installs it).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -171,6 +172,9 @@ fn page<'a>(pages: &'a [Page], file_name: &str) -> &'a Page {
 
 #[test]
 fn the_generator_writes_the_three_pages() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = pages().iter().map(Page::file_name).collect();
     assert_eq!(names, ["fido2d.8", "fido2ctl.1", "fido2d.conf.5"]);
@@ -196,6 +200,9 @@ fn the_generator_writes_the_three_pages() {
 
 #[test]
 fn fido2d_8_names_every_option() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let text = render(dir.path(), page(&pages(), "fido2d.8"));
     let mut want = Vec::new();
@@ -209,6 +216,9 @@ fn fido2d_8_names_every_option() {
 
 #[test]
 fn fido2ctl_1_names_every_subcommand_and_its_options() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let text = render(dir.path(), page(&pages(), "fido2ctl.1"));
     let mut want = Vec::new();
@@ -228,6 +238,9 @@ fn fido2ctl_1_names_every_subcommand_and_its_options() {
 
 #[test]
 fn fido2d_conf_5_names_every_setting_with_its_shipped_line() {
+    if skip(Tier::Unit) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let text = render(dir.path(), page(&pages(), "fido2d.conf.5"));
     let settings = setting_names();

@@ -6,6 +6,7 @@
 //! CI runs 3,000 rounds. A longer soak: FIDO2D_SOAK_ROUNDS=200000 cargo test --release -p
 //! fido2d-tests --test memory -- --nocapture (about 4 minutes on a release build).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 
 use ciborium::Value;
@@ -63,6 +64,9 @@ fn credential_id(answer: &Value) -> Vec<u8> {
 
 #[test]
 fn a_loop_of_ceremonies_does_not_grow_the_daemon() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let rounds: u32 = std::env::var("FIDO2D_SOAK_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())

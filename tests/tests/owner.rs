@@ -8,6 +8,7 @@
 //! (system accounts without a home, left in place), runs agents as them, and installs a PAM
 //! service of its own for its length.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -85,6 +86,9 @@ fn wait_for_log(daemon: &Daemon, needle: &str) {
 
 #[test]
 fn the_first_agents_user_owns_the_key_and_the_others_agent_is_refused() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let (alice, bob) = (user("fido2d-alice"), user("fido2d-bob"));
     let bin = tempfile::tempdir().unwrap();
     let fido2ctl = shared_fido2ctl(bin.path());
@@ -156,6 +160,9 @@ fn the_first_agents_user_owns_the_key_and_the_others_agent_is_refused() {
 
 #[test]
 fn a_second_agent_of_the_owner_is_announced_to_every_agent() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let daemon = Daemon::start(&["--presence", "agent", "--owner", "0"]);
     let mut first = Watched::spawn(
         Command::new(fido2ctl_bin())
@@ -213,6 +220,9 @@ impl Seat {
 
 #[test]
 fn a_seat_switch_does_not_move_the_key() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let (alice, bob) = (user("fido2d-alice"), user("fido2d-bob"));
     let bin = tempfile::tempdir().unwrap();
     let fido2ctl = shared_fido2ctl(bin.path());
@@ -289,6 +299,9 @@ fn set_password(user: &User, password: &str) {
 
 #[test]
 fn the_owners_user_verification_is_not_satisfied_by_another_users_password() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let (alice, bob) = (user("fido2d-alice"), user("fido2d-bob"));
     set_password(&alice, "alice's own secret");
     set_password(&bob, "bob's own secret");

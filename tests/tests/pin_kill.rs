@@ -8,6 +8,7 @@
 //! keystore (on swtpm, whose PIN failure counter is an NV counter spent before the TPM checks
 //! the PIN).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -52,11 +53,17 @@ fn value<'a>(lines: &'a [(String, String)], key: &str) -> &'a str {
 
 #[test]
 fn pin_retries_survive_a_sigkill_between_a_wrong_pin_and_its_answer() {
+    if skip(Tier::Python) {
+        return;
+    }
     survive_sigkill(&ARGS, &|| {});
 }
 
 #[test]
 fn pin_retries_survive_a_sigkill_between_a_wrong_pin_and_its_answer_with_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     // Sixty wrong PINs and more: the TPM's lockout (swtpm's: after 3) must not end the test.
     tpm.set_dictionary_attack(1000, 1, 1);

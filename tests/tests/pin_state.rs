@@ -12,6 +12,7 @@
 //!   and a log line that says why, `fido2ctl status` shows the lockout, and the PIN works
 //!   again after the TPM's recovery time, without a restart.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,9 @@ fn migrates(kind: &str, args: &[&str], tpm: Option<&Swtpm>) -> String {
 
 #[test]
 fn a_file_state_directory_of_the_previous_release_keeps_its_credentials_and_its_pin() {
+    if skip(Tier::Python) {
+        return;
+    }
     let logs = migrates(
         "file",
         &["--presence", "auto-approve", "--keystore", "file"],
@@ -191,6 +195,9 @@ fn a_file_state_directory_of_the_previous_release_keeps_its_credentials_and_its_
 
 #[test]
 fn a_tpm_state_directory_of_the_previous_release_moves_its_pin_into_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start_from(&fixtures().join("swtpm"));
     let args = tpm_args(&tpm);
     let logs = migrates("tpm", &strs(&args), Some(&tpm));
@@ -199,6 +206,9 @@ fn a_tpm_state_directory_of_the_previous_release_moves_its_pin_into_the_tpm() {
 
 #[test]
 fn a_state_directory_put_back_from_an_older_copy_moves_no_counter_back_and_refills_no_retry() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     require_python_fido2();
     let tpm = Swtpm::start();
     tpm.set_dictionary_attack(32, 1000, 1000);
@@ -253,6 +263,9 @@ fn a_state_directory_put_back_from_an_older_copy_moves_no_counter_back_and_refil
 /// they were.
 #[test]
 fn a_pin_file_under_another_key_id_stops_fido2d_and_forgets_no_pin() {
+    if skip(Tier::Python) {
+        return;
+    }
     require_python_fido2();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("state");
@@ -314,6 +327,9 @@ fn fido2ctl_status(daemon: &Daemon) -> serde_json::Value {
 
 #[test]
 fn a_tpm_in_lockout_refuses_the_pin_says_why_and_serves_it_again_after_its_recovery_time() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     require_python_fido2();
     let tpm = Swtpm::start();
     // Two failures lock the TPM out; one is forgiven every 3 seconds.

@@ -3,6 +3,7 @@
 //! (on swtpm, a real TPM 2.0 simulator). Needs `pip install fido2==2.2.1` and swtpm
 //! (`.ci/deps`); a missing one fails the test.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -77,6 +78,9 @@ fn strs(args: &[String]) -> Vec<&str> {
 
 #[test]
 fn python_fido2_ceremonies_with_the_file_keystore() {
+    if skip(Tier::Python) {
+        return;
+    }
     require_python_fido2();
     let daemon = Daemon::start(&["--presence", "auto-approve", "--keystore", "file"]);
 
@@ -88,6 +92,9 @@ fn python_fido2_ceremonies_with_the_file_keystore() {
 
 #[test]
 fn python_fido2_ceremonies_with_the_tpm_keystore() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     require_python_fido2();
     let tpm = Swtpm::start();
     let daemon = Daemon::start(&strs(&tpm_args(&tpm)));
@@ -109,6 +116,9 @@ fn python_fido2_ceremonies_with_the_tpm_keystore() {
 
 #[test]
 fn credentials_survive_restarts_of_the_daemon_with_the_file_keystore() {
+    if skip(Tier::Python) {
+        return;
+    }
     require_python_fido2();
     let (_temp, dir) = state_dir();
     let saved = dir.parent().unwrap().join("file-credentials.json");
@@ -125,6 +135,9 @@ fn credentials_survive_restarts_of_the_daemon_with_the_file_keystore() {
 
 #[test]
 fn credentials_survive_restarts_of_the_daemon_and_of_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     require_python_fido2();
     let mut tpm = Swtpm::start();
     let (_temp, dir) = state_dir();

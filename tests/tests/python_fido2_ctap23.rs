@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use fido2d_tests::tiers::{skip, Tier};
 use fido2d_tests::{python, require_python_fido2, run_with_timeout, Daemon};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -106,6 +107,9 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn python_fido2_reads_enc_identifier_and_cred_store_state_through_a_persistent_token() {
+    if skip(Tier::Python) {
+        return;
+    }
     enc_identifier_and_cred_store_state_through_a_persistent_token(&[
         "--presence",
         "auto-approve",
@@ -118,6 +122,9 @@ fn python_fido2_reads_enc_identifier_and_cred_store_state_through_a_persistent_t
 /// TPM-sealed master secret and survives the restart there too.
 #[test]
 fn python_fido2_reads_enc_identifier_and_cred_store_state_with_the_tpm_keystore() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = fido2d_tests::swtpm::Swtpm::start();
     // The script tries wrong PINs nowhere, but changes the PIN: a real TPM's lockout settings.
     tpm.set_dictionary_attack(32, 7200, 86400);

@@ -2,6 +2,7 @@
 //! real fido2d, driven and verified by python-fido2 (tests/e2e/pin.py); and the PIN lockout
 //! across daemon restarts. Needs `pip install fido2==2.2.1`.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -47,6 +48,9 @@ fn run_script(daemon: &Daemon, args: &[&str]) {
 
 #[test]
 fn python_fido2_pin_credential_management_config_extensions_large_blobs() {
+    if skip(Tier::Python) {
+        return;
+    }
     let mut daemon = Daemon::auto_approve();
     run_script(&daemon, &["features"]);
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
@@ -56,6 +60,9 @@ fn python_fido2_pin_credential_management_config_extensions_large_blobs() {
 /// public keys, extension state is kept with their blobs, the PIN is checked by the TPM.
 #[test]
 fn python_fido2_pin_credential_management_config_extensions_large_blobs_with_the_tpm() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = fido2d_tests::swtpm::Swtpm::start();
     // The TPM checks the PIN and counts each wrong one (the script tries several) towards its
     // dictionary-attack lockout: swtpm's default is 3 failures, a real TPM's often 32, one
@@ -79,6 +86,9 @@ fn python_fido2_pin_credential_management_config_extensions_large_blobs_with_the
 /// 8 wrong block the PIN across restarts until authenticatorReset.
 #[test]
 fn pin_lockout_across_daemon_restarts() {
+    if skip(Tier::Python) {
+        return;
+    }
     let state = tempfile::Builder::new()
         .prefix("fido2d-lockout-")
         .tempdir()

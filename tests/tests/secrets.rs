@@ -9,6 +9,7 @@
 //! test a PIN against. Private keys never leave fido2d, so the client cannot name them here:
 //! `python_fido2.rs` searches the state directory for them with the TPM backend.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -69,11 +70,17 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_full_session_at_trace_level_logs_no_pin_token_shared_secret_or_hmac_secret() {
+    if skip(Tier::Python) {
+        return;
+    }
     full_session(&["--presence", "auto-approve", "--keystore", "file"]);
 }
 
 #[test]
 fn a_full_session_with_the_tpm_logs_and_stores_no_pin_token_shared_secret_or_hmac_secret() {
+    if skip(Tier::Tpm) {
+        return;
+    }
     let tpm = Swtpm::start();
     let tcti = tpm.tcti();
     full_session(&[

@@ -3,6 +3,7 @@
 //! channel number), nothing secret leaves without a gesture, and the test modes refuse the
 //! service's real credentials.
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -18,6 +19,9 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// tests/e2e/strict_ctap.py: two python-fido2 clients, each on its own channel and socket.
 #[test]
 fn a_second_python_fido2_client_cannot_continue_the_first_ones_state() {
+    if skip(Tier::Python) {
+        return;
+    }
     require_python_fido2();
     let mut daemon = Daemon::auto_approve();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/strict_ctap.py");
@@ -52,6 +56,9 @@ fn status(answer: HidAnswer) -> u8 {
 /// the peer's address, so the numbers alone continue nothing.
 #[test]
 fn another_peer_writing_the_same_channel_number_continues_nothing() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let mut daemon = Daemon::auto_approve();
     let mut a = HidClient::connect(daemon.addr()).unwrap();
     for user in [b"alice".as_slice(), b"bob"] {
@@ -111,6 +118,9 @@ fn refused(args: &[&str], expected: &str) {
 
 #[test]
 fn test_modes_refuse_the_service_credentials_and_other_computers() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();

@@ -10,6 +10,7 @@
 //!   left); the first credential still signs; once space returns, a new credential is made
 //!   and both sign. Needs root (mount namespaces).
 
+use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -79,6 +80,9 @@ fn register(client: &mut HidClient, rp: &str, user: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_read_only_state_dir_is_a_clear_error_and_changes_nothing() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let (_temp, dir) = private_state_dir();
     let mut daemon = Daemon::builder().state_dir(&dir).args(&ARGS).start();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
@@ -140,6 +144,9 @@ fn a_read_only_state_dir_is_a_clear_error_and_changes_nothing() {
 
 #[test]
 fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
+    if skip(Tier::Udp) {
+        return;
+    }
     assert!(
         is_root(),
         "this test needs root for a tmpfs in a private mount namespace (CI runs as root)"
@@ -228,6 +235,9 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
 /// state directory is not even made, and the error is one line.
 #[test]
 fn a_failed_start_leaves_no_state_directory_behind() {
+    if skip(Tier::Udp) {
+        return;
+    }
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
