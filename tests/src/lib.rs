@@ -129,6 +129,41 @@ pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
+/// Runs `tests/e2e/<script> PORT args...` (python-fido2) against `daemon`, printing its output,
+/// and fails the test with the script's failed checks (its `FAIL ` lines) if it fails or does
+/// not finish within `timeout`.
+pub fn run_e2e_script(script: &str, daemon: &Daemon, args: &[&str], timeout: Duration) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join(script);
+    let outcome = run_with_timeout(
+        Command::new(python())
+            .arg(&path)
+            .arg(daemon.port().to_string())
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1"),
+        timeout,
+    );
+    println!("{}", outcome.stdout);
+    if !outcome.stderr.is_empty() {
+        eprintln!("----- {script} {args:?} stderr -----\n{}", outcome.stderr);
+    }
+    let failures: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL "))
+        .collect();
+    match outcome.status {
+        None => panic!("{script} {args:?} did not finish within {timeout:?}"),
+        Some(status) => assert!(
+            status.success(),
+            "{script} {args:?} exited with {status}; failed checks:\n{}",
+            failures.join("\n")
+        ),
+    }
+}
+
 /// Fails the test (never skips it) when python-fido2 2.x is not importable.
 pub fn require_python_fido2() {
     const MISSING: &str = "python-fido2 is missing: pip install fido2==2.2.1";

@@ -9,42 +9,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use fido2d_tests::swtpm::Swtpm;
-use fido2d_tests::{python, require_python_fido2, run_with_timeout, Daemon};
+use fido2d_tests::{python, require_python_fido2, run_e2e_script, Daemon};
 
 /// The whole script; each CTAPHID read in it times out after 5 s on its own.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `tests/e2e/<script> PORT <args>` and fails the test with its failed checks.
 fn run_script(script: &str, daemon: &Daemon, args: &[&str]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e")
-        .join(script);
-    let outcome = run_with_timeout(
-        Command::new(python())
-            .arg(&path)
-            .arg(daemon.port().to_string())
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1"),
-        SCRIPT_TIMEOUT,
-    );
-    println!("{}", outcome.stdout);
-    if !outcome.stderr.is_empty() {
-        eprintln!("----- {script} stderr -----\n{}", outcome.stderr);
-    }
-    let failures: Vec<&str> = outcome
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("FAIL "))
-        .collect();
-    match outcome.status {
-        None => panic!("{script} did not finish within {SCRIPT_TIMEOUT:?}"),
-        Some(status) => assert!(
-            status.success(),
-            "{script} exited with {status}; failed checks:\n{}",
-            failures.join("\n")
-        ),
-    }
+    run_e2e_script(script, daemon, args, SCRIPT_TIMEOUT);
 }
 
 fn stop(mut daemon: Daemon) {

@@ -4,43 +4,16 @@
 //! persistent token across a restart of the daemon. Needs `pip install fido2==2.2.1`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use fido2d_tests::tiers::{skip, Tier};
-use fido2d_tests::{python, require_python_fido2, run_with_timeout, Daemon};
+use fido2d_tests::{require_python_fido2, run_e2e_script, Daemon};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `ctap23.py PORT args...` against `daemon`; fails the test with the failed checks.
 fn run_script(daemon: &Daemon, args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/ctap23.py");
-    let outcome = run_with_timeout(
-        Command::new(python())
-            .arg(&script)
-            .arg(daemon.port().to_string())
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1"),
-        SCRIPT_TIMEOUT,
-    );
-    println!("{}", outcome.stdout);
-    if !outcome.stderr.is_empty() {
-        eprintln!("----- ctap23.py {args:?} stderr -----\n{}", outcome.stderr);
-    }
-    let failures: Vec<&str> = outcome
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("FAIL "))
-        .collect();
-    match outcome.status {
-        None => panic!("ctap23.py {args:?} did not finish within {SCRIPT_TIMEOUT:?}"),
-        Some(status) => assert!(
-            status.success(),
-            "ctap23.py {args:?} exited with {status}; failed checks:\n{}",
-            failures.join("\n")
-        ),
-    }
+    run_e2e_script("ctap23.py", daemon, args, SCRIPT_TIMEOUT);
 }
 
 /// A fresh key: the getInfo members, the pcmr token, the encrypted members through it and

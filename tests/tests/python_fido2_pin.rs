@@ -3,47 +3,15 @@
 //! across daemon restarts. Needs `pip install fido2==2.2.1`.
 
 use fido2d_tests::tiers::{skip, Tier};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use fido2d_tests::{run_with_timeout, Daemon};
+use fido2d_tests::{run_e2e_script, Daemon};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 /// Runs `pin.py PORT args...` against `daemon`; fails the test with the failed checks.
 fn run_script(daemon: &Daemon, args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/pin.py");
-    let outcome = run_with_timeout(
-        Command::new(python())
-            .arg(&script)
-            .arg(daemon.port().to_string())
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1"),
-        SCRIPT_TIMEOUT,
-    );
-    println!("{}", outcome.stdout);
-    if !outcome.stderr.is_empty() {
-        eprintln!("----- pin.py {args:?} stderr -----\n{}", outcome.stderr);
-    }
-    let failures: Vec<&str> = outcome
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("FAIL "))
-        .collect();
-    match outcome.status {
-        None => panic!("pin.py {args:?} did not finish within {SCRIPT_TIMEOUT:?}"),
-        Some(status) => assert!(
-            status.success(),
-            "pin.py {args:?} exited with {status}; failed checks:\n{}",
-            failures.join("\n")
-        ),
-    }
+    run_e2e_script("pin.py", daemon, args, SCRIPT_TIMEOUT);
 }
 
 #[test]
