@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
-from typing import Callable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -46,6 +44,7 @@ from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 from fido2.utils import sha256
 
+from checks import expect, expect_ctap_error, run
 from udp_hid import open_udp_device
 
 PORT = 0
@@ -61,24 +60,6 @@ PIN_COMPLEXITY_POLICY = 0x1B
 MAX_PIN_LENGTH = 0x1D
 ENC_CRED_STORE_STATE = 0x1E
 AUTHENTICATOR_CONFIG_COMMANDS = 0x1F
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-def expect_ctap_error(code: CtapError.ERR, fn: Callable, *args, **kwargs) -> None:
-    try:
-        fn(*args, **kwargs)
-    except CtapError as e:
-        expect(e.code == code, f"expected {code.name}, got {CtapError(e.code)}")
-        return
-    raise CheckFailed(f"expected {code.name}, but the command succeeded")
 
 
 def open_ctap2():
@@ -311,28 +292,6 @@ def restarted(saved: str) -> list:
         ("the_persistent_token_survives_the_restart", the_persistent_token_survives_the_restart),
         ("a_pin_change_ends_it", a_pin_change_ends_it),
     ]
-
-
-def describe(e: Exception) -> str:
-    if isinstance(e, CheckFailed):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
-
-
-def run(checks) -> int:
-    passed = failed = 0
-    for name, fn in checks:
-        try:
-            fn()
-        except Exception as e:
-            failed += 1
-            print(f"FAIL {name}: {describe(e)}", flush=True)
-            traceback.print_exc(file=sys.stderr)
-        else:
-            passed += 1
-            print(f"PASS {name}", flush=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Callable
 
 from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteraction
@@ -48,6 +47,7 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
+from checks import CheckFailed, expect, expect_ctap_error, run
 from udp_hid import open_udp_device
 
 PORT = 0
@@ -57,24 +57,6 @@ ERR = CtapError.ERR
 PERM = ClientPin.PERMISSION
 REQUIRED = UserVerificationRequirement.REQUIRED
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-def expect_ctap_error(code: CtapError.ERR, fn: Callable, *args, **kwargs) -> None:
-    try:
-        fn(*args, **kwargs)
-    except CtapError as e:
-        expect(e.code == code, f"expected {code.name}, got {CtapError(e.code)}")
-        return
-    raise CheckFailed(f"expected {code.name}, but the command succeeded")
 
 
 def rp_id_for(name: str) -> str:
@@ -511,28 +493,6 @@ def lockout(phase: str) -> None:
     else:
         raise CheckFailed(f"unknown phase {phase!r}")
     dev.close()
-
-
-def describe(e: BaseException) -> str:
-    if isinstance(e, CheckFailed):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
-
-
-def run(checks) -> int:
-    passed = failed = 0
-    for name, fn in checks:
-        try:
-            fn()
-        except Exception as e:
-            failed += 1
-            print(f"FAIL {name}: {describe(e)}", flush=True)
-            traceback.print_exc(file=sys.stderr)
-        else:
-            passed += 1
-            print(f"PASS {name}", flush=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:

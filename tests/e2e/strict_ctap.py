@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Callable
 
 from fido2.cose import ES256
 from fido2.ctap import CtapError
@@ -32,6 +31,7 @@ from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 from fido2.utils import sha256
 
+from checks import CheckFailed, expect, expect_ctap_error
 from targets import check_target, open_shared_device
 
 PIN = "4321"
@@ -40,24 +40,6 @@ RP = f"strict.{RUN}.fido2d.test"
 CDH = sha256(b"client data of the strict test")
 ERR = CtapError.ERR
 PERM = ClientPin.PERMISSION
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-def expect_ctap_error(code: CtapError.ERR, fn: Callable, *args, **kwargs) -> None:
-    try:
-        fn(*args, **kwargs)
-    except CtapError as e:
-        expect(e.code == code, f"expected {code.name}, got {CtapError(e.code)}")
-        return
-    raise CheckFailed(f"expected {code.name}, but the command succeeded")
 
 
 class Key:
