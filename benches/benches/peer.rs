@@ -12,49 +12,19 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fido2d_benches::peer::Peer;
-use fido2d_benches::{
-    credential_id_of, file_authenticator, get_assertion_request, make_credential_request,
-    memory_authenticator, BENCH_ORIGIN,
-};
+use fido2d_benches::peer::Contenders;
+use fido2d_benches::BENCH_ORIGIN;
 
 fn versus_peer(c: &mut Criterion) {
-    let register = make_credential_request("example.com", b"user", -7, false);
-    let mut peer = Peer::new();
-    let peer_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(&peer.make_credential(&register))),
-    );
-    assert_eq!(peer.get_assertion(&peer_request)[0], 0);
-
-    // fido2d over its file keystore and over the in-memory one.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut file = file_authenticator(dir.path());
-    let file_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(
-            &file.process_cbor(BENCH_ORIGIN, &register),
-        )),
-    );
-    let mut memory = memory_authenticator();
-    let memory_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(
-            &memory.process_cbor(BENCH_ORIGIN, &register),
-        )),
-    );
-    for (authenticator_ok, name) in [
-        (
-            file.process_cbor(BENCH_ORIGIN, &file_request)[0] == 0,
-            "file",
-        ),
-        (
-            memory.process_cbor(BENCH_ORIGIN, &memory_request)[0] == 0,
-            "memory",
-        ),
-    ] {
-        assert!(authenticator_ok, "fido2d getAssertion ({name}) works");
-    }
+    let Contenders {
+        mut peer,
+        peer_request,
+        mut file,
+        file_request,
+        mut memory,
+        memory_request,
+        state_dir: _state_dir,
+    } = Contenders::new();
 
     let mut group = c.benchmark_group("versus_peer");
     group.bench_function("get_assertion_es256/fido2d_file", |b| {

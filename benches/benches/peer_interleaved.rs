@@ -16,11 +16,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use fido2d_benches::peer::Peer;
-use fido2d_benches::{
-    credential_id_of, file_authenticator, get_assertion_request, make_credential_request,
-    memory_authenticator, BENCH_ORIGIN,
-};
+use fido2d_benches::peer::Contenders;
+use fido2d_benches::BENCH_ORIGIN;
 use p256::ecdsa::signature::Signer as _;
 
 const ROUNDS: usize = 15;
@@ -43,31 +40,15 @@ fn main() {
     } else {
         (1, 1)
     };
-    let register = make_credential_request("example.com", b"user", -7, false);
-
-    let mut peer = Peer::new();
-    let peer_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(&peer.make_credential(&register))),
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut file = file_authenticator(dir.path());
-    let file_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(
-            &file.process_cbor(BENCH_ORIGIN, &register),
-        )),
-    );
-    let mut memory = memory_authenticator();
-    let memory_request = get_assertion_request(
-        "example.com",
-        Some(&credential_id_of(
-            &memory.process_cbor(BENCH_ORIGIN, &register),
-        )),
-    );
-    assert_eq!(peer.get_assertion(&peer_request)[0], 0, "peer getAssertion");
-    assert_eq!(file.process_cbor(BENCH_ORIGIN, &file_request)[0], 0);
-    assert_eq!(memory.process_cbor(BENCH_ORIGIN, &memory_request)[0], 0);
+    let Contenders {
+        mut peer,
+        peer_request,
+        mut file,
+        file_request,
+        mut memory,
+        memory_request,
+        state_dir: _state_dir,
+    } = Contenders::new();
     let p256_key = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).expect("valid scalar");
 
     let mut operations = [

@@ -189,8 +189,11 @@ where
 }
 
 /// An authenticator over the in-memory keystore: the protocol's own cost, without the disk.
-pub fn memory_authenticator(
-) -> Authenticator<protocol::testing::MemoryKeystore, ScriptedPresence, ManualClock, SeededRng> {
+/// fido2d over the sans-IO core's in-memory keystore.
+pub type MemoryAuthenticator =
+    Authenticator<protocol::testing::MemoryKeystore, ScriptedPresence, ManualClock, SeededRng>;
+
+pub fn memory_authenticator() -> MemoryAuthenticator {
     Authenticator::new(
         AuthenticatorConfig::default(),
         protocol::testing::MemoryKeystore::new(11),

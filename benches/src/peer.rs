@@ -87,3 +87,59 @@ impl Peer {
         out
     }
 }
+
+/// The three getAssertion contenders of the peer comparisons, each with a credential of its
+/// own and the request that signs with it: the peer, fido2d over its file keystore (the
+/// daemon's), fido2d over the in-memory keystore (RustCrypto, as the peer signs). Each is
+/// checked to answer with success before anything is timed.
+pub struct Contenders {
+    pub peer: Peer,
+    pub peer_request: Vec<u8>,
+    pub file: crate::FileAuthenticator,
+    pub file_request: Vec<u8>,
+    pub memory: crate::MemoryAuthenticator,
+    pub memory_request: Vec<u8>,
+    /// The file keystore's state directory, removed when dropped: keep it while `file` is used.
+    pub state_dir: tempfile::TempDir,
+}
+
+impl Contenders {
+    pub fn new() -> Self {
+        use crate::{
+            credential_id_of, file_authenticator, get_assertion_request, make_credential_request,
+            memory_authenticator, BENCH_ORIGIN,
+        };
+        let register = make_credential_request("example.com", b"user", -7, false);
+        let request_for =
+            |id: &[u8]| get_assertion_request("example.com", Some(&credential_id_of(id)));
+        let mut peer = Peer::new();
+        let peer_request = request_for(&peer.make_credential(&register));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut file = file_authenticator(dir.path());
+        let file_request = request_for(&file.process_cbor(BENCH_ORIGIN, &register));
+        let mut memory = memory_authenticator();
+        let memory_request = request_for(&memory.process_cbor(BENCH_ORIGIN, &register));
+        assert_eq!(peer.get_assertion(&peer_request)[0], 0, "peer getAssertion");
+        assert_eq!(file.process_cbor(BENCH_ORIGIN, &file_request)[0], 0, "file");
+        assert_eq!(
+            memory.process_cbor(BENCH_ORIGIN, &memory_request)[0],
+            0,
+            "memory"
+        );
+        Contenders {
+            peer,
+            peer_request,
+            file,
+            file_request,
+            memory,
+            memory_request,
+            state_dir: dir,
+        }
+    }
+}
+
+impl Default for Contenders {
+    fn default() -> Self {
+        Self::new()
+    }
+}
