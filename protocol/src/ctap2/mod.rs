@@ -33,7 +33,7 @@ pub use hybrid_policy::HybridRefusal;
 pub use persistent_state::{
     PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
 };
-pub use pin_token::PinSession;
+pub use pin_token::{permission, PinSession};
 
 use crate::authenticator::Authenticator;
 use crate::cbor;

@@ -14,18 +14,17 @@ use super::Key;
 use crate::ctap_status;
 use crate::exit::Failure;
 
-const CLIENT_PIN: u8 = 0x06;
-const RESET: u8 = 0x07;
-const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
-const CONFIG: u8 = 0x0D;
+use protocol::ctap2::permission;
+use protocol::ctap2::{AUTHENTICATOR_CONFIG as CONFIG, CLIENT_PIN, CREDENTIAL_MANAGEMENT, RESET};
 
 /// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
-pub const PERMISSION_CREDENTIAL_MANAGEMENT: u8 = 0x04;
-pub const PERMISSION_AUTHENTICATOR_CONFIG: u8 = 0x20;
+pub const PERMISSION_CREDENTIAL_MANAGEMENT: u8 = permission::CREDENTIAL_MANAGEMENT;
+pub const PERMISSION_AUTHENTICATOR_CONFIG: u8 = permission::AUTHENTICATOR_CONFIG;
 /// pcmr (CTAP 2.2): the persistent token, good for reading credential management only.
-pub const PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 = 0x40;
+pub const PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 =
+    permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
 
-const STATUS_NOT_ALLOWED: u8 = 0x30;
+const STATUS_NOT_ALLOWED: u8 = protocol::ctap2::StatusCode::NotAllowed as u8;
 
 fn int(i: i64) -> Value {
     Value::Integer(i.into())
