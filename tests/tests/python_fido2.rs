@@ -3,8 +3,9 @@
 //! (on swtpm, a real TPM 2.0 simulator). Needs `pip install fido2==2.2.1` and swtpm
 //! (`.ci/deps`); a missing one fails the test.
 
+use fido2d_tests::state_tree::snapshot;
 use fido2d_tests::tiers::{skip, Tier};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -146,12 +147,10 @@ fn credentials_survive_restarts_of_the_daemon_and_of_the_tpm() {
 
     let points = public_points(saved);
     assert_eq!(points.len(), 3, "two WebAuthn credentials and a U2F one");
-    for file in files(&dir) {
-        let bytes = std::fs::read(&file).unwrap();
+    for (file, bytes) in snapshot(&dir) {
         assert!(
             !holds_a_private_key_of(&bytes, &points),
-            "{} holds a private key",
-            file.display()
+            "{file} holds a private key"
         );
     }
 }
@@ -185,19 +184,6 @@ fn hex_decode(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Whether some 32 consecutive bytes are a P-256 private key of one of `points` (raw, or

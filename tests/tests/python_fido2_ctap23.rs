@@ -3,9 +3,9 @@
 //! (tests/e2e/ctap23.py), which also decrypts the encrypted members with its own code; and the
 //! persistent token across a restart of the daemon. Needs `pip install fido2==2.2.1`.
 
-use std::path::Path;
 use std::time::Duration;
 
+use fido2d_tests::state_tree::snapshot;
 use fido2d_tests::tiers::{skip, Tier};
 use fido2d_tests::{require_python_fido2, run_e2e_script, Daemon};
 
@@ -46,12 +46,10 @@ fn enc_identifier_and_cred_store_state_through_a_persistent_token(args: &[&str])
         .map(|i| u8::from_str_radix(&token_hex[i..i + 2], 16).unwrap())
         .collect();
     assert_eq!(token.len(), 32);
-    for file in files(&dir) {
-        let bytes = std::fs::read(&file).unwrap();
+    for (file, bytes) in snapshot(&dir) {
         assert!(
             !bytes.windows(token.len()).any(|w| w == token.as_slice()),
-            "{} holds the persistent token in clear",
-            file.display()
+            "{file} holds the persistent token in clear"
         );
     }
 
@@ -63,19 +61,6 @@ fn enc_identifier_and_cred_store_state_through_a_persistent_token(args: &[&str])
         "the persistent token is never logged"
     );
     assert!(daemon.stop().success(), "fido2d did not exit cleanly");
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]
