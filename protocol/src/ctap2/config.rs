@@ -178,7 +178,7 @@ mod tests {
         token: Option<&[u8]>,
         sub: i64,
         params: Option<Value>,
-    ) -> Result<Value, u8> {
+    ) -> Result<Value, StatusCode> {
         let mut message = vec![0xff; 32];
         message.extend([0x0d, sub as u8]);
         let mut p = vec![(1, int(sub))];
@@ -206,7 +206,11 @@ mod tests {
         );
         assert_eq!(a.state().unwrap().min_pin_length, 6);
         let p = set_pin_params(&mut a, P2, &padded(b"12345"));
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "5 < 6 code points");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::PinPolicyViolation),
+            "5 < 6 code points"
+        );
         assert_eq!(config(&mut a, None, 2, None), Ok(Value::Null));
         assert!(a.state().unwrap().always_uv);
     }
@@ -217,23 +221,27 @@ mod tests {
         set_pin(&mut a, "123456");
         assert_eq!(
             config(&mut a, None, 2, None),
-            Err(0x36),
+            Err(StatusCode::PuatRequired),
             "no pinUvAuthParam"
         );
         let cm = pin_token(&mut a, P2, "123456", PERM_CM, None).unwrap();
         assert_eq!(
             config(&mut a, Some(&cm), 2, None),
-            Err(0x33),
+            Err(StatusCode::PinAuthInvalid),
             "no acfg permission"
         );
         let token = pin_token(&mut a, P2, "123456", PERM_ACFG, None).unwrap();
         assert_eq!(
             config(&mut a, Some(&[0; 32]), 2, None),
-            Err(0x33),
+            Err(StatusCode::PinAuthInvalid),
             "another token"
         );
         let p = vec![(1, int(2)), (4, auth_param(P2, &token, &[0]))];
-        assert_eq!(call(&mut a, CONFIG, p), Err(0x14), "no protocol");
+        assert_eq!(
+            call(&mut a, CONFIG, p),
+            Err(StatusCode::MissingParameter),
+            "no protocol"
+        );
         assert_eq!(config(&mut a, Some(&token), 2, None), Ok(Value::Null));
         assert!(a.state().unwrap().always_uv);
         assert_eq!(config(&mut a, Some(&token), 2, None), Ok(Value::Null));
@@ -246,7 +254,7 @@ mod tests {
         config(&mut a, None, 2, None).unwrap();
         assert_eq!(
             config(&mut a, None, 3, Some(min_length(6))),
-            Err(0x36),
+            Err(StatusCode::PuatRequired),
             "alwaysUv on: token needed"
         );
         assert_eq!(config(&mut a, None, 2, None), Ok(Value::Null));
@@ -260,18 +268,18 @@ mod tests {
         let token = pin_token(&mut a, P2, "123456", PERM_ACFG, None).unwrap();
         assert_eq!(
             config(&mut a, Some(&token), 3, Some(min_length(3))),
-            Err(0x37),
+            Err(StatusCode::PinPolicyViolation),
             "never lower"
         );
         assert_eq!(
             config(&mut a, Some(&token), 3, Some(min_length(64))),
-            Err(0x37)
+            Err(StatusCode::PinPolicyViolation)
         );
         let ids = |n: usize| Value::Array((0..n).map(|i| text(&format!("rp{i}.org"))).collect());
         let p = cbor::int_map(vec![(2, ids(9))]);
         assert_eq!(
             config(&mut a, Some(&token), 3, Some(p)),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "more than 8 RP IDs"
         );
         assert_eq!(
@@ -281,7 +289,7 @@ mod tests {
                 3,
                 Some(cbor::int_map(vec![(1, text("6"))]))
             ),
-            Err(0x11)
+            Err(StatusCode::CborUnexpectedType)
         );
 
         assert_eq!(
@@ -310,7 +318,7 @@ mod tests {
                 3,
                 Some(cbor::int_map(vec![(3, Value::Bool(true))]))
             ),
-            Err(0x35),
+            Err(StatusCode::PinNotSet),
             "no PIN to expire"
         );
         set_pin(&mut a, "1234");
@@ -320,7 +328,7 @@ mod tests {
         assert!(a.state().unwrap().force_pin_change);
         assert_eq!(
             pin_token(&mut a, P2, "1234", PERM_GA, Some("x")),
-            Err(0x37),
+            Err(StatusCode::PinPolicyViolation),
             "with permissions"
         );
         let (key, shared) = key_agreement(&mut a, P2);
@@ -330,7 +338,11 @@ mod tests {
             (3, key),
             (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
         ];
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x31), "getPinToken");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::PinInvalid),
+            "getPinToken"
+        );
         assert_eq!(
             a.keystore_mut().pin_retries().unwrap(),
             Some(8),
@@ -353,7 +365,7 @@ mod tests {
             ];
             call(a, CLIENT_PIN, p)
         };
-        assert_eq!(change(&mut a, b"1234"), Err(0x37));
+        assert_eq!(change(&mut a, b"1234"), Err(StatusCode::PinPolicyViolation));
         assert_eq!(change(&mut a, b"4321"), Ok(Value::Null));
         assert!(!a.state().unwrap().force_pin_change);
     }
@@ -364,15 +376,21 @@ mod tests {
         for sub in [0x01, 0xff, 0x04, 0] {
             assert_eq!(
                 config(&mut a, None, sub, None),
-                Err(0x02),
+                Err(StatusCode::InvalidParameter),
                 "subcommand {sub:#x}"
             );
         }
-        assert_eq!(call(&mut a, CONFIG, vec![]), Err(0x14));
-        assert_eq!(call(&mut a, CONFIG, vec![(1, text("2"))]), Err(0x11));
+        assert_eq!(
+            call(&mut a, CONFIG, vec![]),
+            Err(StatusCode::MissingParameter)
+        );
+        assert_eq!(
+            call(&mut a, CONFIG, vec![(1, text("2"))]),
+            Err(StatusCode::CborUnexpectedType)
+        );
         assert_eq!(
             call(&mut a, CONFIG, vec![(1, int(3)), (2, int(4))]),
-            Err(0x11)
+            Err(StatusCode::CborUnexpectedType)
         );
     }
 
@@ -423,7 +441,7 @@ mod tests {
         let not_a_bool = cbor::int_map(vec![(4, int(1))]);
         assert_eq!(
             config(&mut a, None, 3, Some(not_a_bool)),
-            Err(0x11),
+            Err(StatusCode::CborUnexpectedType),
             "pinComplexityPolicy must be a boolean: CTAP2_ERR_CBOR_UNEXPECTED_TYPE"
         );
     }

@@ -466,9 +466,12 @@ mod tests {
         let reg = register(&mut a, "other.org", b"alice", -7, true);
         assert_eq!(
             call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
-            Err(0x2E)
+            Err(StatusCode::NoCredentials)
         );
-        assert_eq!(call(&mut a, GA, ga_params("x.org", &[])), Err(0x2E));
+        assert_eq!(
+            call(&mut a, GA, ga_params("x.org", &[])),
+            Err(StatusCode::NoCredentials)
+        );
         assert!(
             !a.presence_mut()
                 .asked
@@ -517,7 +520,11 @@ mod tests {
             "same flags as the first"
         );
 
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30), "nothing left");
+        assert_eq!(
+            call(&mut a, NEXT, vec![]),
+            Err(StatusCode::NotAllowed),
+            "nothing left"
+        );
         let asked = a
             .presence_mut()
             .asked
@@ -535,7 +542,7 @@ mod tests {
         let r = call(&mut a, GA, p).unwrap();
         assert!(signature_verifies(&reg, &r));
         assert!(field(&r, 5).is_none(), "a single credential needs no count");
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
         assert_eq!(
             a.presence_mut().asked.last().unwrap().2.as_deref(),
             Some("alice@example.com")
@@ -552,7 +559,7 @@ mod tests {
         let mut p = ga_params("x.org", &[]);
         let foreign = cbor::text_map(vec![("id", bytes(b"x")), ("type", text("future-key"))]);
         p.push((3, Value::Array(vec![foreign])));
-        assert_eq!(call(&mut a, GA, p), Err(0x2E));
+        assert_eq!(call(&mut a, GA, p), Err(StatusCode::NoCredentials));
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -580,7 +587,7 @@ mod tests {
         register(&mut a, "x.org", b"bob", -7, true);
         call(&mut a, GA, ga_params("x.org", &[])).unwrap();
         clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
     }
 
     #[test]
@@ -588,7 +595,7 @@ mod tests {
         let (mut a, _) = authenticator();
         assert_eq!(
             call(&mut a, NEXT, vec![]),
-            Err(0x30),
+            Err(StatusCode::NotAllowed),
             "no getAssertion before"
         );
         register(&mut a, "x.org", b"alice", -7, true);
@@ -597,7 +604,7 @@ mod tests {
         call(&mut a, 0x04, vec![]).unwrap();
         assert_eq!(
             call(&mut a, NEXT, vec![]),
-            Err(0x30),
+            Err(StatusCode::NotAllowed),
             "getInfo came in between"
         );
     }
@@ -620,9 +627,9 @@ mod tests {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, false);
         for (opt, status) in [
-            (("rk", false), 0x2B),
-            (("rk", true), 0x2B),
-            (("uv", true), 0x2C),
+            (("rk", false), StatusCode::UnsupportedOption),
+            (("rk", true), StatusCode::UnsupportedOption),
+            (("uv", true), StatusCode::InvalidOption),
         ] {
             let mut p = ga_params("x.org", &[&reg.credential_id]);
             p.push((5, options(&[opt])));
@@ -633,9 +640,9 @@ mod tests {
     #[test]
     fn refused_presence_gives_no_signature() {
         for (outcome, status) in [
-            (PresenceOutcome::Denied, 0x27),
-            (PresenceOutcome::TimedOut, 0x2F),
-            (PresenceOutcome::Cancelled, 0x2D),
+            (PresenceOutcome::Denied, StatusCode::OperationDenied),
+            (PresenceOutcome::TimedOut, StatusCode::UserActionTimeout),
+            (PresenceOutcome::Cancelled, StatusCode::KeepaliveCancel),
         ] {
             let (mut a, _) = authenticator();
             let reg = register(&mut a, "x.org", b"alice", -7, false);
@@ -652,17 +659,20 @@ mod tests {
         let (mut a, _) = authenticator();
         assert_eq!(
             call(&mut a, GA, vec![(2, bytes(&TEST_CLIENT_DATA_HASH))]),
-            Err(0x14)
+            Err(StatusCode::MissingParameter)
         );
-        assert_eq!(call(&mut a, GA, vec![(1, text("x.org"))]), Err(0x14));
+        assert_eq!(
+            call(&mut a, GA, vec![(1, text("x.org"))]),
+            Err(StatusCode::MissingParameter)
+        );
         assert_eq!(
             call(&mut a, GA, vec![(1, bytes(b"x")), (2, bytes(&[0; 32]))]),
-            Err(0x11)
+            Err(StatusCode::CborUnexpectedType)
         );
         let mut p = ga_params("x.org", &[]);
         p.push((3, descriptor(b"not in an array")));
-        assert_eq!(call(&mut a, GA, p), Err(0x11));
-        assert_eq!(call_raw(&mut a, &[GA, 0xa1]), Err(0x12));
+        assert_eq!(call(&mut a, GA, p), Err(StatusCode::CborUnexpectedType));
+        assert_eq!(call_raw(&mut a, &[GA, 0xa1]), Err(StatusCode::InvalidCbor));
     }
 
     #[test]
@@ -671,6 +681,6 @@ mod tests {
         let mut p = ga_params("x.org", &[]);
         p.push((6, bytes(&[])));
         p.push((7, int(2)));
-        assert_eq!(call(&mut a, GA, p), Err(0x35));
+        assert_eq!(call(&mut a, GA, p), Err(StatusCode::PinNotSet));
     }
 }

@@ -561,7 +561,7 @@ mod tests {
         for unlisted in [0x01, 0xff] {
             assert_eq!(
                 authenticator_config(&mut a, None, unlisted, None),
-                Err(0x02)
+                Err(StatusCode::InvalidParameter)
             );
         }
     }

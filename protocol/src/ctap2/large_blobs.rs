@@ -223,7 +223,7 @@ mod tests {
         offset: usize,
         length: Option<usize>,
         token: Option<&[u8]>,
-    ) -> Result<Value, u8> {
+    ) -> Result<Value, StatusCode> {
         let mut p = vec![(2, bytes(fragment)), (3, int(offset as i64))];
         if let Some(length) = length {
             p.push((4, int(length as i64)));
@@ -255,43 +255,47 @@ mod tests {
         assert_eq!(as_bytes(field(&r, 1).unwrap()), b"", "at the end");
         assert_eq!(
             call(&mut a, LB, vec![(1, int(5)), (3, int(18))]),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "past the end"
         );
         assert_eq!(
             call(&mut a, LB, vec![(1, int(7546)), (3, int(0))]),
-            Err(0x03),
+            Err(StatusCode::InvalidLength),
             "over maxFragmentLength"
         );
         // §6.10.2: "If offset is not present in the input map, return
         // CTAP1_ERR_INVALID_PARAMETER."
-        assert_eq!(call(&mut a, LB, vec![(1, int(5))]), Err(0x02), "no offset");
+        assert_eq!(
+            call(&mut a, LB, vec![(1, int(5))]),
+            Err(StatusCode::InvalidParameter),
+            "no offset"
+        );
         assert_eq!(
             call(&mut a, LB, vec![(2, bytes(b"x")), (4, int(17))]),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "a set without offset"
         );
         assert_eq!(
             call(&mut a, LB, vec![(1, int(5)), (3, int(0)), (4, int(5))]),
-            Err(0x02)
+            Err(StatusCode::InvalidParameter)
         );
         assert_eq!(
             call(&mut a, LB, vec![(1, int(5)), (3, int(0)), (6, int(2))]),
-            Err(0x02)
+            Err(StatusCode::InvalidParameter)
         );
         assert_eq!(
             call(&mut a, LB, vec![(3, int(0))]),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "neither get nor set"
         );
         assert_eq!(
             call(&mut a, LB, vec![(1, int(5)), (2, bytes(b"x")), (3, int(0))]),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "both"
         );
         assert_eq!(
             call(&mut a, LB, vec![(1, text("5")), (3, int(0))]),
-            Err(0x11)
+            Err(StatusCode::CborUnexpectedType)
         );
     }
 
@@ -324,12 +328,12 @@ mod tests {
         let fragment = vec![(2, bytes(rest)), (3, int(150))];
         assert_eq!(
             call_from(&mut a, other, LB, fragment),
-            Err(0x30),
+            Err(StatusCode::NotAllowed),
             "NOT_ALLOWED from another channel"
         );
         assert_eq!(
             set(&mut a, rest, 150, None, None),
-            Err(0x04),
+            Err(StatusCode::InvalidSeq),
             "the write was cleared: INVALID_SEQ for its own channel too"
         );
         assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
@@ -342,7 +346,10 @@ mod tests {
         let (first, rest) = array.split_at(150);
         set(&mut a, first, 0, Some(array.len()), None).unwrap();
         call(&mut a, 0x04, vec![]).unwrap();
-        assert_eq!(set(&mut a, rest, 150, None, None), Err(0x04));
+        assert_eq!(
+            set(&mut a, rest, 150, None, None),
+            Err(StatusCode::InvalidSeq)
+        );
     }
 
     #[test]
@@ -352,35 +359,35 @@ mod tests {
         // §6.10.3: "If length is not present, return CTAP1_ERR_INVALID_PARAMETER."
         assert_eq!(
             set(&mut a, &array, 0, None, None),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "first fragment without length"
         );
         assert_eq!(
             set(&mut a, &array, 0, Some(4097), None),
-            Err(0x18),
+            Err(StatusCode::LargeBlobStorageFull),
             "over the maximum"
         );
         assert_eq!(
             set(&mut a, &array[..10], 0, Some(10), None),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "shorter than an empty array"
         );
         assert_eq!(
             set(&mut a, &array[..10], 10, None, None),
-            Err(0x04),
+            Err(StatusCode::InvalidSeq),
             "nothing begun"
         );
         // Each failed fragment ends the write (see `state`), so each case begins one anew.
         set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
         assert_eq!(
             set(&mut a, &array[60..], 60, None, None),
-            Err(0x04),
+            Err(StatusCode::InvalidSeq),
             "a gap"
         );
         set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
         assert_eq!(
             set(&mut a, &array[50..], 50, Some(array.len()), None),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "length again"
         );
         set(&mut a, &array[..50], 0, Some(array.len()), None).unwrap();
@@ -388,12 +395,12 @@ mod tests {
         long.push(0);
         assert_eq!(
             set(&mut a, &long, 50, None, None),
-            Err(0x02),
+            Err(StatusCode::InvalidParameter),
             "past the length"
         );
         assert_eq!(
             set(&mut a, &vec![0; 7546], 0, Some(4096), None),
-            Err(0x03),
+            Err(StatusCode::InvalidLength),
             "fragment too long"
         );
 
@@ -401,7 +408,7 @@ mod tests {
         corrupt[3] ^= 1;
         assert_eq!(
             set(&mut a, &corrupt, 0, Some(corrupt.len()), None),
-            Err(0x3D),
+            Err(StatusCode::IntegrityFailure),
             "hash mismatch"
         );
         assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec(), "nothing changed");
@@ -412,11 +419,14 @@ mod tests {
         let (mut a, _) = authenticator();
         set_pin(&mut a, "1234");
         let array = serialized(&[&[1; 40]]);
-        assert_eq!(set(&mut a, &array, 0, Some(array.len()), None), Err(0x36));
+        assert_eq!(
+            set(&mut a, &array, 0, Some(array.len()), None),
+            Err(StatusCode::PuatRequired)
+        );
         let ga = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
         assert_eq!(
             set(&mut a, &array, 0, Some(array.len()), Some(&ga)),
-            Err(0x33),
+            Err(StatusCode::PinAuthInvalid),
             "no lbw"
         );
         let token = pin_token(&mut a, P2, "1234", PERM_LBW, None).unwrap();
@@ -427,12 +437,12 @@ mod tests {
         );
         assert_eq!(
             set(&mut a, rest, 20, None, Some(&[9; 32])),
-            Err(0x33),
+            Err(StatusCode::PinAuthInvalid),
             "every fragment is signed"
         );
         assert_eq!(
             set(&mut a, rest, 20, None, Some(&token)),
-            Err(0x04),
+            Err(StatusCode::InvalidSeq),
             "a failed fragment ends the write"
         );
         assert_eq!(

@@ -499,7 +499,7 @@ mod tests {
                 MC,
                 make_credential_params("x.org", b"u", &[-257, -35])
             ),
-            Err(0x26)
+            Err(StatusCode::UnsupportedAlgorithm)
         );
         assert!(
             a.presence_mut().asked.is_empty(),
@@ -513,12 +513,20 @@ mod tests {
             let (mut a, _) = authenticator();
             let mut p = make_credential_params("x.org", b"u", &[-7]);
             p.retain(|(k, _)| *k != key);
-            assert_eq!(call(&mut a, MC, p), Err(0x14), "without key {key}");
+            assert_eq!(
+                call(&mut a, MC, p),
+                Err(StatusCode::MissingParameter),
+                "without key {key}"
+            );
         }
         let (mut a, _) = authenticator();
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p[1].1 = cbor::text_map(vec![("name", text("no id"))]);
-        assert_eq!(call(&mut a, MC, p), Err(0x14), "rp without id");
+        assert_eq!(
+            call(&mut a, MC, p),
+            Err(StatusCode::MissingParameter),
+            "rp without id"
+        );
     }
 
     #[test]
@@ -539,18 +547,25 @@ mod tests {
             let mut p = make_credential_params("x.org", b"u", &[-7]);
             p.retain(|(k, _)| *k != key);
             p.push((key, value));
-            assert_eq!(call(&mut a, MC, p), Err(0x11), "key {key}");
+            assert_eq!(
+                call(&mut a, MC, p),
+                Err(StatusCode::CborUnexpectedType),
+                "key {key}"
+            );
         }
     }
 
     #[test]
     fn invalid_cbor_is_invalid_cbor() {
         let (mut a, _) = authenticator();
-        assert_eq!(call_raw(&mut a, &[MC, 0xa1, 0x01]), Err(0x12));
-        assert_eq!(call_raw(&mut a, &[MC, 0xff]), Err(0x12));
+        assert_eq!(
+            call_raw(&mut a, &[MC, 0xa1, 0x01]),
+            Err(StatusCode::InvalidCbor)
+        );
+        assert_eq!(call_raw(&mut a, &[MC, 0xff]), Err(StatusCode::InvalidCbor));
         assert_eq!(
             call_raw(&mut a, &[MC, 0x80]),
-            Err(0x11),
+            Err(StatusCode::CborUnexpectedType),
             "an array is not a parameter map"
         );
     }
@@ -560,11 +575,11 @@ mod tests {
         let (mut a, _) = authenticator();
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((7, options(&[("up", false)])));
-        assert_eq!(call(&mut a, MC, p), Err(0x2C));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidOption));
 
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((7, options(&[("uv", true)])));
-        assert_eq!(call(&mut a, MC, p), Err(0x2C));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidOption));
 
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((
@@ -593,7 +608,7 @@ mod tests {
         let (mut a, _) = authenticator();
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((0x0A, int(1)));
-        assert_eq!(call(&mut a, MC, p), Err(0x02));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidParameter));
     }
 
     #[test]
@@ -625,9 +640,9 @@ mod tests {
     #[test]
     fn presence_refused_times_out_or_cancelled_creates_nothing() {
         for (outcome, status) in [
-            (PresenceOutcome::Denied, 0x27),
-            (PresenceOutcome::TimedOut, 0x2F),
-            (PresenceOutcome::Cancelled, 0x2D),
+            (PresenceOutcome::Denied, StatusCode::OperationDenied),
+            (PresenceOutcome::TimedOut, StatusCode::UserActionTimeout),
+            (PresenceOutcome::Cancelled, StatusCode::KeepaliveCancel),
         ] {
             let (mut a, _) = authenticator();
             a.presence_mut().default = outcome;
@@ -677,7 +692,7 @@ mod tests {
         register(&mut a, "x.org", b"alice", -7, true);
         let mut p = make_credential_params("x.org", b"bob", &[-7]);
         p.push((7, options(&[("rk", true)])));
-        assert_eq!(call(&mut a, MC, p), Err(0x28));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::KeyStoreFull));
         register(&mut a, "x.org", b"carol", -7, false);
     }
 
@@ -695,16 +710,20 @@ mod tests {
         assert_ne!(stored[0].id, old.credential_id);
         let mut p = make_credential_params("y.org", b"alice", &[-7]);
         p.push((7, options(&[("rk", true)])));
-        assert_eq!(call(&mut a, MC, p), Err(0x28), "same user, other RP");
+        assert_eq!(
+            call(&mut a, MC, p),
+            Err(StatusCode::KeyStoreFull),
+            "same user, other RP"
+        );
     }
 
     #[test]
     fn exclude_list_hit_asks_presence_then_is_credential_excluded_whatever_the_answer() {
         for (outcome, status) in [
-            (PresenceOutcome::Approved, 0x19),
-            (PresenceOutcome::Denied, 0x19),
-            (PresenceOutcome::TimedOut, 0x19),
-            (PresenceOutcome::Cancelled, 0x2D),
+            (PresenceOutcome::Approved, StatusCode::CredentialExcluded),
+            (PresenceOutcome::Denied, StatusCode::CredentialExcluded),
+            (PresenceOutcome::TimedOut, StatusCode::CredentialExcluded),
+            (PresenceOutcome::Cancelled, StatusCode::KeepaliveCancel),
         ] {
             let (mut a, _) = authenticator();
             let existing = register(&mut a, "x.org", b"alice", -7, false);
@@ -739,13 +758,13 @@ mod tests {
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((8, bytes(&[])));
         p.push((9, int(1)));
-        assert_eq!(call(&mut a, MC, p), Err(0x35));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::PinNotSet));
         assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
 
         a.presence_mut().default = PresenceOutcome::Denied;
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((8, bytes(&[])));
-        assert_eq!(call(&mut a, MC, p), Err(0x27));
+        assert_eq!(call(&mut a, MC, p), Err(StatusCode::OperationDenied));
     }
 
     #[test]
@@ -758,15 +777,15 @@ mod tests {
         };
         assert_eq!(
             call(&mut a, MC, with(vec![(8, bytes(&[1; 16]))])),
-            Err(0x14)
+            Err(StatusCode::MissingParameter)
         );
         assert_eq!(
             call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(3))])),
-            Err(0x02)
+            Err(StatusCode::InvalidParameter)
         );
         assert_eq!(
             call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(2))])),
-            Err(0x35)
+            Err(StatusCode::PinNotSet)
         );
         assert!(a.presence_mut().asked.is_empty());
     }
@@ -776,7 +795,7 @@ mod tests {
         let (mut a, _) = authenticator();
         assert_eq!(
             call(&mut a, MC, make_credential_params("x.org", &[1; 65], &[-7])),
-            Err(0x03)
+            Err(StatusCode::InvalidLength)
         );
         assert!(a.presence_mut().asked.is_empty());
     }

@@ -3,6 +3,8 @@
 //! reading credential management and for nothing else, ended by a PIN change, forcePINChange
 //! or a reset.
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 
 use crate::cbor;
@@ -14,7 +16,7 @@ use crate::testing::ManualClock;
 const CM: u8 = 0x0A;
 const P2: PinProtocol = PinProtocol::Two;
 /// CTAP2_ERR_PIN_AUTH_INVALID.
-const PIN_AUTH_INVALID: u8 = 0x33;
+const PIN_AUTH_INVALID: StatusCode = StatusCode::PinAuthInvalid;
 
 fn rp_hash_params(rp: &str) -> Value {
     cbor::int_map(vec![(1, bytes(&rp_id_hash(rp)))])
@@ -38,7 +40,7 @@ fn cm(
     token: &[u8],
     sub: u8,
     params: Option<Value>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     call(a, CM, cm_params(token, sub, params))
 }
 
@@ -48,7 +50,7 @@ fn pcmr_is_granted_only_alone_and_its_rp_id_is_ignored() {
     for with in [PERM_CM, PERM_MC, PERM_GA, PERM_LBW, PERM_ACFG] {
         assert_eq!(
             pin_token(&mut a, P2, "1234", PERM_PCMR | with, Some("a.org")),
-            Err(0x40),
+            Err(StatusCode::UnauthorizedPermission),
             "pcmr with {with:#x}: CTAP2_ERR_UNAUTHORIZED_PERMISSION"
         );
     }
@@ -68,13 +70,13 @@ fn pcmr_needs_the_pin_like_any_token() {
     let (mut a, _) = authenticator();
     assert_eq!(
         pin_token(&mut a, P2, "1234", PERM_PCMR, None),
-        Err(0x35),
+        Err(StatusCode::PinNotSet),
         "CTAP2_ERR_PIN_NOT_SET"
     );
     set_pin(&mut a, "1234");
     assert_eq!(
         pin_token(&mut a, P2, "4321", PERM_PCMR, None),
-        Err(0x31),
+        Err(StatusCode::PinInvalid),
         "CTAP2_ERR_PIN_INVALID"
     );
 }
@@ -207,7 +209,7 @@ fn force_pin_change_ends_it_and_refuses_a_new_one_until_the_change() {
     assert_eq!(cm(&mut a, &old, 0x01, None), Err(PIN_AUTH_INVALID));
     assert_eq!(
         pin_token(&mut a, P2, "1234", PERM_PCMR, None),
-        Err(0x37),
+        Err(StatusCode::PinPolicyViolation),
         "CTAP2_ERR_PIN_POLICY_VIOLATION under forcePINChange (§6.5.5.7.2 step 11)"
     );
 }
@@ -228,5 +230,8 @@ fn built_in_uv_grants_pcmr_too() {
     let (mut a, _) = uv_authenticator();
     let token = uv_token(&mut a, P2, PERM_PCMR, None).unwrap();
     assert!(cm(&mut a, &token, 0x01, None).is_ok());
-    assert_eq!(uv_token(&mut a, P2, PERM_PCMR | PERM_CM, None), Err(0x40));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_PCMR | PERM_CM, None),
+        Err(StatusCode::UnauthorizedPermission)
+    );
 }

@@ -33,6 +33,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
 mod tests {
     use crate::ctap2::test_support::*;
     use crate::env::{Keystore as _, Operation, PresenceOutcome};
+    use crate::status::StatusCode;
 
     const RESET: u8 = 0x07;
 
@@ -57,7 +58,7 @@ mod tests {
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
         clock.advance(10_001);
-        assert_eq!(call(&mut a, RESET, vec![]), Err(0x30));
+        assert_eq!(call(&mut a, RESET, vec![]), Err(StatusCode::NotAllowed));
         assert!(a.presence_mut().asked.is_empty());
         assert_eq!(a.keystore().discoverable_count(), 1);
     }
@@ -82,7 +83,7 @@ mod tests {
         register(&mut a, "x.org", b"alice", -7, true);
         assert_eq!(
             call(&mut a, RESET, vec![]),
-            Err(0x30),
+            Err(StatusCode::NotAllowed),
             "at once after the start"
         );
         clock.advance(60_000);
@@ -95,9 +96,9 @@ mod tests {
     #[test]
     fn reset_without_consent_keeps_everything() {
         for (outcome, status) in [
-            (PresenceOutcome::Denied, 0x27),
-            (PresenceOutcome::TimedOut, 0x2F),
-            (PresenceOutcome::Cancelled, 0x2D),
+            (PresenceOutcome::Denied, StatusCode::OperationDenied),
+            (PresenceOutcome::TimedOut, StatusCode::UserActionTimeout),
+            (PresenceOutcome::Cancelled, StatusCode::KeepaliveCancel),
         ] {
             let (mut a, _) = authenticator();
             register(&mut a, "x.org", b"alice", -7, true);

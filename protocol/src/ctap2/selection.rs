@@ -17,14 +17,18 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
 mod tests {
     use crate::ctap2::test_support::*;
     use crate::env::{Operation, PresenceOutcome};
+    use crate::status::StatusCode;
 
     #[test]
     fn selection_answers_with_the_gesture() {
         for (outcome, expected) in [
             (PresenceOutcome::Approved, Ok(ciborium::Value::Null)),
-            (PresenceOutcome::Denied, Err(0x27)),
-            (PresenceOutcome::TimedOut, Err(0x2F)),
-            (PresenceOutcome::Cancelled, Err(0x2D)),
+            (PresenceOutcome::Denied, Err(StatusCode::OperationDenied)),
+            (
+                PresenceOutcome::TimedOut,
+                Err(StatusCode::UserActionTimeout),
+            ),
+            (PresenceOutcome::Cancelled, Err(StatusCode::KeepaliveCancel)),
         ] {
             let (mut a, _) = authenticator();
             a.presence_mut().default = outcome;

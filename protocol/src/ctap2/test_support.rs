@@ -9,6 +9,7 @@ use crate::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::cbor;
 use crate::env::{PresenceOutcome, UvOutcome};
 use crate::origin::Origin;
+use crate::status::StatusCode;
 use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 
 pub type TestAuthenticator =
@@ -80,16 +81,16 @@ pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     Sha256::digest(rp_id.as_bytes()).into()
 }
 
-/// Sends command + CBOR map; returns the decoded response or the error status byte.
+/// Sends command + CBOR map; returns the decoded response or the error status.
 pub fn call(
     a: &mut TestAuthenticator,
     command: u8,
     params: Vec<(i64, Value)>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     call_from(a, TEST_ORIGIN, command, params)
 }
 
-pub fn call_raw(a: &mut TestAuthenticator, request: &[u8]) -> Result<Value, u8> {
+pub fn call_raw(a: &mut TestAuthenticator, request: &[u8]) -> Result<Value, StatusCode> {
     call_raw_from(a, TEST_ORIGIN, request)
 }
 
@@ -102,7 +103,7 @@ pub fn call_from(
     origin: Origin,
     command: u8,
     params: Vec<(i64, Value)>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     let mut request = vec![command];
     if !params.is_empty() {
         request.extend(cbor::encode(&cbor::int_map(params)));
@@ -114,12 +115,13 @@ pub fn call_raw_from(
     a: &mut TestAuthenticator,
     origin: Origin,
     request: &[u8],
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     let response = a.process_cbor(origin, request);
     match response.split_first() {
         Some((0, [])) => Ok(Value::Null),
         Some((0, body)) => Ok(cbor::decode(body).expect("response is valid CBOR")),
-        Some((&status, [])) => Err(status),
+        Some((&status, [])) => Err(StatusCode::from_byte(status)
+            .unwrap_or_else(|| panic!("status {status:#04x} is not a CTAP status"))),
         other => panic!("error status with a body: {other:?}"),
     }
 }
@@ -317,7 +319,7 @@ pub fn pin_token(
     pin: &str,
     permissions: u8,
     rp_id: Option<&str>,
-) -> Result<Vec<u8>, u8> {
+) -> Result<Vec<u8>, StatusCode> {
     let (key, shared) = key_agreement(a, protocol);
     let mut p = vec![
         (1, int(protocol.number().into())),
@@ -359,7 +361,7 @@ pub fn uv_token(
     protocol: PinProtocol,
     permissions: u8,
     rp_id: Option<&str>,
-) -> Result<Vec<u8>, u8> {
+) -> Result<Vec<u8>, StatusCode> {
     let (key, shared) = key_agreement(a, protocol);
     let mut p = vec![
         (1, int(protocol.number().into())),
@@ -390,7 +392,7 @@ pub fn authenticator_config(
     token: Option<&[u8]>,
     sub: u8,
     params: Option<Value>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     let mut message = vec![0xff; 32];
     message.extend([0x0d, sub]);
     let mut p = vec![(1, int(sub.into()))];

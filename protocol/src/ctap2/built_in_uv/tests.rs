@@ -3,6 +3,8 @@
 //! (§6.1.2 step 11.2) and getAssertion (§6.2.2 step 6.2), alwaysUv, makeCredUvNotRqd, and the
 //! uvRetries counter across failures, restarts, PIN entry and reset.
 
+use crate::status::StatusCode;
+
 use std::panic::{self, AssertUnwindSafe};
 
 use ciborium::Value;
@@ -193,32 +195,32 @@ fn uv_token_parameter_checks_come_before_anyone_is_asked() {
     for missing in [1, 3, 9] {
         assert_eq!(
             call(&mut a, CLIENT_PIN, request(&[(missing, None)])),
-            Err(0x14),
+            Err(StatusCode::MissingParameter),
             "without {missing}"
         );
     }
     // 2. A known protocol.
     assert_eq!(
         call(&mut a, CLIENT_PIN, request(&[(1, Some(int(3)))])),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
     // 3. At least one permission.
     assert_eq!(
         call(&mut a, CLIENT_PIN, request(&[(9, Some(int(0)))])),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
     // 4. No bio enrollment, nothing unknown.
     for permissions in [0x08, 0x80, 0x100] {
         assert_eq!(
             call(&mut a, CLIENT_PIN, request(&[(9, Some(int(permissions)))])),
-            Err(0x40),
+            Err(StatusCode::UnauthorizedPermission),
             "{permissions:#x}"
         );
     }
     // mc and ga are for one RP.
     assert_eq!(
         call(&mut a, CLIENT_PIN, request(&[(0x0A, None)])),
-        Err(0x14)
+        Err(StatusCode::MissingParameter)
     );
     // The shared secret: a key not on the curve.
     let off_curve = cbor::int_map(vec![
@@ -230,7 +232,7 @@ fn uv_token_parameter_checks_come_before_anyone_is_asked() {
     ]);
     assert_eq!(
         call(&mut a, CLIENT_PIN, request(&[(3, Some(off_curve))])),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
     assert!(a.presence_mut().uv_asked.is_empty(), "no one was asked");
     assert_eq!(uv_retries(&mut a), 8, "no attempt spent");
@@ -241,9 +243,15 @@ fn each_wrong_secret_spends_one_retry_and_a_success_restores_them() {
     let (mut a, _) = uv_authenticator();
     script(&mut a, &[Failed, Failed]);
     // 10.3. A failure with retries left: UV_INVALID, the counter written down.
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3F));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvInvalid)
+    );
     assert_eq!(stored_uv_retries(&mut a), 7);
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3F));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvInvalid)
+    );
     assert_eq!(stored_uv_retries(&mut a), 6);
     assert_eq!(uv_retries(&mut a), 6);
     assert_eq!(
@@ -261,10 +269,16 @@ fn the_last_retry_failing_is_uv_blocked_and_then_no_one_is_asked() {
     a.update_state(|s| s.uv_retries = 1).unwrap();
     script(&mut a, &[Failed]);
     // 10.2. No retries left after the failure.
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3C));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvBlocked)
+    );
     assert_eq!(stored_uv_retries(&mut a), 0);
     // 7. Blocked before trying.
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3C));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvBlocked)
+    );
     assert_eq!(a.presence_mut().uv_asked.len(), 1);
     assert_eq!(uv_retries(&mut a), 0);
 }
@@ -272,10 +286,10 @@ fn the_last_retry_failing_is_uv_blocked_and_then_no_one_is_asked() {
 #[test]
 fn a_refusal_a_timeout_a_cancel_or_a_broken_verifier_spend_no_retry() {
     for (outcome, status) in [
-        (Denied, 0x27),      // OPERATION_DENIED (8. consent not given)
-        (TimedOut, 0x2F),    // USER_ACTION_TIMEOUT (10.1)
-        (Cancelled, 0x2D),   // KEEPALIVE_CANCEL
-        (Unavailable, 0x30), // NOT_ALLOWED, as for a method not configured (5)
+        (Denied, StatusCode::OperationDenied), // OPERATION_DENIED (8. consent not given)
+        (TimedOut, StatusCode::UserActionTimeout), // USER_ACTION_TIMEOUT (10.1)
+        (Cancelled, StatusCode::KeepaliveCancel), // KEEPALIVE_CANCEL
+        (Unavailable, StatusCode::NotAllowed), // NOT_ALLOWED, as for a method not configured (5)
     ] {
         let (mut a, _) = uv_authenticator();
         script(&mut a, &[outcome]);
@@ -296,7 +310,10 @@ fn a_uv_token_replaces_every_earlier_token() {
     let pin = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     let uv = uv_token(&mut a, P2, PERM_GA, Some("x.org")).unwrap();
     let ga = || ga_with("x.org", Some(&reg.credential_id), &[]);
-    assert_eq!(call(&mut a, GA, with_token(ga(), 6, P2, &pin)), Err(0x33));
+    assert_eq!(
+        call(&mut a, GA, with_token(ga(), 6, P2, &pin)),
+        Err(StatusCode::PinAuthInvalid)
+    );
     a.presence_mut().asked.clear();
     let r = call(&mut a, GA, with_token(ga(), 6, P2, &uv)).unwrap();
     assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
@@ -312,7 +329,7 @@ fn a_uv_token_is_bound_to_its_permissions_and_rp() {
     let token = uv_token(&mut a, P2, PERM_GA, Some("x.org")).unwrap();
     assert_eq!(
         call(&mut a, MC, with_token(mc_with(&[]), 8, P2, &token)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "no mc permission"
     );
     assert_eq!(
@@ -321,7 +338,7 @@ fn a_uv_token_is_bound_to_its_permissions_and_rp() {
             GA,
             with_token(ga_with("y.org", None, &[]), 6, P2, &token)
         ),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "another RP"
     );
 }
@@ -340,7 +357,7 @@ fn a_key_protected_by_uv_alone_is_configured_with_a_uv_acfg_token() {
     };
     assert_eq!(
         call(&mut a, CONFIG, toggle(None)),
-        Err(0x36),
+        Err(StatusCode::PuatRequired),
         "protected by UV: a token is required"
     );
     let token = uv_token(&mut a, P2, PERM_ACFG, None).unwrap();
@@ -357,7 +374,10 @@ fn the_right_pin_unblocks_built_in_uv() {
     let (mut a, _) = uv_authenticator();
     set_pin(&mut a, "1234");
     a.update_state(|s| s.uv_retries = 0).unwrap();
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3C));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvBlocked)
+    );
     // The platform falls back to the PIN.
     assert!(pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).is_ok());
     assert_eq!(stored_uv_retries(&mut a), 8);
@@ -370,11 +390,14 @@ fn a_wrong_pin_does_not_touch_uv_retries_nor_a_wrong_secret_the_pin_retries() {
     set_pin(&mut a, "1234");
     assert_eq!(
         pin_token(&mut a, P2, "9999", PERM_GA, Some("x.org")),
-        Err(0x31)
+        Err(StatusCode::PinInvalid)
     );
     assert_eq!(uv_retries(&mut a), 8);
     script(&mut a, &[Failed]);
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3F));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvInvalid)
+    );
     assert_eq!(a.keystore_mut().pin_retries().unwrap(), Some(7));
 }
 
@@ -389,12 +412,21 @@ fn uv_retries_survive_a_restart() {
 
     script(&mut a, &[Failed; 6]);
     for _ in 0..5 {
-        assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3F));
+        assert_eq!(
+            uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+            Err(StatusCode::UvInvalid)
+        );
     }
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3C));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvBlocked)
+    );
     let mut a = restart_with_uv(a, &clock);
     assert_eq!(uv_retries(&mut a), 0, "no power cycle unblocks UV");
-    assert_eq!(uv_token(&mut a, P2, PERM_GA, Some("x.org")), Err(0x3C));
+    assert_eq!(
+        uv_token(&mut a, P2, PERM_GA, Some("x.org")),
+        Err(StatusCode::UvBlocked)
+    );
     assert!(a.presence_mut().uv_asked.is_empty());
 }
 
@@ -517,7 +549,7 @@ fn the_uv_option_retries_internally_up_to_three_times() {
     script(&mut a, &[Failed, Failed, Failed, Verified]);
     assert_eq!(
         call(&mut a, MC, mc_with(&[("rk", true), ("uv", true)])),
-        Err(0x27)
+        Err(StatusCode::OperationDenied)
     );
     assert_eq!(a.presence_mut().uv_asked.len(), 6, "stops after three");
     assert_eq!(stored_uv_retries(&mut a), 5);
@@ -531,18 +563,25 @@ fn with_a_pin_a_failed_uv_option_is_puat_required_so_the_platform_uses_the_pin()
     let reg = register(&mut a, "x.org", b"alice", -7, false);
     // 11.2.3.2 / 6.2.3.2. clientPin is true (and mc/ga tokens come from it).
     script(&mut a, &[Failed, Failed, Failed]);
-    assert_eq!(call(&mut a, MC, mc_with(&[("uv", true)])), Err(0x36));
+    assert_eq!(
+        call(&mut a, MC, mc_with(&[("uv", true)])),
+        Err(StatusCode::PuatRequired)
+    );
     assert_eq!(stored_uv_retries(&mut a), 5);
     script(&mut a, &[Unavailable]);
     let ga = ga_with("x.org", Some(&reg.credential_id), &[("uv", true)]);
-    assert_eq!(call(&mut a, GA, ga.clone()), Err(0x36));
+    assert_eq!(call(&mut a, GA, ga.clone()), Err(StatusCode::PuatRequired));
     assert_eq!(
         stored_uv_retries(&mut a),
         5,
         "a broken verifier spends nothing"
     );
     a.update_state(|s| s.uv_retries = 0).unwrap();
-    assert_eq!(call(&mut a, GA, ga), Err(0x36), "blocked: the PIN too");
+    assert_eq!(
+        call(&mut a, GA, ga),
+        Err(StatusCode::PuatRequired),
+        "blocked: the PIN too"
+    );
 }
 
 #[test]
@@ -551,14 +590,20 @@ fn without_a_pin_running_out_of_uv_retries_is_pin_blocked() {
     a.update_state(|s| s.uv_retries = 2).unwrap();
     script(&mut a, &[Failed, Failed, Verified]);
     // 11.2.3.3. The uvRetries counter is 0.
-    assert_eq!(call(&mut a, MC, mc_with(&[("uv", true)])), Err(0x32));
+    assert_eq!(
+        call(&mut a, MC, mc_with(&[("uv", true)])),
+        Err(StatusCode::PinBlocked)
+    );
     assert_eq!(
         a.presence_mut().uv_asked.len(),
         2,
         "no attempt past the last"
     );
     assert_eq!(stored_uv_retries(&mut a), 0);
-    assert_eq!(call(&mut a, MC, mc_with(&[("uv", true)])), Err(0x32));
+    assert_eq!(
+        call(&mut a, MC, mc_with(&[("uv", true)])),
+        Err(StatusCode::PinBlocked)
+    );
     assert_eq!(
         a.presence_mut().uv_asked.len(),
         2,
@@ -569,7 +614,11 @@ fn without_a_pin_running_out_of_uv_retries_is_pin_blocked() {
 #[test]
 fn a_refusal_timeout_or_cancel_in_a_ceremony_spends_nothing_and_creates_nothing() {
     for with_pin in [false, true] {
-        for (outcome, status) in [(Denied, 0x27), (TimedOut, 0x2F), (Cancelled, 0x2D)] {
+        for (outcome, status) in [
+            (Denied, StatusCode::OperationDenied),
+            (TimedOut, StatusCode::UserActionTimeout),
+            (Cancelled, StatusCode::KeepaliveCancel),
+        ] {
             let (mut a, _) = uv_authenticator();
             if with_pin {
                 set_pin(&mut a, "1234");
@@ -632,7 +681,10 @@ fn always_uv_with_built_in_uv_verifies_platforms_that_do_not_ask_for_it() {
 fn make_cred_uv_not_rqd_with_built_in_uv() {
     let (mut a, _) = uv_authenticator();
     // 7. Protected (by built-in UV), "rk" without "uv": no PIN to ask for, OPERATION_DENIED.
-    assert_eq!(call(&mut a, MC, mc_with(&[("rk", true)])), Err(0x27));
+    assert_eq!(
+        call(&mut a, MC, mc_with(&[("rk", true)])),
+        Err(StatusCode::OperationDenied)
+    );
     assert!(a.presence_mut().uv_asked.is_empty());
     assert!(a.presence_mut().asked.is_empty());
     // A non-discoverable credential needs no UV.
@@ -642,7 +694,10 @@ fn make_cred_uv_not_rqd_with_built_in_uv() {
     assert!(a.presence_mut().uv_asked.is_empty());
     // With a PIN set, the platform is told to get a token.
     set_pin(&mut a, "1234");
-    assert_eq!(call(&mut a, MC, mc_with(&[("rk", true)])), Err(0x36));
+    assert_eq!(
+        call(&mut a, MC, mc_with(&[("rk", true)])),
+        Err(StatusCode::PuatRequired)
+    );
 }
 
 #[test]
@@ -653,7 +708,7 @@ fn an_excluded_credential_after_uv_is_excluded_without_a_second_prompt() {
     let mut p = mc_with(&[("uv", true)]);
     p.push((5, Value::Array(vec![descriptor(&existing.credential_id)])));
     // 12. userPresentFlagValue is true: evidence of user interaction in step 11.
-    assert_eq!(call(&mut a, MC, p), Err(0x19));
+    assert_eq!(call(&mut a, MC, p), Err(StatusCode::CredentialExcluded));
     assert!(a.presence_mut().asked.is_empty());
     assert_eq!(a.presence_mut().uv_asked.len(), 1);
 }
@@ -670,7 +725,11 @@ fn credentials_whose_uv_secrets_are_bound_to_a_pin_not_yet_verified_send_the_pla
     a.keystore_mut().uv_secrets_locked = false;
     let opened = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)]));
 
-    assert_eq!(locked, Err(0x36), "CTAP2_ERR_PUAT_REQUIRED");
+    assert_eq!(
+        locked,
+        Err(StatusCode::PuatRequired),
+        "CTAP2_ERR_PUAT_REQUIRED"
+    );
     assert_eq!(flags(&opened.unwrap()), FLAG_UP | FLAG_UV);
 }
 
@@ -680,14 +739,17 @@ fn cred_protect_3_credentials_need_the_built_in_uv_and_their_absence_asks_the_sa
     let mut p = mc_with(&[("rk", true), ("uv", true)]);
     p.push((6, cbor::text_map(vec![("credProtect", int(3))])));
     call(&mut a, MC, p).unwrap();
-    assert_eq!(call(&mut a, GA, ga_with("x.org", None, &[])), Err(0x2E));
+    assert_eq!(
+        call(&mut a, GA, ga_with("x.org", None, &[])),
+        Err(StatusCode::NoCredentials)
+    );
     let r = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)])).unwrap();
     assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
     // An RP without credentials: the person is asked all the same, then NO_CREDENTIALS.
     a.presence_mut().uv_asked.clear();
     assert_eq!(
         call(&mut a, GA, ga_with("y.org", None, &[("uv", true)])),
-        Err(0x2E)
+        Err(StatusCode::NoCredentials)
     );
     assert_eq!(
         a.presence_mut().uv_asked,

@@ -1,5 +1,7 @@
 //! authenticatorClientPIN against the spec, both PIN/UV auth protocols, every status path.
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 
 use crate::cbor;
@@ -91,14 +93,17 @@ fn get_key_agreement_returns_a_p256_ecdh_cose_key() {
 #[test]
 fn get_key_agreement_needs_a_known_protocol() {
     let (mut a, _) = authenticator();
-    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(2))]), Err(0x14));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, int(2))]),
+        Err(StatusCode::MissingParameter)
+    );
     assert_eq!(
         call(&mut a, CLIENT_PIN, vec![(1, int(3)), (2, int(2))]),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
     assert_eq!(
         call(&mut a, CLIENT_PIN, vec![(1, int(0)), (2, int(2))]),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
 }
 
@@ -107,23 +112,29 @@ fn malformed_requests_and_unknown_subcommands() {
     let (mut a, _) = authenticator();
     assert_eq!(
         call(&mut a, CLIENT_PIN, vec![(1, int(2))]),
-        Err(0x14),
+        Err(StatusCode::MissingParameter),
         "no subCommand"
     );
-    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, text("1"))]), Err(0x11));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, text("1"))]),
+        Err(StatusCode::CborUnexpectedType)
+    );
     assert_eq!(
         call(&mut a, CLIENT_PIN, vec![(2, int(1)), (3, bytes(b"key"))]),
-        Err(0x11)
+        Err(StatusCode::CborUnexpectedType)
     );
     assert_eq!(
         call(&mut a, CLIENT_PIN, vec![(2, int(1)), (9, text("mc"))]),
-        Err(0x11)
+        Err(StatusCode::CborUnexpectedType)
     );
-    assert_eq!(call_raw(&mut a, &[CLIENT_PIN, 0xa1, 0x02]), Err(0x12));
+    assert_eq!(
+        call_raw(&mut a, &[CLIENT_PIN, 0xa1, 0x02]),
+        Err(StatusCode::InvalidCbor)
+    );
     for sub in [0x08, 0x0A, 0xff] {
         assert_eq!(
             call(&mut a, CLIENT_PIN, vec![(1, int(2)), (2, int(sub))]),
-            Err(0x3E),
+            Err(StatusCode::InvalidSubcommand),
             "{sub}"
         );
     }
@@ -141,8 +152,14 @@ fn without_built_in_uv_the_uv_subcommands_are_not_supported() {
         (9, int(PERM_GA.into())),
         (0x0A, text("x.org")),
     ];
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x3E));
-    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(7))]), Err(0x3E));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::InvalidSubcommand)
+    );
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, int(7))]),
+        Err(StatusCode::InvalidSubcommand)
+    );
 }
 
 #[test]
@@ -178,7 +195,7 @@ fn set_pin_when_a_pin_is_set_is_pin_auth_invalid() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"5678"));
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x33));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(StatusCode::PinAuthInvalid));
     assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_GA, Some("x.org")).is_ok());
 }
 
@@ -188,18 +205,26 @@ fn set_pin_missing_parameters_protocol_and_mac() {
         let (mut a, _) = authenticator();
         let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
         p.retain(|(k, _)| *k != key);
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::MissingParameter),
+            "without {key}"
+        );
     }
     let (mut a, _) = authenticator();
     let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
     p[0].1 = int(3);
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "unknown protocol");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::InvalidParameter),
+        "unknown protocol"
+    );
 
     let mut p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
     p[3].1 = bytes(&[0; 32]);
     assert_eq!(
         call(&mut a, CLIENT_PIN, p),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "wrong pinUvAuthParam"
     );
 
@@ -212,7 +237,7 @@ fn set_pin_missing_parameters_protocol_and_mac() {
     ]);
     assert_eq!(
         call(&mut a, CLIENT_PIN, p),
-        Err(0x02),
+        Err(StatusCode::InvalidParameter),
         "keyAgreement not on the curve"
     );
 
@@ -233,24 +258,40 @@ fn stored_or_none(a: &mut TestAuthenticator) -> Option<PersistentState> {
 
 #[test]
 fn the_pin_policy_is_enforced() {
-    let cases: Vec<(Vec<u8>, u8, &str)> = vec![
-        (padded(b"123"), 0x37, "3 digits"),
-        (padded("ééé".as_bytes()), 0x37, "3 code points in 6 bytes"),
-        (vec![b'1'; 64], 0x37, "64 bytes: no room for padding"),
-        (padded(&[0xff, 0xfe, 0xfd, 0xfc]), 0x37, "not UTF-8"),
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (padded(b"123"), StatusCode::PinPolicyViolation, "3 digits"),
+        (
+            padded("ééé".as_bytes()),
+            StatusCode::PinPolicyViolation,
+            "3 code points in 6 bytes",
+        ),
+        (
+            vec![b'1'; 64],
+            StatusCode::PinPolicyViolation,
+            "64 bytes: no room for padding",
+        ),
+        (
+            padded(&[0xff, 0xfe, 0xfd, 0xfc]),
+            StatusCode::PinPolicyViolation,
+            "not UTF-8",
+        ),
         (
             [&b"12"[..], &[0], &b"34"[..]]
                 .concat()
                 .into_iter()
                 .chain([0; 59])
                 .collect(),
-            0x37,
+            StatusCode::PinPolicyViolation,
             "bytes after the padding",
         ),
-        (vec![b'1'; 48], 0x02, "padded to 48, not 64 bytes"),
+        (
+            vec![b'1'; 48],
+            StatusCode::InvalidParameter,
+            "padded to 48, not 64 bytes",
+        ),
         (
             padded(b"1234").into_iter().chain([0; 16]).collect(),
-            0x02,
+            StatusCode::InvalidParameter,
             "80 bytes",
         ),
     ];
@@ -282,7 +323,7 @@ fn change_pin_replaces_the_pin_and_invalidates_tokens() {
         assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
         assert_eq!(
             pin_token(&mut a, protocol, "1234", PERM_GA, Some("x")),
-            Err(0x31)
+            Err(StatusCode::PinInvalid)
         );
         assert!(pin_token(&mut a, protocol, "98765", PERM_GA, Some("x")).is_ok());
         assert_eq!(stored(&mut a).pin_code_points, Some(5));
@@ -293,7 +334,7 @@ fn change_pin_replaces_the_pin_and_invalidates_tokens() {
             (3, int(protocol.number().into())),
             (4, auth_param(protocol, &token, &sub)),
         ];
-        assert_eq!(call(&mut a, 0x0A, p), Err(0x33));
+        assert_eq!(call(&mut a, 0x0A, p), Err(StatusCode::PinAuthInvalid));
     }
 }
 
@@ -301,25 +342,45 @@ fn change_pin_replaces_the_pin_and_invalidates_tokens() {
 fn change_pin_error_paths() {
     let (mut a, _) = authenticator();
     let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x35), "no PIN set");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinNotSet),
+        "no PIN set"
+    );
 
     set_pin(&mut a, "1234");
     for key in [1, 3, 4, 5, 6] {
         let mut p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
         p.retain(|(k, _)| *k != key);
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::MissingParameter),
+            "without {key}"
+        );
     }
     let mut p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
     p[3].1 = bytes(&[0; 32]);
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x33), "wrong MAC");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinAuthInvalid),
+        "wrong MAC"
+    );
     assert_eq!(retries(&mut a), (8, false), "a wrong MAC costs no retry");
 
     let p = change_pin_params(&mut a, PinProtocol::Two, "0000", b"5678");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x31), "wrong current PIN");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinInvalid),
+        "wrong current PIN"
+    );
     assert_eq!(retries(&mut a), (7, false));
 
     let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"567");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "new PIN too short");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinPolicyViolation),
+        "new PIN too short"
+    );
     assert_eq!(
         retries(&mut a),
         (8, false),
@@ -363,22 +424,42 @@ fn get_pin_token_gives_an_mc_ga_token_for_any_rp() {
 fn get_pin_token_error_paths() {
     let (mut a, _) = authenticator();
     let p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x35), "no PIN set");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinNotSet),
+        "no PIN set"
+    );
     set_pin(&mut a, "1234");
     for key in [1, 3, 6] {
         let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
         p.retain(|(k, _)| *k != key);
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "without {key}");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::MissingParameter),
+            "without {key}"
+        );
     }
     let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
     p.push((9, int(1)));
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "permissions");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::InvalidParameter),
+        "permissions"
+    );
     let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
     p.push((0x0A, text("x.org")));
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "rpId");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::InvalidParameter),
+        "rpId"
+    );
     let mut p = get_pin_token_params(&mut a, PinProtocol::One, "1234");
     p[0].1 = int(7);
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x02), "unknown protocol");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::InvalidParameter),
+        "unknown protocol"
+    );
     assert_eq!(retries(&mut a), (8, false));
 }
 
@@ -407,27 +488,27 @@ fn token_with_permissions_error_paths() {
     set_pin(&mut a, "1234");
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", 0, None),
-        Err(0x02),
+        Err(StatusCode::InvalidParameter),
         "no permission"
     );
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", 0x08, None),
-        Err(0x40),
+        Err(StatusCode::UnauthorizedPermission),
         "be"
     );
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", 0x80, None),
-        Err(0x40),
+        Err(StatusCode::UnauthorizedPermission),
         "unknown bit"
     );
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_MC, None),
-        Err(0x14),
+        Err(StatusCode::MissingParameter),
         "mc needs rpId"
     );
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_GA, None),
-        Err(0x14),
+        Err(StatusCode::MissingParameter),
         "ga needs rpId"
     );
     let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
@@ -437,7 +518,11 @@ fn token_with_permissions_error_paths() {
         (3, key),
         (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
     ];
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x14), "no permissions");
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::MissingParameter),
+        "no permissions"
+    );
     let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
     let p = vec![
         (1, int(2)),
@@ -448,7 +533,7 @@ fn token_with_permissions_error_paths() {
     ];
     assert_eq!(
         call(&mut a, CLIENT_PIN, p),
-        Err(0x40),
+        Err(StatusCode::UnauthorizedPermission),
         "a permission beyond a byte"
     );
     assert_eq!(retries(&mut a), (8, false), "none of these spent a retry");
@@ -460,7 +545,7 @@ fn a_wrong_pin_is_written_down_before_the_answer() {
     set_pin(&mut a, "1234");
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "9999", PERM_CM, None),
-        Err(0x31)
+        Err(StatusCode::PinInvalid)
     );
     assert_eq!(
         a.keystore_mut().pin_retries().unwrap(),
@@ -483,10 +568,13 @@ fn a_wrong_pin_regenerates_the_key_agreement_key() {
             (9, int(PERM_CM.into())),
         ]
     };
-    assert_eq!(call(&mut a, CLIENT_PIN, attempt(b"0000")), Err(0x31));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, attempt(b"0000")),
+        Err(StatusCode::PinInvalid)
+    );
     assert_eq!(
         call(&mut a, CLIENT_PIN, attempt(b"1234")),
-        Err(0x31),
+        Err(StatusCode::PinInvalid),
         "the old shared secret no longer decrypts to the right hash"
     );
     assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
@@ -496,7 +584,11 @@ fn a_wrong_pin_regenerates_the_key_agreement_key() {
 fn three_wrong_pins_block_until_a_power_cycle_and_the_count_survives_it() {
     let (mut a, clock) = authenticator();
     set_pin(&mut a, "1234");
-    for expected in [0x31, 0x31, 0x34] {
+    for expected in [
+        StatusCode::PinInvalid,
+        StatusCode::PinInvalid,
+        StatusCode::PinAuthBlocked,
+    ] {
         assert_eq!(
             pin_token(&mut a, PinProtocol::Two, "0000", PERM_CM, None),
             Err(expected)
@@ -504,11 +596,11 @@ fn three_wrong_pins_block_until_a_power_cycle_and_the_count_survives_it() {
     }
     assert_eq!(
         pin_token(&mut a, PinProtocol::One, "1234", PERM_CM, None),
-        Err(0x34),
+        Err(StatusCode::PinAuthBlocked),
         "even the right PIN, on either protocol"
     );
     let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x34));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(StatusCode::PinAuthBlocked));
     assert_eq!(retries(&mut a), (5, true));
 
     let mut a = restart(a, &clock);
@@ -535,32 +627,44 @@ fn eight_wrong_pins_block_the_pin_until_reset() {
         }
         a = restart(a, &clock);
     }
-    assert_eq!(seen, vec![0x31, 0x31, 0x34, 0x31, 0x31, 0x34, 0x31, 0x32]);
+    assert_eq!(
+        seen,
+        vec![
+            StatusCode::PinInvalid,
+            StatusCode::PinInvalid,
+            StatusCode::PinAuthBlocked,
+            StatusCode::PinInvalid,
+            StatusCode::PinInvalid,
+            StatusCode::PinAuthBlocked,
+            StatusCode::PinInvalid,
+            StatusCode::PinBlocked
+        ]
+    );
     assert_eq!(retries(&mut a), (0, false));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
-        Err(0x32)
+        Err(StatusCode::PinBlocked)
     );
     let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"5678");
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x32));
+    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(StatusCode::PinBlocked));
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"5678"));
     assert_eq!(
         call(&mut a, CLIENT_PIN, p),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "a blocked PIN is still set"
     );
 
     let mut a = restart(a, &clock);
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
-        Err(0x32),
+        Err(StatusCode::PinBlocked),
         "survives a restart"
     );
     assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null), "reset");
     assert_eq!(retries(&mut a), (8, false));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
-        Err(0x35)
+        Err(StatusCode::PinNotSet)
     );
     set_pin(&mut a, "4321");
     assert!(pin_token(&mut a, PinProtocol::Two, "4321", PERM_CM, None).is_ok());
@@ -572,10 +676,13 @@ fn a_damaged_state_slot_fails_closed() {
     a.keystore_mut()
         .write_state(StateSlot::Authenticator, b"garbage")
         .unwrap();
-    assert_eq!(call(&mut a, CLIENT_PIN, vec![(2, int(1))]), Err(0x7F));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, vec![(2, int(1))]),
+        Err(StatusCode::Other)
+    );
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
-        Err(0x7F)
+        Err(StatusCode::Other)
     );
 }
 
@@ -601,7 +708,7 @@ fn a_keystore_that_checks_no_pin_for_now_is_pin_auth_blocked_and_spends_nothing(
     for _ in 0..4 {
         assert_eq!(
             pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
-            Err(0x34),
+            Err(StatusCode::PinAuthBlocked),
             "CTAP2_ERR_PIN_AUTH_BLOCKED, even for the right PIN"
         );
     }
@@ -652,7 +759,7 @@ fn a_pin_kept_by_an_older_state_moves_into_the_keystore_with_its_retries() {
     assert_eq!(stored(&mut a).pin_code_points, Some(4));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "9999", PERM_CM, None),
-        Err(0x31)
+        Err(StatusCode::PinInvalid)
     );
     assert!(pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).is_ok());
     assert_eq!(retries(&mut a), (8, false));
@@ -686,7 +793,11 @@ fn set_pin_and_change_pin_enforce_the_complexity_policy_once_on() {
     authenticator_config(&mut a, Some(&acfg), 0x03, Some(on)).unwrap();
     for weak in ["0000", "4321", "56789"] {
         let p = change_pin_params(&mut a, PinProtocol::Two, "1234", weak.as_bytes());
-        assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37), "{weak}");
+        assert_eq!(
+            call(&mut a, CLIENT_PIN, p),
+            Err(StatusCode::PinPolicyViolation),
+            "{weak}"
+        );
     }
     let p = change_pin_params(&mut a, PinProtocol::Two, "1234", b"2580");
     assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
@@ -704,7 +815,10 @@ fn set_pin_enforces_the_complexity_policy() {
     let on = cbor::int_map(vec![(4, Value::Bool(true))]);
     authenticator_config(&mut a, None, 0x03, Some(on)).unwrap();
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"9999"));
-    assert_eq!(call(&mut a, CLIENT_PIN, p), Err(0x37));
+    assert_eq!(
+        call(&mut a, CLIENT_PIN, p),
+        Err(StatusCode::PinPolicyViolation)
+    );
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"9192"));
     assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null));
 }

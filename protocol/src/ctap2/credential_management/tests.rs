@@ -1,5 +1,7 @@
 //! authenticatorCredentialManagement: every subcommand, the token rules, the error paths.
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 
 use crate::cbor;
@@ -40,7 +42,7 @@ fn cm(
     token: &[u8],
     sub: u8,
     params: Option<Value>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     call(a, CM, cm_params(token, sub, params))
 }
 
@@ -81,7 +83,7 @@ fn rps_are_enumerated_one_by_one() {
     assert_eq!(seen, vec!["a.org", "b.org"]);
     assert_eq!(
         call(&mut a, CM, vec![(1, int(3))]),
-        Err(0x30),
+        Err(StatusCode::NotAllowed),
         "no more RPs"
     );
 }
@@ -101,7 +103,10 @@ fn credentials_of_an_rp_are_enumerated_with_their_details() {
     let r1 = cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).unwrap();
     assert_eq!(field(&r1, 9), Some(&int(2)), "totalCredentials");
     let r2 = call(&mut a, CM, vec![(1, int(5))]).unwrap();
-    assert_eq!(call(&mut a, CM, vec![(1, int(5))]), Err(0x30));
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(5))]),
+        Err(StatusCode::NotAllowed)
+    );
 
     let by_id = |r: &Value| as_bytes(text_field(field(r, 7).unwrap(), "id").unwrap()).to_vec();
     let (r_first, r_second) = if by_id(&r1) == first.credential_id {
@@ -141,10 +146,13 @@ fn enumeration_ends_with_any_other_command() {
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     cm(&mut a, &token, 2, None).unwrap();
     call(&mut a, 0x04, vec![]).unwrap();
-    assert_eq!(call(&mut a, CM, vec![(1, int(3))]), Err(0x30));
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(3))]),
+        Err(StatusCode::NotAllowed)
+    );
     assert_eq!(
         call(&mut a, CM, vec![(1, int(5))]),
-        Err(0x30),
+        Err(StatusCode::NotAllowed),
         "nothing was begun"
     );
 }
@@ -159,10 +167,14 @@ fn delete_credential_removes_it_for_good() {
     assert_eq!(a.keystore().discoverable_count(), 0);
     assert_eq!(
         cm(&mut a, &token, 6, Some(params)),
-        Err(0x2E),
+        Err(StatusCode::NoCredentials),
         "already gone"
     );
-    assert_eq!(cm(&mut a, &token, 2, None), Err(0x2E), "no RPs left");
+    assert_eq!(
+        cm(&mut a, &token, 2, None),
+        Err(StatusCode::NoCredentials),
+        "no RPs left"
+    );
 }
 
 #[test]
@@ -185,14 +197,21 @@ fn update_user_information_changes_names_not_the_handle() {
     let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, other)]);
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
-        Err(0x02),
+        Err(StatusCode::InvalidParameter),
         "another user handle"
     );
     let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id))]);
-    assert_eq!(cm(&mut a, &token, 7, Some(params)), Err(0x14), "no user");
+    assert_eq!(
+        cm(&mut a, &token, 7, Some(params)),
+        Err(StatusCode::MissingParameter),
+        "no user"
+    );
     let user = cbor::text_map(vec![("id", bytes(b"u1"))]);
     let params = cbor::int_map(vec![(2, descriptor(b"unknown")), (3, user)]);
-    assert_eq!(cm(&mut a, &token, 7, Some(params)), Err(0x2E));
+    assert_eq!(
+        cm(&mut a, &token, 7, Some(params)),
+        Err(StatusCode::NoCredentials)
+    );
 }
 
 /// §6.8.6: "If a field is not present in the passed-in user, or is present and empty,
@@ -221,12 +240,12 @@ fn the_token_must_be_right_and_carry_cm() {
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap_or(token);
     assert_eq!(
         call(&mut a, CM, vec![(1, int(1))]),
-        Err(0x36),
+        Err(StatusCode::PuatRequired),
         "no pinUvAuthParam"
     );
     assert_eq!(
         call(&mut a, CM, vec![(1, int(1)), (4, bytes(&[0; 32]))]),
-        Err(0x14),
+        Err(StatusCode::MissingParameter),
         "no protocol"
     );
     assert_eq!(
@@ -235,17 +254,21 @@ fn the_token_must_be_right_and_carry_cm() {
             CM,
             vec![(1, int(1)), (3, int(5)), (4, bytes(&[0; 32]))]
         ),
-        Err(0x02),
+        Err(StatusCode::InvalidParameter),
         "unknown protocol"
     );
     let wrong = auth_param(P2, &token, &[2]);
     assert_eq!(
         call(&mut a, CM, vec![(1, int(1)), (3, int(2)), (4, wrong)]),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "MAC over another subcommand"
     );
     let ga = pin_token(&mut a, P2, "1234", PERM_GA, Some("a.org")).unwrap();
-    assert_eq!(cm(&mut a, &ga, 1, None), Err(0x33), "no cm permission");
+    assert_eq!(
+        cm(&mut a, &ga, 1, None),
+        Err(StatusCode::PinAuthInvalid),
+        "no cm permission"
+    );
 }
 
 #[test]
@@ -256,23 +279,23 @@ fn an_rp_bound_token_sees_only_its_rp() {
     let token = pin_token(&mut a, P2, "1234", PERM_CM, Some("a.org")).unwrap();
     assert_eq!(
         cm(&mut a, &token, 1, None),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "metadata spans every RP"
     );
     assert_eq!(
         cm(&mut a, &token, 2, None),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "so does RP enumeration"
     );
     assert_eq!(
         cm(&mut a, &token, 4, Some(rp_hash_params("b.org"))),
-        Err(0x33)
+        Err(StatusCode::PinAuthInvalid)
     );
     assert!(cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).is_ok());
     let params = cbor::int_map(vec![(2, descriptor(&b.credential_id))]);
     assert_eq!(
         cm(&mut a, &token, 6, Some(params)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "another RP's credential"
     );
     assert_eq!(a.keystore().discoverable_count(), 2);
@@ -281,13 +304,31 @@ fn an_rp_bound_token_sees_only_its_rp() {
 #[test]
 fn malformed_requests() {
     let (mut a, token) = managed(None);
-    assert_eq!(call(&mut a, CM, vec![]), Err(0x14), "no subCommand");
-    assert_eq!(call(&mut a, CM, vec![(1, text("1"))]), Err(0x11));
-    assert_eq!(call(&mut a, CM, vec![(1, int(1)), (2, int(1))]), Err(0x11));
+    assert_eq!(
+        call(&mut a, CM, vec![]),
+        Err(StatusCode::MissingParameter),
+        "no subCommand"
+    );
+    assert_eq!(
+        call(&mut a, CM, vec![(1, text("1"))]),
+        Err(StatusCode::CborUnexpectedType)
+    );
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(1)), (2, int(1))]),
+        Err(StatusCode::CborUnexpectedType)
+    );
     for sub in [0, 8, 0x40, 300] {
-        assert_eq!(call(&mut a, CM, vec![(1, int(sub))]), Err(0x3E), "{sub}");
+        assert_eq!(
+            call(&mut a, CM, vec![(1, int(sub))]),
+            Err(StatusCode::InvalidSubcommand),
+            "{sub}"
+        );
     }
-    assert_eq!(cm(&mut a, &token, 4, None), Err(0x14), "no rpIDHash");
+    assert_eq!(
+        cm(&mut a, &token, 4, None),
+        Err(StatusCode::MissingParameter),
+        "no rpIDHash"
+    );
     assert_eq!(
         cm(
             &mut a,
@@ -295,15 +336,15 @@ fn malformed_requests() {
             4,
             Some(cbor::int_map(vec![(1, bytes(&[1; 5]))]))
         ),
-        Err(0x02)
+        Err(StatusCode::InvalidParameter)
     );
     assert_eq!(
         cm(&mut a, &token, 4, Some(rp_hash_params("none.org"))),
-        Err(0x2E)
+        Err(StatusCode::NoCredentials)
     );
     assert_eq!(
         cm(&mut a, &token, 6, Some(cbor::int_map(vec![]))),
-        Err(0x14),
+        Err(StatusCode::MissingParameter),
         "no credentialID"
     );
 }

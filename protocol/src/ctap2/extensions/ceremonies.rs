@@ -1,6 +1,8 @@
 //! Extensions through makeCredential and getAssertion, checked the way a platform and an RP
 //! check them.
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -40,7 +42,7 @@ fn ga(
     allow: Option<&[u8]>,
     extensions: Option<Value>,
     token: Option<&[u8]>,
-) -> Result<Value, u8> {
+) -> Result<Value, StatusCode> {
     let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
     if let Some(id) = allow {
         p.push((3, Value::Array(vec![descriptor(id)])));
@@ -202,7 +204,7 @@ fn hmac_secret_input_errors() {
             Some(ext(vec![("hmac-secret", bad_auth)])),
             None
         ),
-        Err(0x33)
+        Err(StatusCode::PinAuthInvalid)
     );
     let short = shared.encrypt(&[1; 16], iv);
     let input = cbor::int_map(vec![
@@ -219,7 +221,7 @@ fn hmac_secret_input_errors() {
             Some(ext(vec![("hmac-secret", input)])),
             None
         ),
-        Err(0x02),
+        Err(StatusCode::InvalidParameter),
         "one 16-byte salt"
     );
     assert!(
@@ -324,9 +326,15 @@ fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
     }
     // Without UV: level 1 always, level 2 only when listed, level 3 never.
     assert!(ga(&mut a, "one.org", None, None, None).is_ok());
-    assert_eq!(ga(&mut a, "two.org", None, None, None), Err(0x2E));
+    assert_eq!(
+        ga(&mut a, "two.org", None, None, None),
+        Err(StatusCode::NoCredentials)
+    );
     assert!(ga(&mut a, "two.org", Some(&regs[1].credential_id), None, None).is_ok());
-    assert_eq!(ga(&mut a, "three.org", None, None, None), Err(0x2E));
+    assert_eq!(
+        ga(&mut a, "three.org", None, None, None),
+        Err(StatusCode::NoCredentials)
+    );
     assert_eq!(
         ga(
             &mut a,
@@ -335,7 +343,7 @@ fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
             None,
             None
         ),
-        Err(0x2E)
+        Err(StatusCode::NoCredentials)
     );
     // With UV, all of them.
     for (i, rp) in ["two.org", "three.org"].into_iter().enumerate() {
@@ -361,7 +369,11 @@ fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
     let token = mc_token(&mut a, "three.org");
     p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
     p.push((9, int(2)));
-    assert_eq!(call(&mut a, MC, p), Err(0x19), "excluded with UV");
+    assert_eq!(
+        call(&mut a, MC, p),
+        Err(StatusCode::CredentialExcluded),
+        "excluded with UV"
+    );
 }
 
 #[test]
@@ -479,13 +491,20 @@ fn hmac_secret_without_presence_is_unsupported_option_before_any_computation() {
             (4, ext(vec![("hmac-secret", input)])),
             (5, options(&[("up", false)])),
         ];
-        assert_eq!(call(&mut a, GA, p.clone()), Err(0x2B));
+        assert_eq!(
+            call(&mut a, GA, p.clone()),
+            Err(StatusCode::UnsupportedOption)
+        );
         assert!(a.presence_mut().asked.is_empty());
         p.pop();
         let answer = call(&mut a, GA, p);
         match with_presence {
             true => assert!(answer.is_ok(), "with presence it works"),
-            false => assert_eq!(answer, Err(0x33), "with presence the bad MAC is seen"),
+            false => assert_eq!(
+                answer,
+                Err(StatusCode::PinAuthInvalid),
+                "with presence the bad MAC is seen"
+            ),
         }
     }
 }
@@ -583,7 +602,7 @@ fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
             ]
             .concat()
         ),
-        Err(0x11),
+        Err(StatusCode::CborUnexpectedType),
         "not a boolean: CTAP2_ERR_CBOR_UNEXPECTED_TYPE"
     );
 }

@@ -1,6 +1,8 @@
 //! makeCredential and getAssertion with a PIN: pinUvAuthParam, alwaysUv, makeCredUvNotRqd,
 //! token permissions, RP binding, flags and timers (CTAP 2.1 §6.1.2, §6.2.2, §6.5.2).
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 
 use crate::ctap2::authenticator_data::{FLAG_UP, FLAG_UV};
@@ -67,7 +69,7 @@ fn a_token_authorizes_one_ceremony() {
     call(&mut a, MC, with_token(p.clone(), 8, P2, &token)).unwrap();
     assert_eq!(
         call(&mut a, MC, with_token(p, 8, P2, &token)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "permissions spent"
     );
 }
@@ -95,7 +97,7 @@ fn a_silent_assertion_keeps_the_token() {
             GA,
             with_token(ga_params("x.org", Some(&reg.credential_id)), 6, P2, &token)
         ),
-        Err(0x33)
+        Err(StatusCode::PinAuthInvalid)
     );
 }
 
@@ -107,27 +109,31 @@ fn the_token_must_be_for_this_rp_with_this_permission_and_right() {
     let other = pin_token(&mut a, P2, "1234", PERM_MC, Some("other.org")).unwrap();
     assert_eq!(
         call(&mut a, MC, with_token(p(), 8, P2, &other)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "another RP"
     );
     let ga_only = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     assert_eq!(
         call(&mut a, MC, with_token(p(), 8, P2, &ga_only)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "no mc"
     );
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
     assert_eq!(
         call(&mut a, MC, with_token(p(), 8, PinProtocol::One, &token)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "another protocol's token"
     );
     let mut q = p();
     q.push((8, bytes(&[0; 32])));
     q.push((9, int(2)));
-    assert_eq!(call(&mut a, MC, q), Err(0x33), "a wrong MAC");
+    assert_eq!(
+        call(&mut a, MC, q),
+        Err(StatusCode::PinAuthInvalid),
+        "a wrong MAC"
+    );
     let cm = pin_token(&mut a, P2, "1234", PERM_CM | PERM_MC, None).unwrap_err();
-    assert_eq!(cm, 0x14, "mc needs an rpId");
+    assert_eq!(cm, StatusCode::MissingParameter, "mc needs an rpId");
     assert!(
         a.presence_mut()
             .asked
@@ -150,7 +156,7 @@ fn an_unused_token_expires_and_none_lives_past_ten_minutes() {
             GA,
             with_token(ga_params("x.org", Some(&reg.credential_id)), 6, P2, &token)
         ),
-        Err(0x33)
+        Err(StatusCode::PinAuthInvalid)
     );
 
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
@@ -166,7 +172,7 @@ fn an_unused_token_expires_and_none_lives_past_ten_minutes() {
     clock.advance(60_001);
     assert_eq!(
         call(&mut a, GA, with_token(silent(), 6, P2, &token)),
-        Err(0x33),
+        Err(StatusCode::PinAuthInvalid),
         "past 10 minutes"
     );
 }
@@ -177,7 +183,7 @@ fn make_cred_uv_not_rqd_discoverable_needs_uv_non_discoverable_does_not() {
     set_pin(&mut a, "1234");
     let mut p = make_credential_params("x.org", b"u", &[-7]);
     p.push((7, options(&[("rk", true)])));
-    assert_eq!(call(&mut a, MC, p), Err(0x36));
+    assert_eq!(call(&mut a, MC, p), Err(StatusCode::PuatRequired));
     let r = call(&mut a, MC, make_credential_params("x.org", b"u", &[-7])).unwrap();
     assert_eq!(flags(&r) & FLAG_UV, 0);
 }
@@ -189,11 +195,11 @@ fn always_uv_needs_a_token_except_for_silent_assertions() {
     a.update_state(|s| s.always_uv = true).unwrap();
     assert_eq!(
         call(&mut a, MC, make_credential_params("x.org", b"u", &[-7])),
-        Err(0x36)
+        Err(StatusCode::PuatRequired)
     );
     assert_eq!(
         call(&mut a, GA, ga_params("x.org", Some(&reg.credential_id))),
-        Err(0x36)
+        Err(StatusCode::PuatRequired)
     );
     let mut p = ga_params("x.org", Some(&reg.credential_id));
     p.push((5, options(&[("up", false)])));
@@ -207,11 +213,15 @@ fn an_empty_pin_uv_auth_param_on_a_key_with_a_pin_is_pin_invalid() {
     let mut p = make_credential_params("x.org", b"u", &[-7]);
     p.push((8, bytes(&[])));
     p.push((9, int(2)));
-    assert_eq!(call(&mut a, MC, p), Err(0x31));
+    assert_eq!(call(&mut a, MC, p), Err(StatusCode::PinInvalid));
     a.presence_mut().default = crate::env::PresenceOutcome::TimedOut;
     let mut p = ga_params("x.org", None);
     p.push((6, bytes(&[])));
-    assert_eq!(call(&mut a, GA, p), Err(0x27), "no touch: OPERATION_DENIED");
+    assert_eq!(
+        call(&mut a, GA, p),
+        Err(StatusCode::OperationDenied),
+        "no touch: OPERATION_DENIED"
+    );
 }
 
 #[test]
@@ -243,6 +253,6 @@ fn uv_option_without_built_in_uv_is_invalid_but_ignored_next_to_a_token() {
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
     let mut p = make_credential_params("x.org", b"u", &[-7]);
     p.push((7, options(&[("uv", true)])));
-    assert_eq!(call(&mut a, MC, p.clone()), Err(0x2C));
+    assert_eq!(call(&mut a, MC, p.clone()), Err(StatusCode::InvalidOption));
     assert!(call(&mut a, MC, with_token(p, 8, P2, &token)).is_ok());
 }

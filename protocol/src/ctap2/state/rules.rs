@@ -1,6 +1,8 @@
 //! The clearing rule of `state`, through whole commands: each test is one attack from another
 //! channel (or transport) and names the clause it holds the key to.
 
+use crate::status::StatusCode;
+
 use ciborium::Value;
 
 use crate::cbor;
@@ -52,8 +54,15 @@ fn uv_discovery(a: &mut TestAuthenticator) -> Value {
 fn get_next_assertion_from_another_channel_is_not_allowed() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
-    assert_eq!(call_from(&mut a, OTHER, NEXT, vec![]), Err(0x30));
-    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30), "cleared for A too");
+    assert_eq!(
+        call_from(&mut a, OTHER, NEXT, vec![]),
+        Err(StatusCode::NotAllowed)
+    );
+    assert_eq!(
+        call(&mut a, NEXT, vec![]),
+        Err(StatusCode::NotAllowed),
+        "cleared for A too"
+    );
 
     // Without B, A gets its second account, with the UV flag of its batch.
     uv_discovery(&mut a);
@@ -69,7 +78,10 @@ fn get_next_assertion_from_the_same_channel_number_of_another_peer_is_not_allowe
     let mine = Origin::udp(udp_link([127, 0, 0, 1], 40000), 5);
     let theirs = Origin::udp(udp_link([127, 0, 0, 1], 40001), 5);
     call_from(&mut a, mine, GA, discovery("x.org")).unwrap();
-    assert_eq!(call_from(&mut a, theirs, NEXT, vec![]), Err(0x30));
+    assert_eq!(
+        call_from(&mut a, theirs, NEXT, vec![]),
+        Err(StatusCode::NotAllowed)
+    );
 }
 
 /// CTAPHID_INIT on the channel (§11.2.9.1.3: it resynchronises the channel) ends what it
@@ -79,7 +91,7 @@ fn forgetting_the_channel_ends_its_get_next_assertion() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
     a.forget_origin(TEST_ORIGIN);
-    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+    assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
 }
 
 /// Any other command of the same channel also ends the batch (§6.3).
@@ -88,7 +100,7 @@ fn a_u2f_message_in_between_ends_get_next_assertion() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
     a.process_apdu(TEST_ORIGIN, &[0, 3, 0, 0]);
-    assert_eq!(call(&mut a, NEXT, vec![]), Err(0x30));
+    assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
 }
 
 /// §6.8.3 enumerateCredentialsGetNextCredential and §6.8.2 enumerateRPsGetNextRP continue
@@ -102,10 +114,13 @@ fn credential_and_rp_enumeration_from_another_channel_is_not_allowed() {
     let first = call(&mut a, CM, cm_params(&token, 0x04, Some(rp.clone()))).unwrap();
     assert_eq!(field(&first, 9), Some(&int(2)));
     let next = vec![(1, int(0x05))];
-    assert_eq!(call_from(&mut a, OTHER, CM, next.clone()), Err(0x30));
+    assert_eq!(
+        call_from(&mut a, OTHER, CM, next.clone()),
+        Err(StatusCode::NotAllowed)
+    );
     assert_eq!(
         call(&mut a, CM, next.clone()),
-        Err(0x30),
+        Err(StatusCode::NotAllowed),
         "cleared for A too"
     );
 
@@ -126,7 +141,7 @@ fn credential_and_rp_enumeration_from_another_channel_is_not_allowed() {
     assert_eq!(field(&rps, 5), Some(&int(2)));
     assert_eq!(
         call_from(&mut a, OTHER, CM, vec![(1, int(0x03))]),
-        Err(0x30)
+        Err(StatusCode::NotAllowed)
     );
 }
 
@@ -142,7 +157,10 @@ fn an_enumeration_expires_after_30_seconds_without_a_step() {
     let rp = cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))]);
     call(&mut a, CM, cm_params(&token, 0x04, Some(rp))).unwrap();
     clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
-    assert_eq!(call(&mut a, CM, vec![(1, int(0x05))]), Err(0x30));
+    assert_eq!(
+        call(&mut a, CM, vec![(1, int(0x05))]),
+        Err(StatusCode::NotAllowed)
+    );
 }
 
 /// The pinUvAuthToken in use belongs to the channel it was handed to (§6.5.2.1 keeps one
@@ -156,18 +174,25 @@ fn a_command_from_another_channel_ends_the_token_in_use() {
     let mut p = discovery("x.org");
     p.push((6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
     p.push((7, int(2)));
-    assert_eq!(call(&mut a, GA, p.clone()), Err(0x33), "PIN_AUTH_INVALID");
+    assert_eq!(
+        call(&mut a, GA, p.clone()),
+        Err(StatusCode::PinAuthInvalid),
+        "PIN_AUTH_INVALID"
+    );
 
     // Used from another channel directly: refused the same way.
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
-    assert_eq!(call_from(&mut a, OTHER, GA, p.clone()), Err(0x33));
+    assert_eq!(
+        call_from(&mut a, OTHER, GA, p.clone()),
+        Err(StatusCode::PinAuthInvalid)
+    );
 
     // INIT on the holder's channel ends it as well.
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
     a.forget_origin(TEST_ORIGIN);
-    assert_eq!(call(&mut a, GA, p), Err(0x33));
+    assert_eq!(call(&mut a, GA, p), Err(StatusCode::PinAuthInvalid));
 }
 
 /// Wrong PINs count for the key, not for a channel: changing channels gives no new tries
@@ -179,14 +204,24 @@ fn wrong_pins_from_many_channels_count_together() {
     for channel in 2..4 {
         assert_eq!(
             pin_token_from(&mut a, Origin::usb(channel), "9999"),
-            Err(0x31)
+            Err(StatusCode::PinInvalid)
         );
     }
-    assert_eq!(pin_token_from(&mut a, Origin::usb(4), "9999"), Err(0x34));
-    assert_eq!(pin_token_from(&mut a, Origin::usb(9), "1234"), Err(0x34));
+    assert_eq!(
+        pin_token_from(&mut a, Origin::usb(4), "9999"),
+        Err(StatusCode::PinAuthBlocked)
+    );
+    assert_eq!(
+        pin_token_from(&mut a, Origin::usb(9), "1234"),
+        Err(StatusCode::PinAuthBlocked)
+    );
 }
 
-fn pin_token_from(a: &mut TestAuthenticator, origin: Origin, pin: &str) -> Result<Value, u8> {
+fn pin_token_from(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+    pin: &str,
+) -> Result<Value, StatusCode> {
     let (key, shared) = key_agreement(a, P2);
     let pin_hash_enc = shared.encrypt(&pin_hash(pin.as_bytes()), iv);
     call_from(
@@ -211,15 +246,25 @@ fn pin_token_from(a: &mut TestAuthenticator, origin: Origin, pin: &str) -> Resul
 fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
     let mut a = key_with_two_accounts();
     let peer = Origin::hybrid(1, RequestType::GetAssertion);
-    assert_eq!(pin_token_from(&mut a, peer, "9999"), Err(0x01));
+    assert_eq!(
+        pin_token_from(&mut a, peer, "9999"),
+        Err(StatusCode::InvalidCommand)
+    );
     let retries = call(&mut a, CLIENT_PIN, vec![(1, int(2)), (2, int(1))]).unwrap();
     assert_eq!(field(&retries, 3), Some(&int(8)), "no PIN try was spent");
     assert_eq!(
         call_from(&mut a, peer, 0x0C, vec![(1, int(100)), (3, int(0))]),
-        Err(0x01)
+        Err(StatusCode::InvalidCommand)
     );
-    assert_eq!(call_from(&mut a, peer, CM, vec![(1, int(0x05))]), Err(0x01));
-    assert_eq!(call_from(&mut a, peer, 0x07, vec![]), Err(0x01), "no reset");
+    assert_eq!(
+        call_from(&mut a, peer, CM, vec![(1, int(0x05))]),
+        Err(StatusCode::InvalidCommand)
+    );
+    assert_eq!(
+        call_from(&mut a, peer, 0x07, vec![]),
+        Err(StatusCode::InvalidCommand),
+        "no reset"
+    );
     assert_eq!(
         call_from(
             &mut a,
@@ -227,7 +272,7 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
             0x01,
             make_credential_params("x.org", b"u", &[-7])
         ),
-        Err(0x30),
+        Err(StatusCode::NotAllowed),
         "a \"ga\" QR code does not register"
     );
 
@@ -258,5 +303,8 @@ fn a_hybrid_peer_signs_in_with_presence_and_continues_its_own_batch() {
 
     let mut silent = discovery("x.org");
     silent.push((5, options(&[("up", false)])));
-    assert_eq!(call_from(&mut a, peer, GA, silent), Err(0x2B));
+    assert_eq!(
+        call_from(&mut a, peer, GA, silent),
+        Err(StatusCode::UnsupportedOption)
+    );
 }
