@@ -25,6 +25,7 @@ pub mod hybrid;
 pub mod origin;
 pub mod software_key;
 pub mod status;
+pub mod wire;
 
 pub use authenticator::{Authenticator, AuthenticatorConfig};
 pub use origin::{Origin, Transport};
