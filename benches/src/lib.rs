@@ -15,10 +15,18 @@ use storage::{KeystoreOptions, TpmConfig, TpmKeys, TpmKeystore};
 /// The one channel every benchmark request comes from.
 pub const BENCH_ORIGIN: Origin = Origin::usb(1);
 
-pub type FileAuthenticator =
-    Authenticator<FileKeystore<SeededRng>, ScriptedPresence, ManualClock, SeededRng>;
-pub type TpmAuthenticator =
-    Authenticator<TpmKeystore<SeededRng>, ScriptedPresence, ManualClock, SeededRng>;
+pub type FileAuthenticator = Authenticator<(
+    FileKeystore<SeededRng>,
+    ScriptedPresence,
+    ManualClock,
+    SeededRng,
+)>;
+pub type TpmAuthenticator = Authenticator<(
+    TpmKeystore<SeededRng>,
+    ScriptedPresence,
+    ManualClock,
+    SeededRng,
+)>;
 
 /// An authenticator over a file keystore in a new `state` folder under `dir` (the keystore
 /// wants a 0700 folder of its own), whose presence is always granted: the bench measures the
@@ -130,17 +138,11 @@ pub fn credential_id_of(response: &[u8]) -> Vec<u8> {
 /// and returns an encoded getPinUvAuthTokenUsingPinWithPermissions request (permissions ga
 /// for `rp`). The authenticator keeps its key agreement key while PINs are right, so the same
 /// request can be sent again and again.
-pub fn pin_token_request<K, P, C, R>(
-    authenticator: &mut Authenticator<K, P, C, R>,
+pub fn pin_token_request<E: protocol::env::Env>(
+    authenticator: &mut Authenticator<E>,
     pin: &str,
     rp: &str,
-) -> Vec<u8>
-where
-    K: protocol::env::Keystore,
-    P: protocol::env::Presence,
-    C: protocol::env::Clock,
-    R: protocol::env::Rng,
-{
+) -> Vec<u8> {
     use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey};
     use sha2::{Digest, Sha256};
 
@@ -190,8 +192,12 @@ where
 
 /// An authenticator over the in-memory keystore: the protocol's own cost, without the disk.
 /// fido2d over the sans-IO core's in-memory keystore.
-pub type MemoryAuthenticator =
-    Authenticator<protocol::testing::MemoryKeystore, ScriptedPresence, ManualClock, SeededRng>;
+pub type MemoryAuthenticator = Authenticator<(
+    protocol::testing::MemoryKeystore,
+    ScriptedPresence,
+    ManualClock,
+    SeededRng,
+)>;
 
 pub fn memory_authenticator() -> MemoryAuthenticator {
     Authenticator::new(

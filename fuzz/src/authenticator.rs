@@ -231,7 +231,7 @@ pub fn run_with_stats(data: &[u8]) -> Stats {
 }
 
 struct Harness<K: Keystore> {
-    authenticator: Authenticator<K, ScriptedPresence, ManualClock, SeededRng>,
+    authenticator: Authenticator<(K, ScriptedPresence, ManualClock, SeededRng)>,
     clock: ManualClock,
     known: Vec<Known>,
     continuation: Option<Continuation>,

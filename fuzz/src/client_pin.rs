@@ -114,7 +114,7 @@ pub fn run_with_stats(data: &[u8]) -> Stats {
 }
 
 struct Harness {
-    authenticator: Authenticator<MemoryKeystore, ScriptedPresence, ManualClock, SeededRng>,
+    authenticator: Authenticator<(MemoryKeystore, ScriptedPresence, ManualClock, SeededRng)>,
     clock: ManualClock,
     sessions: [Option<Session>; 2],
     pin: Option<&'static str>,

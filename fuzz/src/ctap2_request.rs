@@ -41,7 +41,7 @@ pub fn run(data: &[u8]) {
     }
 }
 
-type Fixture<K> = Authenticator<K, ScriptedPresence, ManualClock, SeededRng>;
+type Fixture<K> = Authenticator<(K, ScriptedPresence, ManualClock, SeededRng)>;
 
 /// An authenticator with two discoverable credentials and one non-discoverable one for
 /// "example.com", so getAssertion and getNextAssertion get past "no credentials".

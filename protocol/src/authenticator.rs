@@ -3,7 +3,9 @@
 
 use crate::ctap2::state::{Continuation, Found, RuntimeState};
 use crate::ctap2::{PersistentState, PinSession, StatusCode};
-use crate::env::{Clock, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng};
+use crate::env::{
+    Clock, Env, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng,
+};
 use crate::origin::Origin;
 
 /// What the daemon tells the authenticator about itself; reported by authenticatorGetInfo.
@@ -54,12 +56,12 @@ fn firmware_version_from(version: &str) -> u64 {
 /// How long after power-up authenticatorReset is allowed (CTAP 2.1 §6.6).
 pub const RESET_WINDOW_MS: u64 = 10_000;
 
-pub struct Authenticator<K, P, C, R> {
+pub struct Authenticator<E: Env> {
     pub(crate) config: AuthenticatorConfig,
-    pub(crate) keystore: K,
-    pub(crate) presence: P,
-    pub(crate) clock: C,
-    pub(crate) rng: R,
+    pub(crate) keystore: E::Keystore,
+    pub(crate) presence: E::Presence,
+    pub(crate) clock: E::Clock,
+    pub(crate) rng: E::Rng,
     /// When the authenticator was "powered up": the reset window starts here (`None`: no
     /// power-up since this start, the window is closed).
     pub(crate) powered_up_ms: Option<u64>,
@@ -88,7 +90,8 @@ impl CommandContext {
     }
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+/// Built from its four parts; the tuple of their types is the environment (see [`Env`]).
+impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<(K, P, C, R)> {
     pub fn new(config: AuthenticatorConfig, keystore: K, presence: P, clock: C, rng: R) -> Self {
         let powered_up_ms = config.start_is_power_up.then(|| clock.now_ms());
         Authenticator {
@@ -107,7 +110,9 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             },
         }
     }
+}
 
+impl<E: Env> Authenticator<E> {
     /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
     /// status byte + CBOR response out.
     pub fn process_cbor(&mut self, origin: Origin, request: &[u8]) -> Vec<u8> {
@@ -156,19 +161,19 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     }
 
     /// Gives the keystore back: what survives a power cycle.
-    pub fn into_keystore(self) -> K {
+    pub fn into_keystore(self) -> E::Keystore {
         self.keystore
     }
 
-    pub fn keystore(&self) -> &K {
+    pub fn keystore(&self) -> &E::Keystore {
         &self.keystore
     }
 
-    pub fn keystore_mut(&mut self) -> &mut K {
+    pub fn keystore_mut(&mut self) -> &mut E::Keystore {
         &mut self.keystore
     }
 
-    pub fn presence_mut(&mut self) -> &mut P {
+    pub fn presence_mut(&mut self) -> &mut E::Presence {
         &mut self.presence
     }
 

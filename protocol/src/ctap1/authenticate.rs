@@ -3,7 +3,7 @@
 use crate::authenticator::Authenticator;
 use crate::ctap1::register::split_params;
 use crate::ctap1::{Apdu, SW_CONDITIONS_NOT_SATISFIED, SW_UNKNOWN, SW_WRONG_DATA, SW_WRONG_LENGTH};
-use crate::env::{Algorithm, Clock, CredProtect, Keystore, Operation, Presence, Rng};
+use crate::env::{Algorithm, CredProtect, Env, Keystore, Operation};
 
 /// Control byte: is this key handle ours for this application? Never signs.
 const CHECK_ONLY: u8 = 0x07;
@@ -14,7 +14,7 @@ const DONT_ENFORCE_USER_PRESENCE_AND_SIGN: u8 = 0x08;
 
 const USER_PRESENT: u8 = 0x01;
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn u2f_authenticate(&mut self, apdu: &Apdu<'_>) -> Result<Vec<u8>, u16> {
         // Request: challenge (32) | application (32) | L | key handle (L).
         let (params, key_handle) = apdu.data.split_at_checked(64).ok_or(SW_WRONG_LENGTH)?;

@@ -9,7 +9,7 @@ mod register;
 pub use apdu::{Apdu, ApduError};
 
 use crate::authenticator::Authenticator;
-use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::env::Env;
 
 pub const INS_REGISTER: u8 = 0x01;
 pub const INS_AUTHENTICATE: u8 = 0x02;
@@ -30,10 +30,7 @@ pub const SW_UNKNOWN: u16 = 0x6F00;
 const VERSION: &[u8] = b"U2F_V2";
 
 /// Answers one U2F request APDU.
-pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
-    authenticator: &mut Authenticator<K, P, C, R>,
-    bytes: &[u8],
-) -> Vec<u8> {
+pub fn process<E: Env>(authenticator: &mut Authenticator<E>, bytes: &[u8]) -> Vec<u8> {
     // U2F cannot verify the user, so with alwaysUv on it is disabled (CTAP 2.1 §9.2), as
     // OpenSK and YubiKeys do.
     let always_uv = authenticator.state().map(|state| state.always_uv);

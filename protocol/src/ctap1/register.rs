@@ -4,14 +4,13 @@ use crate::authenticator::Authenticator;
 use crate::ctap1::certificate;
 use crate::ctap1::{Apdu, SW_CONDITIONS_NOT_SATISFIED, SW_UNKNOWN, SW_WRONG_LENGTH};
 use crate::env::{
-    Algorithm, Clock, CredentialExtras, Keystore, NewCredential, Operation, Presence, RelyingParty,
-    Rng, UserEntity,
+    Algorithm, CredentialExtras, Env, Keystore, NewCredential, Operation, RelyingParty, UserEntity,
 };
 
 /// Reserved byte that starts a registration response, for legacy reasons.
 const REGISTER_ID: u8 = 0x05;
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn u2f_register(&mut self, apdu: &Apdu<'_>) -> Result<Vec<u8>, u16> {
         // Request: challenge parameter (32) | application parameter (32).
         let [challenge, application] = split_params(apdu.data).ok_or(SW_WRONG_LENGTH)?;

@@ -9,7 +9,7 @@
 use crate::authenticator::Authenticator;
 use crate::ctap2::persistent_state::MAX_UV_RETRIES;
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, Presence, PresenceRequest, Rng, UvOutcome};
+use crate::env::{Env, Operation, Presence, PresenceRequest, UvOutcome};
 
 /// getInfo preferredPlatformUvAttempts: the platform may call
 /// getPinUvAuthTokenUsingUvWithPermissions this many times before falling back to the PIN.
@@ -36,7 +36,7 @@ pub(crate) enum UvResult {
     Unavailable,
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// performBuiltInUv(internalRetry): at most one attempt, or [`INTERNAL_UV_ATTEMPTS`] with
     /// internal retries, each wrong secret spending one of the uvRetries. Keystore failures
     /// are the only errors.

@@ -17,7 +17,7 @@ use crate::ctap2::persistent_state::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::ctap2::pin_protocol::{PinProtocol, PlatformKey, SharedSecret};
 use crate::ctap2::pin_token::{permission, MAX_CONSECUTIVE_MISMATCHES};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
+use crate::env::{Clock, Env, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
 
 const PIN_UV_AUTH_PROTOCOL: i128 = 0x01;
 const SUB_COMMAND: i128 = 0x02;
@@ -145,7 +145,7 @@ fn required<T>(value: Option<T>) -> Result<T, StatusCode> {
     value.ok_or(StatusCode::MissingParameter)
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn client_pin(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         let request = parse(params)?;
         match request.sub_command {

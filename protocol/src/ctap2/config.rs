@@ -8,7 +8,7 @@ use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::pin_token::permission;
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::env::Env;
 
 /// getInfo maxRPIDsForSetMinPINLength.
 pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;
@@ -34,7 +34,7 @@ const PIN_COMPLEXITY_POLICY: i128 = 0x04;
 /// The command byte that prefixes the signed message (§6.11 step 4.4).
 const COMMAND_BYTE: u8 = 0x0D;
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn authenticator_config(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         let mut map = RequestMap::parse(params)?;
         // 1. subCommand is mandatory.

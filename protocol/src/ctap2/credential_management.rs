@@ -14,7 +14,7 @@ use crate::ctap2::pin_uv_auth::CmAuthorization;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::types;
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Credential, Keystore, Presence, Rng};
+use crate::env::{Credential, Env, Keystore};
 
 const SUB_COMMAND: i128 = 0x01;
 const SUB_COMMAND_PARAMS: i128 = 0x02;
@@ -110,7 +110,7 @@ fn parse_params(value: Option<&Value>) -> Result<Params, StatusCode> {
     })
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn credential_management(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         // The GetNext subcommands continue only the enumeration begun on this channel (see
         // `state`); any other command, here or elsewhere, has ended it.

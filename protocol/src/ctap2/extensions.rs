@@ -11,7 +11,7 @@ use crate::authenticator::Authenticator;
 use crate::cbor::{self, into_text_map, RequestMap};
 use crate::ctap2::pin_protocol::{PinProtocol, SharedSecret};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, CredProtect, Keystore, Presence, Rng};
+use crate::env::{CredProtect, Env};
 
 pub const CRED_PROTECT: &str = "credProtect";
 pub const HMAC_SECRET: &str = "hmac-secret";
@@ -167,7 +167,7 @@ fn large_blob_key_input(value: Value) -> Result<bool, StatusCode> {
     }
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// hmac-secret §12.5 steps: agree on a shared secret with the platform's key, check
     /// saltAuth (CTAP2_ERR_PIN_AUTH_INVALID), decrypt one or two 32-byte salts.
     pub(crate) fn hmac_secret_salts(

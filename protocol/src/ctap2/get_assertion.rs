@@ -34,7 +34,7 @@ use crate::ctap2::pin_token::permission;
 use crate::ctap2::state::Continuation;
 use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, CredProtect, Credential, Keystore, Operation, Presence, Rng};
+use crate::env::{CredProtect, Credential, Env, Keystore, Operation, Presence, Rng};
 
 const RP_ID: i128 = 0x01;
 const CLIENT_DATA_HASH: i128 = 0x02;
@@ -137,7 +137,7 @@ fn needs_the_pins_secret(credential: &Credential, extensions: &AssertionExtensio
             || extensions.hmac_secret.is_some())
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn get_assertion(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         let request = parse(params)?;
 

@@ -21,7 +21,7 @@ use crate::ctap2::client_pin::MAX_PIN_BYTES;
 use crate::ctap2::persistent_state::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
 use crate::ctap2::pin_protocol::PinProtocol;
 use crate::ctap2::{config, extensions, large_blobs, StatusCode};
-use crate::env::{Algorithm, Clock, Keystore, Presence, Rng};
+use crate::env::{Algorithm, Env, Keystore, Presence, Rng};
 
 const VERSIONS: i64 = 0x01;
 const EXTENSIONS: i64 = 0x02;
@@ -102,7 +102,7 @@ pub(crate) fn encrypt_to_persistent_token(
 /// How many allowList/excludeList entries a platform may send at once.
 pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 64;
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn get_info(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
         let text = |s: &str| Value::Text(s.to_owned());
         let uint = |n: u64| Value::Integer(n.into());

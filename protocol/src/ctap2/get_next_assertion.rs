@@ -5,9 +5,9 @@ use ciborium::Value;
 use crate::authenticator::Authenticator;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::env::Env;
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn get_next_assertion(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
         // 1-3. There must be a getAssertion to continue, begun on this very channel, with
         //      credentials left, and its 30-second timer must still run (the runtime state

@@ -12,7 +12,7 @@ use crate::cbor::{self, RequestMap};
 use crate::ctap2::pin_token::permission;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
+use crate::env::{Env, Keystore, StateSlot};
 
 /// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
@@ -46,7 +46,7 @@ enum Pending {
     Foreign,
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// maxFragmentLength: maxMsgSize minus room for the CBOR around the fragment.
     fn max_fragment_length(&self) -> usize {
         self.config.max_msg_size.saturating_sub(64)

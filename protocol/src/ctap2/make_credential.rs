@@ -13,8 +13,8 @@ use crate::ctap2::pin_token::permission;
 use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;
 use crate::env::{
-    Algorithm, Clock, CredProtect, CredentialExtras, HmacSecret, Keystore, NewCredential,
-    Operation, Presence, Rng,
+    Algorithm, CredProtect, CredentialExtras, Env, HmacSecret, Keystore, NewCredential, Operation,
+    Presence, Rng,
 };
 
 const CLIENT_DATA_HASH: i128 = 0x01;
@@ -126,7 +126,7 @@ fn parse_attestation_preference(value: Value) -> Result<AttestationFormat, Statu
     Ok(chosen.unwrap_or(AttestationFormat::Packed))
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn make_credential(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
         let request = parse(params, |alg| self.keystore.supports(alg))?;
 

@@ -37,7 +37,7 @@ pub use pin_token::{permission, PinSession};
 
 use crate::authenticator::Authenticator;
 use crate::cbor;
-use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::env::Env;
 use crate::origin::Transport;
 
 pub const MAKE_CREDENTIAL: u8 = 0x01;
@@ -55,10 +55,7 @@ pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
 
 /// Runs one CTAP2 request (command byte + CBOR parameters) and encodes the response: status
 /// byte, then the CBOR response map if the command has one.
-pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
-    authenticator: &mut Authenticator<K, P, C, R>,
-    request: &[u8],
-) -> Vec<u8> {
+pub fn process<E: Env>(authenticator: &mut Authenticator<E>, request: &[u8]) -> Vec<u8> {
     let Some((&command, params)) = request.split_first() else {
         return vec![StatusCode::InvalidLength.as_byte()];
     };

@@ -32,7 +32,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
+use crate::env::{Env, Keystore, Presence, Rng, StateSlot};
 
 pub use crate::env::MAX_PIN_RETRIES;
 
@@ -326,7 +326,7 @@ impl PersistentState {
     }
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// The persistent state, read from the keystore on first use. Unreadable state fails the
     /// request (CTAP1_ERR_OTHER) rather than falling back to "no PIN".
     ///

@@ -6,7 +6,7 @@ use crate::authenticator::Authenticator;
 use crate::ctap2::pin_protocol::PinProtocol;
 use crate::ctap2::pin_token::permission;
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng};
+use crate::env::{Clock, Env, Operation, Presence, PresenceOutcome, PresenceRequest};
 
 /// A pinUvAuthParam with its protocol, checked to be non-empty and of a known protocol.
 #[derive(Debug)]
@@ -15,7 +15,7 @@ pub(crate) struct PinUvAuth {
     pub param: Vec<u8>,
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// makeCredential / getAssertion steps 1-2.
     pub(crate) fn pin_uv_auth_precheck(
         &mut self,
@@ -111,7 +111,7 @@ pub(crate) enum CmAuthorization {
     PersistentReadOnly,
 }
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     /// Credential management's authorization (CTAP 2.2 §6.8): the pinUvAuthToken in use with
     /// cm, or, for a subcommand that only reads (`read_only`: getCredsMetadata,
     /// enumerateRPsBegin, enumerateCredentialsBegin), the persistentPinUvAuthToken of pcmr.

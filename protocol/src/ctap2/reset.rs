@@ -4,9 +4,9 @@ use ciborium::Value;
 
 use crate::authenticator::{Authenticator, RESET_WINDOW_MS};
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+use crate::env::{Clock, Env, Keystore, Operation};
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
         // Only within 10 seconds of power-up (the key's appearance: see
         // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe

@@ -4,9 +4,9 @@ use ciborium::Value;
 
 use crate::authenticator::Authenticator;
 use crate::ctap2::StatusCode;
-use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+use crate::env::{Env, Operation};
 
-impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
+impl<E: Env> Authenticator<E> {
     pub(crate) fn selection(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
         self.collect_presence(Operation::Selection, None, None)?;
         Ok(Value::Null)

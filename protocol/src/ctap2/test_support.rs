@@ -11,9 +11,11 @@ use crate::env::{PresenceOutcome, UvOutcome};
 use crate::origin::Origin;
 use crate::status::StatusCode;
 use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+// The tests call the keystore of `Authenticator<E>` through its trait.
+pub use crate::env::Keystore;
 
 pub type TestAuthenticator =
-    Authenticator<MemoryKeystore, ScriptedPresence, ManualClock, SeededRng>;
+    Authenticator<(MemoryKeystore, ScriptedPresence, ManualClock, SeededRng)>;
 
 pub const TEST_CLIENT_DATA_HASH: [u8; 32] = [0xcd; 32];
 
