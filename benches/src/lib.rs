@@ -143,7 +143,7 @@ pub fn pin_token_request<E: protocol::env::Env>(
     pin: &str,
     rp: &str,
 ) -> Vec<u8> {
-    use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey};
+    use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey};
     use sha2::{Digest, Sha256};
 
     let int = |i: i64| Value::Integer(i.into());

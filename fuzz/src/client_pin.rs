@@ -22,7 +22,7 @@
 
 use ciborium::Value;
 use protocol::cbor;
-use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
+use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
 use protocol::env::PresenceOutcome;
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 use protocol::{Authenticator, AuthenticatorConfig};

@@ -3,12 +3,69 @@
 use ciborium::Value;
 
 use crate::cbor;
-use crate::env::{Algorithm, PublicKey};
 
 /// ECDSA w/ SHA-256.
 pub const ALG_ES256: i64 = -7;
 /// EdDSA (Ed25519 here).
 pub const ALG_EDDSA: i64 = -8;
+
+/// The signature algorithms we create credentials for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// ECDSA over P-256 with SHA-256 (COSE -7).
+    Es256,
+    /// Ed25519 (COSE -8).
+    EdDsa,
+}
+
+impl Algorithm {
+    pub fn cose_id(self) -> i64 {
+        match self {
+            Algorithm::Es256 => ALG_ES256,
+            Algorithm::EdDsa => ALG_EDDSA,
+        }
+    }
+
+    pub fn from_cose_id(id: i64) -> Option<Self> {
+        match id {
+            ALG_ES256 => Some(Algorithm::Es256),
+            ALG_EDDSA => Some(Algorithm::EdDsa),
+            _ => None,
+        }
+    }
+
+    /// One byte for storage formats; stable across versions.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Algorithm::Es256 => 1,
+            Algorithm::EdDsa => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Algorithm::Es256),
+            2 => Some(Algorithm::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// A public key, as the COSE_Key bytes that go into attested credential data, plus the raw form
+/// U2F needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub algorithm: Algorithm,
+    /// ES256: the 65-byte SEC1 uncompressed point. EdDSA: the 32-byte key.
+    pub raw: Vec<u8>,
+}
+
+impl PublicKey {
+    /// The canonical CBOR COSE_Key encoding.
+    pub fn to_cose(&self) -> Vec<u8> {
+        encode_public_key(self)
+    }
+}
 
 const KTY: i64 = 1;
 const ALG: i64 = 3;

@@ -4,15 +4,19 @@
 //! and the person's gestures come in through the traits of [`env`]. That keeps the core
 //! deterministic, so it can be fuzzed, benchmarked and tested without a kernel or a disk.
 //!
+//! The layers, lowest first; a module imports only from the ones above it in this list (the
+//! `layers` test checks it):
+//! - [`status`], [`cbor`], [`cose`], [`wire`]: the CTAP message format: status codes, canonical
+//!   CBOR, COSE keys, and every command's request and response as a typed value.
+//! - [`env`]: the traits through which the world comes in (keystore, presence, clock, rng).
+//! - [`ctap2`]: the [`Authenticator`] and the CTAP 2.1 commands it answers.
+//! - [`ctap1`]: the U2F raw messages carried in CTAPHID_MSG, answered by the same
+//!   authenticator with the same credentials.
 //! - [`ctaphid`]: the CTAPHID transport framing (64-byte reports, channels, keepalive, cancel).
-//! - [`ctap2`]: the CTAP 2.1 commands (`authenticatorMakeCredential`, ...).
-//! - [`ctap1`]: the U2F raw messages carried in CTAPHID_MSG.
-//! - [`authenticator`]: the [`Authenticator`] that routes a transport message to either.
 //! - [`origin`]: where a request came from, the unit that state spanning commands belongs to.
 //! - [`hybrid`]: the caBLE v2 / hybrid transport's codecs and crypto (QR code, advert, Noise
 //!   handshake, frames), the authenticator's side.
 
-pub mod authenticator;
 pub mod cbor;
 pub mod control;
 pub mod cose;
@@ -27,7 +31,7 @@ pub mod software_key;
 pub mod status;
 pub mod wire;
 
-pub use authenticator::{Authenticator, AuthenticatorConfig};
+pub use ctap2::authenticator::{Authenticator, AuthenticatorConfig};
 pub use origin::{Origin, Transport};
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -170,15 +170,6 @@ impl std::fmt::Display for StatusCode {
     }
 }
 
-impl From<crate::env::KeystoreError> for StatusCode {
-    fn from(err: crate::env::KeystoreError) -> Self {
-        match err {
-            crate::env::KeystoreError::Full => StatusCode::KeyStoreFull,
-            crate::env::KeystoreError::Failure(_) => StatusCode::Other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod byte_tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! U2F_AUTHENTICATE (U2F raw message formats §5).
 
-use crate::authenticator::Authenticator;
 use crate::ctap1::register::split_params;
 use crate::ctap1::{Apdu, SW_CONDITIONS_NOT_SATISFIED, SW_UNKNOWN, SW_WRONG_DATA, SW_WRONG_LENGTH};
+use crate::ctap2::authenticator::Authenticator;
 use crate::env::{Algorithm, CredProtect, Env, Keystore, Operation};
 
 /// Control byte: is this key handle ours for this application? Never signs.

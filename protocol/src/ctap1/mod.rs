@@ -8,8 +8,9 @@ mod register;
 
 pub use apdu::{Apdu, ApduError};
 
-use crate::authenticator::Authenticator;
+use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
+use crate::origin::Origin;
 
 pub const INS_REGISTER: u8 = 0x01;
 pub const INS_AUTHENTICATE: u8 = 0x02;
@@ -28,6 +29,15 @@ pub const SW_INS_NOT_SUPPORTED: u16 = 0x6D00;
 pub const SW_UNKNOWN: u16 = 0x6F00;
 
 const VERSION: &[u8] = b"U2F_V2";
+
+impl<E: Env> Authenticator<E> {
+    /// Answers a CTAPHID_MSG message from `origin`: an ISO 7816-4 command APDU in, a response
+    /// APDU out.
+    pub fn process_apdu(&mut self, origin: Origin, apdu: &[u8]) -> Vec<u8> {
+        self.begin_command(origin);
+        process(self, apdu)
+    }
+}
 
 /// Answers one U2F request APDU.
 pub fn process<E: Env>(authenticator: &mut Authenticator<E>, bytes: &[u8]) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! U2F_REGISTER (U2F raw message formats §4).
 
-use crate::authenticator::Authenticator;
 use crate::ctap1::certificate;
 use crate::ctap1::{Apdu, SW_CONDITIONS_NOT_SATISFIED, SW_UNKNOWN, SW_WRONG_LENGTH};
+use crate::ctap2::authenticator::Authenticator;
 use crate::env::{
     Algorithm, CredentialExtras, Env, Keystore, NewCredential, Operation, RelyingParty, UserEntity,
 };

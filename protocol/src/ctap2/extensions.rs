@@ -7,9 +7,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, into_text_map, RequestMap};
-use crate::ctap2::pin_protocol::{PinProtocol, SharedSecret};
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::protocol::{PinProtocol, SharedSecret};
 use crate::ctap2::StatusCode;
 use crate::env::{CredProtect, Env};
 

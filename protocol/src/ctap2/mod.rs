@@ -1,25 +1,18 @@
-//! CTAP 2.1 commands (§6): one file per command, dispatched on the command byte.
+//! CTAP 2.1 (§6): the authenticator and the commands it answers, dispatched on the command byte.
+//!
+//! - [`authenticator`]: the state machine's data and what every command shares (presence,
+//!   continuations); [`state`]: what spans commands and what persists;
+//! - [`pin`]: clientPIN, the PIN/UV auth protocols, pinUvAuthTokens and built-in UV;
+//! - `commands`: one file per command; `extensions`, [`authenticator_data`]: what
+//!   makeCredential and getAssertion share;
+//! - [`hybrid_policy`]: what a hybrid peer may ask.
 
+pub mod authenticator;
 pub mod authenticator_data;
-mod built_in_uv;
-mod client_pin;
-mod config;
-mod credential_management;
+pub(crate) mod commands;
 mod extensions;
-mod get_assertion;
-mod get_info;
-mod get_next_assertion;
 pub mod hybrid_policy;
-mod large_blobs;
-mod make_credential;
-mod persistent_state;
-#[cfg(test)]
-mod persistent_token_tests;
-pub mod pin_protocol;
-mod pin_token;
-mod pin_uv_auth;
-mod reset;
-mod selection;
+pub mod pin;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -28,15 +21,15 @@ pub mod types;
 use ciborium::Value;
 
 pub use crate::status::StatusCode;
-pub use client_pin::MAX_PIN_BYTES;
 pub use hybrid_policy::HybridRefusal;
-pub use persistent_state::{
+pub use pin::client_pin::MAX_PIN_BYTES;
+pub use pin::token::{permission, PinSession};
+pub use state::persistent::{
     PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
 };
-pub use pin_token::{permission, PinSession};
 
-use crate::authenticator::Authenticator;
 use crate::cbor;
+use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
 use crate::origin::Transport;
 

@@ -5,8 +5,8 @@ use ciborium::Value;
 use ecdsa::signature::Verifier as _;
 use sha2::{Digest, Sha256};
 
-use crate::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::cbor;
+use crate::ctap2::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::env::{PresenceOutcome, UvOutcome};
 use crate::origin::Origin;
 use crate::status::StatusCode;
@@ -256,8 +256,8 @@ pub fn register(
 
 // --- clientPIN, the way a platform does it -------------------------------------------------
 
-pub use crate::ctap2::pin_protocol::PinProtocol;
-use crate::ctap2::pin_protocol::{platform, SharedSecret};
+pub use crate::ctap2::pin::protocol::PinProtocol;
+use crate::ctap2::pin::protocol::{platform, SharedSecret};
 
 pub const CLIENT_PIN: u8 = 0x06;
 pub const PERM_MC: u8 = 0x01;

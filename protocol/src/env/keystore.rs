@@ -7,50 +7,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::cose;
+pub use crate::cose::{Algorithm, PublicKey};
 use crate::env::CredentialExtras;
-
-/// The signature algorithms we create credentials for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// ECDSA over P-256 with SHA-256 (COSE -7).
-    Es256,
-    /// Ed25519 (COSE -8).
-    EdDsa,
-}
-
-impl Algorithm {
-    pub fn cose_id(self) -> i64 {
-        match self {
-            Algorithm::Es256 => cose::ALG_ES256,
-            Algorithm::EdDsa => cose::ALG_EDDSA,
-        }
-    }
-
-    pub fn from_cose_id(id: i64) -> Option<Self> {
-        match id {
-            cose::ALG_ES256 => Some(Algorithm::Es256),
-            cose::ALG_EDDSA => Some(Algorithm::EdDsa),
-            _ => None,
-        }
-    }
-
-    /// One byte for storage formats; stable across versions.
-    pub fn to_byte(self) -> u8 {
-        match self {
-            Algorithm::Es256 => 1,
-            Algorithm::EdDsa => 2,
-        }
-    }
-
-    pub fn from_byte(b: u8) -> Option<Self> {
-        match b {
-            1 => Some(Algorithm::Es256),
-            2 => Some(Algorithm::EdDsa),
-            _ => None,
-        }
-    }
-}
 
 /// PublicKeyCredentialRpEntity, as far as the authenticator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -66,22 +24,6 @@ pub struct UserEntity {
     pub id: Vec<u8>,
     pub name: Option<String>,
     pub display_name: Option<String>,
-}
-
-/// A public key, as the COSE_Key bytes that go into attested credential data, plus the raw form
-/// U2F needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKey {
-    pub algorithm: Algorithm,
-    /// ES256: the 65-byte SEC1 uncompressed point. EdDSA: the 32-byte key.
-    pub raw: Vec<u8>,
-}
-
-impl PublicKey {
-    /// The canonical CBOR COSE_Key encoding.
-    pub fn to_cose(&self) -> Vec<u8> {
-        cose::encode_public_key(self)
-    }
 }
 
 /// Backend-specific private key material (a raw scalar, a TPM blob, ...). Opaque to the protocol,
@@ -287,4 +229,13 @@ pub trait Keystore {
     /// that stopping the process meanwhile gives no free try; a match restores the retries. A
     /// `pin_hash` that is not 16 bytes long is a mismatch. Without a PIN: an error.
     fn verify_pin(&mut self, pin_hash: &[u8]) -> Result<PinCheck, KeystoreError>;
+}
+
+impl From<KeystoreError> for crate::status::StatusCode {
+    fn from(err: KeystoreError) -> Self {
+        match err {
+            KeystoreError::Full => crate::status::StatusCode::KeyStoreFull,
+            KeystoreError::Failure(_) => crate::status::StatusCode::Other,
+        }
+    }
 }

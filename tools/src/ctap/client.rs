@@ -1,12 +1,12 @@
 //! The CTAP 2.1 operations fido2ctl performs, as a platform does them: clientPIN (PIN/UV auth
 //! protocol 2, or 1 for keys that only have it), credential management, reset and config.
 //!
-//! The PIN protocol crypto is the core's own (`protocol::ctap2::pin_protocol`), used from the
+//! The PIN protocol crypto is the core's own (`protocol::ctap2::pin::protocol`), used from the
 //! platform's side: our key agreement key, the key's public key, the shared secret.
 
 use ciborium::Value;
 use protocol::cbor;
-use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
+use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 

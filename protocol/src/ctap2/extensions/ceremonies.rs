@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::cbor;
-use crate::ctap2::pin_protocol::SharedSecret;
+use crate::ctap2::pin::protocol::SharedSecret;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
 

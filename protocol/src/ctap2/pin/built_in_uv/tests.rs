@@ -9,10 +9,10 @@ use std::panic::{self, AssertUnwindSafe};
 
 use ciborium::Value;
 
-use crate::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::cbor;
+use crate::ctap2::authenticator::{Authenticator, AuthenticatorConfig};
 use crate::ctap2::authenticator_data::{FLAG_AT, FLAG_UP, FLAG_UV};
-use crate::ctap2::persistent_state::PersistentState;
+use crate::ctap2::state::persistent::PersistentState;
 use crate::ctap2::test_support::*;
 use crate::env::{
     uv_modality, Keystore as _, Operation, Presence, PresenceOutcome, PresenceRequest, StateSlot,

@@ -7,9 +7,9 @@ use ciborium::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::token::permission;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::{Env, Keystore, StateSlot};

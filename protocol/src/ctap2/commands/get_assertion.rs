@@ -26,11 +26,11 @@
 use ciborium::Value;
 use sha2::{Digest, Sha256};
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
+use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
 use crate::ctap2::extensions::{self, GetAssertionExtensions, HmacSecretSalts};
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::pin::token::permission;
 use crate::ctap2::state::Continuation;
 use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;

@@ -3,13 +3,13 @@
 use ciborium::Value;
 use sha2::{Digest, Sha256};
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
+use crate::ctap2::authenticator::Authenticator;
 use zeroize::Zeroizing;
 
 use crate::ctap2::authenticator_data::{self, AttestedCredential, FLAG_UP, FLAG_UV};
 use crate::ctap2::extensions::{self, HmacSecretSalts, MakeCredentialExtensions};
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::pin::token::permission;
 use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;
 use crate::env::{

@@ -7,7 +7,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, TOKEN_LEN};
+use crate::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, TOKEN_LEN};
 use crate::ctap2::StatusCode;
 
 /// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).

@@ -6,8 +6,8 @@
 //! attempt ends in anything but a wrong secret: pulling the plug mid-verification never gives
 //! a free try.
 
-use crate::authenticator::Authenticator;
-use crate::ctap2::persistent_state::MAX_UV_RETRIES;
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::state::persistent::MAX_UV_RETRIES;
 use crate::ctap2::StatusCode;
 use crate::env::{Env, Operation, Presence, PresenceRequest, UvOutcome};
 

@@ -29,8 +29,8 @@ use std::fmt;
 use ciborium::Value;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
+use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::StatusCode;
 use crate::env::{Env, Keystore, Presence, Rng, StateSlot};
 
@@ -129,7 +129,7 @@ pub struct PersistentState {
     /// change of a discoverable credential or its metadata.
     pub cred_store_state: Option<Secret<IDENTIFIER_LEN>>,
     /// pinComplexityPolicy (CTAP 2.3 §6.11.4): on, new PINs must pass
-    /// [`crate::ctap2::client_pin`]'s complexity rules; only a reset turns it off.
+    /// [`crate::ctap2::pin::client_pin`]'s complexity rules; only a reset turns it off.
     pub pin_complexity_policy: bool,
     /// Built-in verifications since the PIN was last entered (getInfo 0x17, CTAP 2.2 §6.4).
     pub uv_count_since_pin: u32,

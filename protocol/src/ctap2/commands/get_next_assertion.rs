@@ -2,7 +2,7 @@
 
 use ciborium::Value;
 
-use crate::authenticator::Authenticator;
+use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::Env;

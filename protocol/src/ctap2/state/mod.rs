@@ -22,15 +22,15 @@
 //!
 //! The pinUvAuthToken follows the same rule: it is handed to one origin, and a command from
 //! any other origin, INIT on its channel, or a reset ends its use (stopUsingPinUvAuthToken);
-//! the token's own timers (§6.5.2.1) are kept by [`crate::ctap2::pin_token::TokenState`]. A
+//! the token's own timers (§6.5.2.1) are kept by [`crate::ctap2::pin::token::TokenState`]. A
 //! token is a secret that only its platform knows, so this costs a platform nothing it could
 //! lose to another program; what it gains is that no state a platform built up can be spent by
 //! anybody else, whatever they know.
 
 use std::collections::VecDeque;
 
-use crate::ctap2::get_assertion::NextAssertionState;
-use crate::ctap2::large_blobs::LargeBlobWrite;
+use crate::ctap2::commands::get_assertion::NextAssertionState;
+use crate::ctap2::commands::large_blobs::LargeBlobWrite;
 use crate::env::Credential;
 use crate::origin::Origin;
 
@@ -132,6 +132,7 @@ impl RuntimeState {
     }
 }
 
+pub mod persistent;
 #[cfg(test)]
 mod rules;
 

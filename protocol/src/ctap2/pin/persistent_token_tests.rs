@@ -8,7 +8,7 @@ use crate::status::StatusCode;
 use ciborium::Value;
 
 use crate::cbor;
-use crate::ctap2::client_pin::tests::change_pin_params;
+use crate::ctap2::pin::client_pin::tests::change_pin_params;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
 use crate::testing::ManualClock;

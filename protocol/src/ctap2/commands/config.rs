@@ -4,9 +4,9 @@
 
 use ciborium::Value;
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::token::permission;
 use crate::ctap2::StatusCode;
 use crate::env::Env;
 

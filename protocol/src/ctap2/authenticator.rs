@@ -1,5 +1,9 @@
 //! The authenticator: one state machine that answers CTAP2 (CTAPHID_CBOR) and CTAP1/U2F
 //! (CTAPHID_MSG) requests with the same credentials.
+//!
+//! It lives with CTAP2 because a CTAP2 authenticator is what it is: CTAP1 is the older
+//! protocol it also speaks (CTAP 2.1 §10), so `ctap1` adds `process_apdu` on top of it and
+//! nothing here knows of CTAP1.
 
 use crate::ctap2::state::{Continuation, Found, RuntimeState};
 use crate::ctap2::{PersistentState, PinSession, StatusCode};
@@ -117,14 +121,7 @@ impl<E: Env> Authenticator<E> {
     /// status byte + CBOR response out.
     pub fn process_cbor(&mut self, origin: Origin, request: &[u8]) -> Vec<u8> {
         self.begin_command(origin);
-        crate::ctap2::process(self, request)
-    }
-
-    /// Answers a CTAPHID_MSG message from `origin`: an ISO 7816-4 command APDU in, a response
-    /// APDU out.
-    pub fn process_apdu(&mut self, origin: Origin, apdu: &[u8]) -> Vec<u8> {
-        self.begin_command(origin);
-        crate::ctap1::process(self, apdu)
+        super::process(self, request)
     }
 
     /// A power cycle, as when the key is unplugged and plugged in again: the volatile state
@@ -146,7 +143,7 @@ impl<E: Env> Authenticator<E> {
     }
 
     /// The clearing rule of [`crate::ctap2::state`], applied before every command.
-    fn begin_command(&mut self, origin: Origin) {
+    pub(crate) fn begin_command(&mut self, origin: Origin) {
         let (found, end_token) = self.runtime.begin_command(origin, self.clock.now_ms());
         if end_token {
             self.pin.token.stop_using();

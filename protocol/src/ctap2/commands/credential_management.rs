@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use ciborium::Value;
 use sha2::{Digest, Sha256};
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::pin_uv_auth::CmAuthorization;
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::uv_auth::CmAuthorization;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::types;
 use crate::ctap2::StatusCode;

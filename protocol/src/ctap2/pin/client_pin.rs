@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::authenticator::Authenticator;
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::built_in_uv::UvResult;
-use crate::ctap2::persistent_state::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
-use crate::ctap2::pin_protocol::{PinProtocol, PlatformKey, SharedSecret};
-use crate::ctap2::pin_token::{permission, MAX_CONSECUTIVE_MISMATCHES};
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::built_in_uv::UvResult;
+use crate::ctap2::pin::protocol::{PinProtocol, PlatformKey, SharedSecret};
+use crate::ctap2::pin::token::{permission, MAX_CONSECUTIVE_MISMATCHES};
+use crate::ctap2::state::persistent::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
 

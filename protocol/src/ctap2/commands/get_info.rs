@@ -14,13 +14,14 @@ use aes::cipher::{BlockModeEncrypt, KeyIvInit};
 use ciborium::Value;
 use sha2::Sha256;
 
-use crate::authenticator::Authenticator;
 use crate::cbor;
-use crate::ctap2::built_in_uv::PREFERRED_PLATFORM_UV_ATTEMPTS;
-use crate::ctap2::client_pin::MAX_PIN_BYTES;
-use crate::ctap2::persistent_state::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
-use crate::ctap2::pin_protocol::PinProtocol;
-use crate::ctap2::{config, extensions, large_blobs, StatusCode};
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::commands::{config, large_blobs};
+use crate::ctap2::pin::built_in_uv::PREFERRED_PLATFORM_UV_ATTEMPTS;
+use crate::ctap2::pin::client_pin::MAX_PIN_BYTES;
+use crate::ctap2::pin::protocol::PinProtocol;
+use crate::ctap2::state::persistent::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
+use crate::ctap2::{extensions, StatusCode};
 use crate::env::{Algorithm, Env, Keystore, Presence, Rng};
 
 const VERSIONS: i64 = 0x01;
@@ -314,7 +315,7 @@ mod tests {
         );
         assert_eq!(
             field(&info, AAGUID),
-            Some(&bytes(&crate::authenticator::FIDO2D_AAGUID))
+            Some(&bytes(&crate::ctap2::authenticator::FIDO2D_AAGUID))
         );
         assert_eq!(field(&info, MAX_MSG_SIZE), Some(&int(7609)));
         assert_eq!(
@@ -652,7 +653,7 @@ mod tests {
             id,
             "the label is part of the key"
         );
-        let p = crate::ctap2::client_pin::tests::change_pin_params(
+        let p = crate::ctap2::pin::client_pin::tests::change_pin_params(
             &mut a,
             PinProtocol::Two,
             "1234",

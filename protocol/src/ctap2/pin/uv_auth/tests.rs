@@ -6,7 +6,7 @@ use crate::status::StatusCode;
 use ciborium::Value;
 
 use crate::ctap2::authenticator_data::{FLAG_UP, FLAG_UV};
-use crate::ctap2::pin_token::INITIAL_USAGE_TIME_LIMIT_MS;
+use crate::ctap2::pin::token::INITIAL_USAGE_TIME_LIMIT_MS;
 use crate::ctap2::test_support::*;
 
 const MC: u8 = 0x01;

@@ -5,7 +5,7 @@ use crate::status::StatusCode;
 use ciborium::Value;
 
 use crate::cbor;
-use crate::ctap2::persistent_state::PersistentState;
+use crate::ctap2::state::persistent::PersistentState;
 use crate::ctap2::test_support::*;
 use crate::env::{Keystore as _, PinCheck, StateSlot};
 
@@ -769,7 +769,7 @@ fn a_pin_kept_by_an_older_state_moves_into_the_keystore_with_its_retries() {
 /// to define): no single repeated character, no run of consecutive characters either way.
 #[test]
 fn the_complexity_policy_refuses_repeated_and_consecutive_pins() {
-    use crate::ctap2::client_pin::meets_complexity_policy;
+    use crate::ctap2::pin::client_pin::meets_complexity_policy;
     for weak in [
         "1111", "aaaaaa", "1234", "456789", "9876", "abcdef", "FEDCBA",
     ] {

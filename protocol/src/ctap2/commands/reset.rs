@@ -2,7 +2,7 @@
 
 use ciborium::Value;
 
-use crate::authenticator::{Authenticator, RESET_WINDOW_MS};
+use crate::ctap2::authenticator::{Authenticator, RESET_WINDOW_MS};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Keystore, Operation};
 

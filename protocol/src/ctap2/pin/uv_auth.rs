@@ -2,9 +2,9 @@
 //! authenticatorConfig and largeBlobs share (CTAP 2.1 §6.1.2 steps 1-2 and 11, §6.2.2 steps
 //! 1-2 and 6, §6.5.5.7 "pinUvAuthToken permissions").
 
-use crate::authenticator::Authenticator;
-use crate::ctap2::pin_protocol::PinProtocol;
-use crate::ctap2::pin_token::permission;
+use crate::ctap2::authenticator::Authenticator;
+use crate::ctap2::pin::protocol::PinProtocol;
+use crate::ctap2::pin::token::permission;
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Operation, Presence, PresenceOutcome, PresenceRequest};
 
