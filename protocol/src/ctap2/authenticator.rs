@@ -5,12 +5,16 @@
 //! protocol it also speaks (CTAP 2.1 §10), so `ctap1` adds `process_apdu` on top of it and
 //! nothing here knows of CTAP1.
 
-use crate::ctap2::state::{Continuation, Found, RuntimeState};
-use crate::ctap2::{PersistentState, PinSession, StatusCode};
+use crate::ctap2::pin::token::PinSession;
+use crate::ctap2::state::continuation::Continuation;
+use crate::ctap2::state::persistent::{PersistentState, Secret, PERSISTENT_TOKEN_LEN};
+use crate::ctap2::state::{Found, RuntimeState};
 use crate::env::{
-    Clock, Env, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng,
+    Clock, Env, Keystore, Operation, Presence, PresenceOutcome, PresenceRequest, Rng, StateSlot,
+    MAX_PIN_RETRIES,
 };
 use crate::origin::Origin;
+use crate::status::StatusCode;
 
 /// What the daemon tells the authenticator about itself; reported by authenticatorGetInfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,13 +121,6 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<(K, P, C, R)> {
 }
 
 impl<E: Env> Authenticator<E> {
-    /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
-    /// status byte + CBOR response out.
-    pub fn process_cbor(&mut self, origin: Origin, request: &[u8]) -> Vec<u8> {
-        self.begin_command(origin);
-        super::process(self, request)
-    }
-
     /// A power cycle, as when the key is unplugged and plugged in again: the volatile state
     /// goes (PIN tokens and key agreement keys, the count of wrong PINs in a row, what spans
     /// commands) and authenticatorReset's window opens.
@@ -196,6 +193,112 @@ impl<E: Env> Authenticator<E> {
             PresenceOutcome::TimedOut => Err(StatusCode::UserActionTimeout),
             PresenceOutcome::Cancelled => Err(StatusCode::KeepaliveCancel),
         }
+    }
+}
+
+/// The persistent state (PIN, config, tokens), as the commands read and change it.
+impl<E: Env> Authenticator<E> {
+    /// The persistent state, read from the keystore on first use. Unreadable state fails the
+    /// request (CTAP1_ERR_OTHER) rather than falling back to "no PIN".
+    ///
+    /// A state of version 1 or 2 holds the PIN hash: the PIN moves into the keystore with its
+    /// retries (the keystore's verifier first, then the state without the hash, so a crash in
+    /// between moves it again), and from then on no file holds it.
+    pub(crate) fn state(&mut self) -> Result<&PersistentState, StatusCode> {
+        if self.persistent.is_none() {
+            let mut state = match self.keystore.read_state(StateSlot::Authenticator)? {
+                None => PersistentState::default(),
+                Some(bytes) => PersistentState::decode(&bytes).map_err(|_| StatusCode::Other)?,
+            };
+            if let Some(legacy) = state.legacy_pin.take() {
+                self.keystore.set_pin(&legacy.hash, legacy.retries)?;
+                self.keystore
+                    .write_state(StateSlot::Authenticator, &state.encode())?;
+            }
+            self.persistent = Some(state);
+        }
+        Ok(self.persistent.as_ref().expect("loaded above"))
+    }
+
+    /// Whether a PIN is set (the keystore holds it; an older state moves into it first).
+    pub(crate) fn pin_is_set(&mut self) -> Result<bool, StatusCode> {
+        self.state()?;
+        Ok(self.keystore.pin_retries()?.is_some())
+    }
+
+    /// The PIN retries left; 0 without a PIN.
+    pub(crate) fn pin_retries(&mut self) -> Result<u8, StatusCode> {
+        self.state()?;
+        Ok(self.keystore.pin_retries()?.unwrap_or(MAX_PIN_RETRIES))
+    }
+
+    /// Writes `state` durably, then makes it the current one: an answer built after this
+    /// call never claims more than what survives a crash.
+    pub(crate) fn save_state(&mut self, state: PersistentState) -> Result<(), StatusCode> {
+        // Drop the cache first: if the write fails, the next request reads what is on disk.
+        self.persistent = None;
+        self.keystore
+            .write_state(StateSlot::Authenticator, &state.encode())?;
+        self.persistent = Some(state);
+        Ok(())
+    }
+
+    /// Changes the persistent state with `change` and saves it.
+    pub(crate) fn update_state(
+        &mut self,
+        change: impl FnOnce(&mut PersistentState),
+    ) -> Result<(), StatusCode> {
+        let mut state = self.state()?.clone();
+        change(&mut state);
+        self.save_state(state)
+    }
+
+    /// The persistentPinUvAuthToken, with the device identifier and the credential store state
+    /// that getInfo encrypts under it: each is drawn (and saved) when first needed, by getInfo
+    /// or a pcmr grant, as a hardware key has its token from initialization on. A PIN change,
+    /// forcePINChange or a reset removes the token, so the next one is another.
+    pub(crate) fn persistent_token(&mut self) -> Result<Secret<PERSISTENT_TOKEN_LEN>, StatusCode> {
+        let state = self.state()?;
+        if let (Some(token), Some(_), Some(_)) = (
+            &state.persistent_token,
+            &state.device_identifier,
+            &state.cred_store_state,
+        ) {
+            return Ok(token.clone());
+        }
+        let mut state = state.clone();
+        let rng = &mut self.rng;
+        state
+            .device_identifier
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        state
+            .cred_store_state
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
+        let token = state
+            .persistent_token
+            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)))
+            .clone();
+        self.save_state(state)?;
+        Ok(token)
+    }
+
+    /// Before a discoverable credential is created, replaced or deleted, or its user entity
+    /// changes: a new credential store state (getInfo encCredStoreState, CTAP 2.3 §6.4), once
+    /// one exists (before, no platform can hold a view to compare). Written ahead of the change, so a crash in between over-reports (a
+    /// platform enumerates again for nothing) and never under-reports.
+    pub(crate) fn credential_store_changing(&mut self) -> Result<(), StatusCode> {
+        if self.state()?.cred_store_state.is_none() {
+            return Ok(());
+        }
+        let rng = &mut self.rng;
+        let fresh = Secret::random(|b| rng.fill_bytes(b));
+        self.update_state(|state| state.cred_store_state = Some(fresh))
+    }
+
+    /// "Protected by some form of user verification": a PIN is set, or built-in UV exists.
+    pub(crate) fn is_protected(&mut self) -> Result<bool, StatusCode> {
+        let uv = self.presence.built_in_uv();
+        Ok(uv || self.pin_is_set()?)
     }
 }
 

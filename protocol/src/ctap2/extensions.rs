@@ -3,15 +3,13 @@
 //! do not know are ignored; a known one of the wrong type is CTAP2_ERR_CBOR_UNEXPECTED_TYPE.
 
 use ciborium::Value;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::cbor::{self, into_text_map, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
-use crate::ctap2::pin::protocol::{PinProtocol, SharedSecret};
-use crate::ctap2::StatusCode;
+use crate::ctap2::hmac_secret::HmacSecretSalts;
+use crate::ctap2::pin::protocol::PinProtocol;
 use crate::env::{CredProtect, Env};
+use crate::status::StatusCode;
 
 pub const CRED_PROTECT: &str = "credProtect";
 pub const HMAC_SECRET: &str = "hmac-secret";
@@ -70,32 +68,6 @@ impl HmacSecretInput {
             salt_auth,
             protocol,
         })
-    }
-}
-
-/// The decrypted salts of a request, ready to be applied to each credential's CredRandom.
-pub struct HmacSecretSalts {
-    shared: SharedSecret,
-    salts: Zeroizing<Vec<u8>>,
-}
-
-impl std::fmt::Debug for HmacSecretSalts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HmacSecretSalts(<redacted>)")
-    }
-}
-
-impl HmacSecretSalts {
-    /// output1 (|| output2) = HMAC-SHA-256(CredRandom, salt1) (|| .., salt2), encrypted to the
-    /// platform.
-    pub fn output(&self, cred_random: &[u8; 32], fill_random: impl FnOnce(&mut [u8])) -> Vec<u8> {
-        let mut outputs = Zeroizing::new(Vec::with_capacity(self.salts.len()));
-        for salt in self.salts.chunks(32) {
-            let mut mac = Hmac::<Sha256>::new_from_slice(cred_random).expect("any key length");
-            mac.update(salt);
-            outputs.extend_from_slice(&mac.finalize().into_bytes());
-        }
-        self.shared.encrypt(&outputs, fill_random)
     }
 }
 
@@ -182,7 +154,7 @@ impl<E: Env> Authenticator<E> {
             .decrypt(&input.salt_enc)
             .filter(|salts| salts.len() == 32 || salts.len() == 64)
             .ok_or(StatusCode::InvalidParameter)?;
-        Ok(HmacSecretSalts { shared, salts })
+        Ok(HmacSecretSalts::new(shared, salts))
     }
 }
 

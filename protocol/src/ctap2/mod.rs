@@ -11,6 +11,7 @@ pub mod authenticator;
 pub mod authenticator_data;
 pub(crate) mod commands;
 mod extensions;
+mod hmac_secret;
 pub mod hybrid_policy;
 pub mod pin;
 pub mod state;
@@ -31,7 +32,7 @@ pub use state::persistent::{
 use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
-use crate::origin::Transport;
+use crate::origin::{Origin, Transport};
 
 pub const MAKE_CREDENTIAL: u8 = 0x01;
 pub const GET_ASSERTION: u8 = 0x02;
@@ -45,6 +46,15 @@ pub const LARGE_BLOBS: u8 = 0x0C;
 pub const AUTHENTICATOR_CONFIG: u8 = 0x0D;
 /// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
 pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
+
+impl<E: Env> Authenticator<E> {
+    /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
+    /// status byte + CBOR response out.
+    pub fn process_cbor(&mut self, origin: Origin, request: &[u8]) -> Vec<u8> {
+        self.begin_command(origin);
+        process(self, request)
+    }
+}
 
 /// Runs one CTAP2 request (command byte + CBOR parameters) and encodes the response: status
 /// byte, then the CBOR response map if the command has one.

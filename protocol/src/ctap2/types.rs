@@ -3,8 +3,8 @@
 use ciborium::Value;
 
 use crate::cbor::{self, into_bytes, into_text, into_text_map, take_field};
-use crate::ctap2::StatusCode;
 use crate::env::{Algorithm, RelyingParty, UserEntity};
+use crate::status::StatusCode;
 
 /// WebAuthn limits user handles to 64 bytes.
 pub const MAX_USER_ID_LEN: usize = 64;

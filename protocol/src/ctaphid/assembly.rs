@@ -1,7 +1,19 @@
 //! The reassembly of one request message from its initialization packet and continuation
 //! packets (§11.2.4, §11.2.5.4).
 
-use super::{Command, MAX_MESSAGE_LEN, MESSAGE_TIMEOUT_MS};
+use super::codes::Command;
+use super::packet::MAX_MESSAGE_LEN;
+
+/// How long the engine waits for the next packet of a half-received message before it drops the
+/// message and answers ERR_MSG_TIMEOUT.
+///
+/// The spec asks for a timeout without a number (§11.2.5.2). 500 ms is the per-packet value of
+/// the U2F HID header (`U2FHID_FRAME_TIMEOUT`), and what ChromeOS u2fd (`kU2fHidTimeoutMs`) and
+/// RIOT (`CTAP_HID_TRANSACTION_TIMEOUT_MS`) use; trussed usbd-ctaphid uses 550 ms. OpenSK's
+/// 100 ms is meant for firmware, where nothing delays a host's back-to-back writes; a daemon
+/// behind uhid shares the CPU with the host, so the longer value is the safer one. A crashed
+/// client still only blocks the other channels for half a second.
+pub const MESSAGE_TIMEOUT_MS: u64 = 500;
 
 /// A message whose initialization packet has arrived, collecting its continuation packets.
 #[derive(Debug, Clone, PartialEq, Eq)]

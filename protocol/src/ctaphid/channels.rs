@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::BROADCAST_CID;
+use super::packet::BROADCAST_CID;
 
 /// How many allocated channels are remembered.
 pub const MAX_CHANNELS: usize = 256;

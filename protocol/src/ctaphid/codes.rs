@@ -1,6 +1,10 @@
 //! The numbers CTAPHID puts on the wire: commands, error codes, keepalive statuses and the
 //! INIT capability flags (CTAP 2.1 §11.2.9).
 
+/// Bit 7 of byte 4 tells an initialization packet (set) from a continuation packet (clear):
+/// an initialization packet carries the command code with this bit set.
+pub(crate) const INIT_FLAG: u8 = 0x80;
+
 /// CTAPHID protocol version reported by CTAPHID_INIT (§11.2.9.1.3).
 pub const PROTOCOL_VERSION: u8 = 2;
 
@@ -51,7 +55,7 @@ impl Command {
 
     /// The CMD byte of an initialization packet: the code with bit 7 set.
     pub fn wire_byte(self) -> u8 {
-        self.code() | crate::ctaphid::packet::INIT_FLAG
+        self.code() | INIT_FLAG
     }
 }
 

@@ -4,10 +4,11 @@
 
 use super::assembly::Assembly;
 use super::channels::ChannelTable;
-use super::packet::{self, Packet};
-use super::{
-    fragment_message, Command, ErrorCode, KeepaliveStatus, Report, BROADCAST_CID, CAPABILITY_CBOR,
-    CAPABILITY_WINK, INIT_DATA_LEN, MAX_MESSAGE_LEN, PROTOCOL_VERSION,
+use super::codes::{
+    Command, ErrorCode, KeepaliveStatus, CAPABILITY_CBOR, CAPABILITY_WINK, PROTOCOL_VERSION,
+};
+use super::packet::{
+    self, fragment_message, Packet, Report, BROADCAST_CID, INIT_DATA_LEN, MAX_MESSAGE_LEN,
 };
 
 /// What INIT advertises. CAPABILITY_NMSG stays clear because CTAPHID_MSG (U2F) is served.

@@ -3,8 +3,10 @@
 //! from its reports. Sans-IO like the rest: the caller moves the reports and keeps the time.
 //! fido2ctl, the tests' clients and the benches all use it.
 
-use super::packet::channel_of;
-use super::{fragment_message, Command, Report, BROADCAST_CID, CONT_DATA_LEN, INIT_DATA_LEN};
+use super::codes::Command;
+use super::packet::{
+    channel_of, fragment_message, Report, BROADCAST_CID, CONT_DATA_LEN, INIT_DATA_LEN,
+};
 
 /// The init bit of a report's command byte: set on an initialization packet.
 const INIT_BIT: u8 = 0x80;

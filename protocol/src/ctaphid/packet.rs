@@ -4,10 +4,22 @@
 //! Initialization packet: CID(4, big-endian) | CMD (bit 7 set) | BCNTH | BCNTL | DATA(57).
 //! Continuation packet:   CID(4, big-endian) | SEQ (0..=0x7f)  | DATA(59).
 
-use super::{Command, ErrorCode, Report, MAX_MESSAGE_LEN, REPORT_LEN};
+use super::codes::{Command, ErrorCode, INIT_FLAG};
 
-/// Bit 7 of byte 4 tells an initialization packet (set) from a continuation packet (clear).
-pub(crate) const INIT_FLAG: u8 = 0x80;
+/// The size of every CTAPHID report: the full-speed USB interrupt packet size (§11.2.4).
+pub const REPORT_LEN: usize = 64;
+
+/// One HID report, without the report-ID byte.
+pub type Report = [u8; REPORT_LEN];
+
+/// The channel a host uses before it has one of its own: only CTAPHID_INIT may use it.
+pub const BROADCAST_CID: u32 = 0xffff_ffff;
+
+/// 57 + 128 * 59: one initialization packet and the 128 continuation packets that sequence
+/// numbers 0..=127 allow (§11.2.4).
+pub const MAX_MESSAGE_LEN: usize = 7609;
+
+const _: () = assert!(MAX_MESSAGE_LEN == INIT_DATA_LEN + 128 * CONT_DATA_LEN);
 
 const INIT_HEADER_LEN: usize = 7;
 const CONT_HEADER_LEN: usize = 5;

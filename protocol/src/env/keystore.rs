@@ -8,7 +8,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 pub use crate::cose::{Algorithm, PublicKey};
-use crate::env::CredentialExtras;
+use crate::env::credential_extras::CredentialExtras;
 
 /// PublicKeyCredentialRpEntity, as far as the authenticator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

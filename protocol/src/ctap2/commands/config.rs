@@ -7,8 +7,8 @@ use ciborium::Value;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::token::permission;
-use crate::ctap2::StatusCode;
 use crate::env::Env;
+use crate::status::StatusCode;
 
 /// getInfo maxRPIDsForSetMinPINLength.
 pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;

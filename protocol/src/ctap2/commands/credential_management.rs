@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::uv_auth::CmAuthorization;
-use crate::ctap2::state::{Continuation, Found};
+use crate::ctap2::state::continuation::Continuation;
+use crate::ctap2::state::Found;
 use crate::ctap2::types;
-use crate::ctap2::StatusCode;
 use crate::env::{Credential, Env, Keystore};
+use crate::status::StatusCode;
 
 const SUB_COMMAND: i128 = 0x01;
 const SUB_COMMAND_PARAMS: i128 = 0x02;

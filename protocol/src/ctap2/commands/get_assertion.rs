@@ -29,12 +29,12 @@ use sha2::{Digest, Sha256};
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, GetAssertionExtensions, HmacSecretSalts};
+use crate::ctap2::extensions::{self, GetAssertionExtensions};
 use crate::ctap2::pin::token::permission;
-use crate::ctap2::state::Continuation;
+use crate::ctap2::state::continuation::{AssertionExtensions, Continuation, NextAssertionState};
 use crate::ctap2::types::{self, Options};
-use crate::ctap2::StatusCode;
 use crate::env::{CredProtect, Credential, Env, Keystore, Operation, Presence, Rng};
+use crate::status::StatusCode;
 
 const RP_ID: i128 = 0x01;
 const CLIENT_DATA_HASH: i128 = 0x02;
@@ -50,25 +50,6 @@ const RESPONSE_SIGNATURE: i64 = 0x03;
 const RESPONSE_USER: i64 = 0x04;
 const RESPONSE_NUMBER_OF_CREDENTIALS: i64 = 0x05;
 const RESPONSE_LARGE_BLOB_KEY: i64 = 0x07;
-
-/// What getAssertion leaves for getNextAssertion: the remaining credentials, newest first.
-pub(crate) struct NextAssertionState {
-    pub(crate) rp_id_hash: [u8; 32],
-    pub(crate) client_data_hash: Vec<u8>,
-    pub(crate) flags: u8,
-    pub(crate) extensions: AssertionExtensions,
-    /// Still to be returned, in order.
-    pub(crate) remaining: std::collections::VecDeque<Credential>,
-}
-
-/// The extensions of a getAssertion, ready to be applied to each credential it returns.
-#[derive(Debug, Default)]
-pub(crate) struct AssertionExtensions {
-    hmac_secret: Option<HmacSecretSalts>,
-    cred_blob: bool,
-    large_blob_key: bool,
-    third_party_payment: bool,
-}
 
 struct Request {
     rp_id: String,

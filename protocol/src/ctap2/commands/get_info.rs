@@ -17,12 +17,13 @@ use sha2::Sha256;
 use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::commands::{config, large_blobs};
+use crate::ctap2::extensions;
 use crate::ctap2::pin::built_in_uv::PREFERRED_PLATFORM_UV_ATTEMPTS;
 use crate::ctap2::pin::client_pin::MAX_PIN_BYTES;
 use crate::ctap2::pin::protocol::PinProtocol;
 use crate::ctap2::state::persistent::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
-use crate::ctap2::{extensions, StatusCode};
 use crate::env::{Algorithm, Env, Keystore, Presence, Rng};
+use crate::status::StatusCode;
 
 const VERSIONS: i64 = 0x01;
 const EXTENSIONS: i64 = 0x02;

@@ -3,9 +3,10 @@
 use ciborium::Value;
 
 use crate::ctap2::authenticator::Authenticator;
-use crate::ctap2::state::{Continuation, Found};
-use crate::ctap2::StatusCode;
+use crate::ctap2::state::continuation::Continuation;
+use crate::ctap2::state::Found;
 use crate::env::Env;
+use crate::status::StatusCode;
 
 impl<E: Env> Authenticator<E> {
     pub(crate) fn get_next_assertion(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {

@@ -10,9 +10,10 @@ use zeroize::Zeroizing;
 use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::token::permission;
-use crate::ctap2::state::{Continuation, Found};
-use crate::ctap2::StatusCode;
+use crate::ctap2::state::continuation::{Continuation, LargeBlobWrite};
+use crate::ctap2::state::Found;
 use crate::env::{Env, Keystore, StateSlot};
+use crate::status::StatusCode;
 
 /// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
@@ -31,12 +32,6 @@ const PIN_UV_AUTH_PARAM: i128 = 0x05;
 const PIN_UV_AUTH_PROTOCOL: i128 = 0x06;
 
 const RESPONSE_CONFIG: i64 = 0x01;
-
-/// A serialized large-blob array arriving in fragments.
-pub(crate) struct LargeBlobWrite {
-    expected_length: usize,
-    buffer: Zeroizing<Vec<u8>>,
-}
 
 /// The write a "set" fragment may continue.
 enum Pending {

@@ -8,14 +8,15 @@ use crate::ctap2::authenticator::Authenticator;
 use zeroize::Zeroizing;
 
 use crate::ctap2::authenticator_data::{self, AttestedCredential, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, HmacSecretSalts, MakeCredentialExtensions};
+use crate::ctap2::extensions::{self, MakeCredentialExtensions};
+use crate::ctap2::hmac_secret::HmacSecretSalts;
 use crate::ctap2::pin::token::permission;
 use crate::ctap2::types::{self, Options};
-use crate::ctap2::StatusCode;
 use crate::env::{
     Algorithm, CredProtect, CredentialExtras, Env, HmacSecret, Keystore, NewCredential, Operation,
     Presence, Rng,
 };
+use crate::status::StatusCode;
 
 const CLIENT_DATA_HASH: i128 = 0x01;
 const RP: i128 = 0x02;

@@ -3,8 +3,8 @@
 use ciborium::Value;
 
 use crate::ctap2::authenticator::{Authenticator, RESET_WINDOW_MS};
-use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Keystore, Operation};
+use crate::status::StatusCode;
 
 impl<E: Env> Authenticator<E> {
     pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {

@@ -3,8 +3,8 @@
 use ciborium::Value;
 
 use crate::ctap2::authenticator::Authenticator;
-use crate::ctap2::StatusCode;
 use crate::env::{Env, Operation};
+use crate::status::StatusCode;
 
 impl<E: Env> Authenticator<E> {
     pub(crate) fn selection(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {

@@ -8,8 +8,8 @@
 
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::state::persistent::MAX_UV_RETRIES;
-use crate::ctap2::StatusCode;
 use crate::env::{Env, Operation, Presence, PresenceRequest, UvOutcome};
+use crate::status::StatusCode;
 
 /// getInfo preferredPlatformUvAttempts: the platform may call
 /// getPinUvAuthTokenUsingUvWithPermissions this many times before falling back to the PIN.

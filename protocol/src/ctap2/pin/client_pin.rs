@@ -16,8 +16,8 @@ use crate::ctap2::pin::built_in_uv::UvResult;
 use crate::ctap2::pin::protocol::{PinProtocol, PlatformKey, SharedSecret};
 use crate::ctap2::pin::token::{permission, MAX_CONSECUTIVE_MISMATCHES};
 use crate::ctap2::state::persistent::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
-use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
+use crate::status::StatusCode;
 
 const PIN_UV_AUTH_PROTOCOL: i128 = 0x01;
 const SUB_COMMAND: i128 = 0x02;

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::cbor;
-use crate::ctap2::StatusCode;
+use crate::status::StatusCode;
 
 type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
 type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;

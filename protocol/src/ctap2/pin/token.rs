@@ -3,12 +3,12 @@
 //! flags and usage timer, and the count of consecutive wrong PINs. All of it is lost at
 //! power-off (a daemon restart), as on a hardware key. The one token that is not lost, the
 //! persistentPinUvAuthToken of the pcmr permission (CTAP 2.2), lives in the sealed
-//! [`PersistentState`](crate::ctap2::PersistentState) instead.
+//! [`PersistentState`](crate::ctap2::state::persistent::PersistentState) instead.
 
 use zeroize::Zeroizing;
 
 use crate::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, TOKEN_LEN};
-use crate::ctap2::StatusCode;
+use crate::status::StatusCode;
 
 /// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
 pub mod permission {

@@ -5,8 +5,8 @@
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::protocol::PinProtocol;
 use crate::ctap2::pin::token::permission;
-use crate::ctap2::StatusCode;
 use crate::env::{Clock, Env, Operation, Presence, PresenceOutcome, PresenceRequest};
+use crate::status::StatusCode;
 
 /// A pinUvAuthParam with its protocol, checked to be non-empty and of a known protocol.
 #[derive(Debug)]

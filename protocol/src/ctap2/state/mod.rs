@@ -27,27 +27,11 @@
 //! lose to another program; what it gains is that no state a platform built up can be spent by
 //! anybody else, whatever they know.
 
-use std::collections::VecDeque;
-
-use crate::ctap2::commands::get_assertion::NextAssertionState;
-use crate::ctap2::commands::large_blobs::LargeBlobWrite;
-use crate::env::Credential;
 use crate::origin::Origin;
+use continuation::Continuation;
 
 /// How long a continuation waits for its next step (§6.3: 30 seconds).
 pub const CONTINUATION_WINDOW_MS: u64 = 30_000;
-
-/// What a multi-command operation left for its next step.
-pub(crate) enum Continuation {
-    /// getAssertion's remaining credentials, for getNextAssertion.
-    NextAssertion(NextAssertionState),
-    /// enumerateRPsBegin's remaining RPs (ID, ID hash), for enumerateRPsGetNextRP.
-    Rps(VecDeque<(String, [u8; 32])>),
-    /// enumerateCredentialsBegin's remaining credentials, for GetNextCredential.
-    Credentials(VecDeque<Credential>),
-    /// A large-blob array whose first fragments arrived.
-    LargeBlobWrite(LargeBlobWrite),
-}
 
 /// What a command finds when it begins.
 pub(crate) enum Found {
@@ -132,6 +116,7 @@ impl RuntimeState {
     }
 }
 
+pub mod continuation;
 pub mod persistent;
 #[cfg(test)]
 mod rules;
@@ -140,6 +125,7 @@ mod rules;
 mod tests {
     use super::*;
     use crate::origin::udp_link;
+    use std::collections::VecDeque;
 
     const A: Origin = Origin::usb(1);
     const B: Origin = Origin::usb(2);

@@ -30,9 +30,6 @@ use ciborium::Value;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::cbor::{self, RequestMap};
-use crate::ctap2::authenticator::Authenticator;
-use crate::ctap2::StatusCode;
-use crate::env::{Env, Keystore, Presence, Rng, StateSlot};
 
 pub use crate::env::MAX_PIN_RETRIES;
 
@@ -323,111 +320,6 @@ impl PersistentState {
             pin_complexity_policy,
             uv_count_since_pin,
         })
-    }
-}
-
-impl<E: Env> Authenticator<E> {
-    /// The persistent state, read from the keystore on first use. Unreadable state fails the
-    /// request (CTAP1_ERR_OTHER) rather than falling back to "no PIN".
-    ///
-    /// A state of version 1 or 2 holds the PIN hash: the PIN moves into the keystore with its
-    /// retries (the keystore's verifier first, then the state without the hash, so a crash in
-    /// between moves it again), and from then on no file holds it.
-    pub(crate) fn state(&mut self) -> Result<&PersistentState, StatusCode> {
-        if self.persistent.is_none() {
-            let mut state = match self.keystore.read_state(StateSlot::Authenticator)? {
-                None => PersistentState::default(),
-                Some(bytes) => PersistentState::decode(&bytes).map_err(|_| StatusCode::Other)?,
-            };
-            if let Some(legacy) = state.legacy_pin.take() {
-                self.keystore.set_pin(&legacy.hash, legacy.retries)?;
-                self.keystore
-                    .write_state(StateSlot::Authenticator, &state.encode())?;
-            }
-            self.persistent = Some(state);
-        }
-        Ok(self.persistent.as_ref().expect("loaded above"))
-    }
-
-    /// Whether a PIN is set (the keystore holds it; an older state moves into it first).
-    pub(crate) fn pin_is_set(&mut self) -> Result<bool, StatusCode> {
-        self.state()?;
-        Ok(self.keystore.pin_retries()?.is_some())
-    }
-
-    /// The PIN retries left; 0 without a PIN.
-    pub(crate) fn pin_retries(&mut self) -> Result<u8, StatusCode> {
-        self.state()?;
-        Ok(self.keystore.pin_retries()?.unwrap_or(MAX_PIN_RETRIES))
-    }
-
-    /// Writes `state` durably, then makes it the current one: an answer built after this
-    /// call never claims more than what survives a crash.
-    pub(crate) fn save_state(&mut self, state: PersistentState) -> Result<(), StatusCode> {
-        // Drop the cache first: if the write fails, the next request reads what is on disk.
-        self.persistent = None;
-        self.keystore
-            .write_state(StateSlot::Authenticator, &state.encode())?;
-        self.persistent = Some(state);
-        Ok(())
-    }
-
-    /// Changes the persistent state with `change` and saves it.
-    pub(crate) fn update_state(
-        &mut self,
-        change: impl FnOnce(&mut PersistentState),
-    ) -> Result<(), StatusCode> {
-        let mut state = self.state()?.clone();
-        change(&mut state);
-        self.save_state(state)
-    }
-
-    /// The persistentPinUvAuthToken, with the device identifier and the credential store state
-    /// that getInfo encrypts under it: each is drawn (and saved) when first needed, by getInfo
-    /// or a pcmr grant, as a hardware key has its token from initialization on. A PIN change,
-    /// forcePINChange or a reset removes the token, so the next one is another.
-    pub(crate) fn persistent_token(&mut self) -> Result<Secret<PERSISTENT_TOKEN_LEN>, StatusCode> {
-        let state = self.state()?;
-        if let (Some(token), Some(_), Some(_)) = (
-            &state.persistent_token,
-            &state.device_identifier,
-            &state.cred_store_state,
-        ) {
-            return Ok(token.clone());
-        }
-        let mut state = state.clone();
-        let rng = &mut self.rng;
-        state
-            .device_identifier
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
-        state
-            .cred_store_state
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)));
-        let token = state
-            .persistent_token
-            .get_or_insert_with(|| Secret::random(|b| rng.fill_bytes(b)))
-            .clone();
-        self.save_state(state)?;
-        Ok(token)
-    }
-
-    /// Before a discoverable credential is created, replaced or deleted, or its user entity
-    /// changes: a new credential store state (getInfo encCredStoreState, CTAP 2.3 §6.4), once
-    /// one exists (before, no platform can hold a view to compare). Written ahead of the change, so a crash in between over-reports (a
-    /// platform enumerates again for nothing) and never under-reports.
-    pub(crate) fn credential_store_changing(&mut self) -> Result<(), StatusCode> {
-        if self.state()?.cred_store_state.is_none() {
-            return Ok(());
-        }
-        let rng = &mut self.rng;
-        let fresh = Secret::random(|b| rng.fill_bytes(b));
-        self.update_state(|state| state.cred_store_state = Some(fresh))
-    }
-
-    /// "Protected by some form of user verification": a PIN is set, or built-in UV exists.
-    pub(crate) fn is_protected(&mut self) -> Result<bool, StatusCode> {
-        let uv = self.presence.built_in_uv();
-        Ok(uv || self.pin_is_set()?)
     }
 }
 

@@ -411,7 +411,7 @@ fn get_pin_token_gives_an_mc_ga_token_for_any_rp() {
         assert_eq!(a.pin.token.require(PERM_MC | PERM_GA), Ok(()));
         assert_eq!(
             a.pin.token.require(PERM_CM),
-            Err(crate::ctap2::StatusCode::PinAuthInvalid)
+            Err(crate::status::StatusCode::PinAuthInvalid)
         );
         assert_eq!(a.pin.token.rp_id(), None);
         assert!(!a.pin.token.user_present(), "a PIN is not a gesture");
