@@ -195,7 +195,7 @@ impl ResponderSession {
             }
             State::Idle { mut crypter } => {
                 let frame = decrypt(&mut crypter, message)?;
-                self.frame(crypter, &frame)?
+                self.serve_frame(crypter, &frame)?
             }
             State::DescribingUs { mut crypter } | State::Serving { mut crypter, .. } => {
                 let frame = decrypt(&mut crypter, message)?;
@@ -245,7 +245,7 @@ impl ResponderSession {
     }
 
     /// A decrypted frame while connected and idle.
-    fn frame(
+    fn serve_frame(
         &self,
         mut crypter: Crypter,
         frame: &[u8],
