@@ -7,6 +7,7 @@ use protocol::env::PresenceOutcome;
 use protocol::hybrid::advert::Eid;
 use protocol::hybrid::messages::{self, InitiatorFrame};
 use protocol::hybrid::qr::QrRequest;
+use protocol::hybrid::session::{Action, Event, ResponderSession};
 use protocol::hybrid::{digits, handshake, keys, tunnel_domain};
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 use protocol::{Authenticator, AuthenticatorConfig};
@@ -90,10 +91,12 @@ const QR_SECRET: [u8; 16] = [0x42; 16];
 ///
 /// Invariants: an advert reads back as the EID it was made from; message 1 without the QR
 /// secret never completes the handshake, a real one always does (for a valid ephemeral key),
-/// and the initiator accepts the answer; frames not encrypted with the session key never
-/// decrypt (and leave the session usable), those that are decrypt to exactly their content
-/// minus the padding (the last byte counts the padding zeros); every CTAP
-/// request is answered in a frame the initiator decrypts to `1 | answer`.
+/// and the initiator accepts the answer and reads our getInfo in the first frame; frames not
+/// encrypted with the session key never decrypt (and end the session), those that are read
+/// as exactly their content minus the padding (the last byte counts the padding zeros): a
+/// CTAP request reaches the authenticator unchanged, or is refused as a phone refuses it, and
+/// is answered in a frame the initiator decrypts to `1 | answer`; a shutdown ends the
+/// session. The session under test is protocol's `ResponderSession`, the daemon's own.
 pub fn tunnel(data: &[u8]) {
     tunnel_answers(data);
 }
@@ -142,7 +145,16 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
     };
     let responder_ephemeral = Zeroizing::new(input.array::<32>());
     let valid_ephemeral = p256::SecretKey::from_slice(responder_ephemeral.as_slice()).is_ok();
-    let result = handshake::respond(&identity.public_key(), &psk, &message, responder_ephemeral);
+    let request = sign_in_request(&identity.public_key());
+    let mut session = match ResponderSession::new(&request, &psk, responder_ephemeral) {
+        Ok(session) => session,
+        Err(_) => {
+            assert!(!valid_ephemeral, "a valid ephemeral key was refused");
+            return answered;
+        }
+    };
+    assert!(valid_ephemeral, "an invalid ephemeral key was taken");
+    let result = session.receive(&message);
     let Some(mut noise) = initiator else {
         assert!(
             result.is_err(),
@@ -150,18 +162,21 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
         );
         return answered;
     };
-    if !valid_ephemeral {
-        assert!(result.is_err());
-        return answered;
-    }
-    let done = result.expect("a real initiator's handshake completes");
+    let actions = result.expect("a real initiator's handshake completes");
+    let [Action::Send(response), Action::Ask(get_info)] = actions.as_slice() else {
+        panic!("the handshake's answer is not message 2 and our getInfo: {actions:?}");
+    };
+    assert_eq!(
+        get_info,
+        &[0x04],
+        "the getInfo for the post-handshake message"
+    );
     let mut payload = [0u8; 64];
     noise
-        .read_message(&done.response, &mut payload)
+        .read_message(response, &mut payload)
         .expect("the initiator accepts our answer");
     let (to_responder, to_initiator) = noise.dangerously_get_raw_split();
     let mut them = InitiatorSide::new(&to_responder, &to_initiator);
-    let mut us = done.crypter;
 
     let mut authenticator = Authenticator::new(
         AuthenticatorConfig::default(),
@@ -170,6 +185,16 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
         ManualClock::default(),
         SeededRng::new(2),
     );
+    let get_info = authenticator.process_cbor(PEER, &[0x04]);
+    let actions = session.answer(&get_info).expect("getInfo answers");
+    let post_handshake = them
+        .decrypt(sent(&actions).expect("the post-handshake message"))
+        .expect("the initiator reads the post-handshake message");
+    assert_eq!(
+        post_handshake,
+        messages::post_handshake_message(&get_info[1..]),
+        "the post-handshake message is not our getInfo"
+    );
     for _ in 0..16 {
         if input.is_empty() {
             break;
@@ -177,44 +202,95 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
         let kind = input.byte();
         let bytes = input.bytes();
         if kind & 1 == 0 {
-            assert!(us.decrypt(bytes).is_err(), "a forged frame decrypted");
-            continue;
+            // Not encrypted with the session's key: refused, and the session is over.
+            assert!(session.receive(bytes).is_err(), "a forged frame was read");
+            return answered;
         }
-        let frame = us
-            .decrypt(&them.encrypt(bytes))
-            .ok()
-            .map(|plain| plain.to_vec());
-        assert_eq!(frame, reference_unpad(bytes), "padding read differently");
-        let Some(frame) = frame else {
+        let message = them.encrypt(bytes);
+        let outcome = session.receive(&message);
+        // The longest frame a maxMsgSize request needs: type byte, request, the most padding
+        // (255 zeros and their count) and the tag. Longer ones are refused unread.
+        if message.len() > 1 + 7609 + 256 + 16 {
+            assert!(outcome.is_err(), "an overlong frame was read");
+            return answered;
+        }
+        let Some(frame) = reference_unpad(bytes) else {
+            assert!(outcome.is_err(), "a frame with bad padding was read");
             return answered;
         };
-        if let Ok(InitiatorFrame::Ctap {
-            command,
-            parameters,
-        }) = InitiatorFrame::parse(&frame)
-        {
-            let request = [&[command][..], parameters].concat();
-            let answer = authenticator.process_cbor(PEER, &request);
-            // A phone's service, nothing more: written here from the hybrid policy's text,
-            // not from its code.
-            if command == 0x01 {
-                assert_eq!(answer, [0x30], "a \"ga\" session registered");
-            } else if ![0x02, 0x04, 0x06, 0x08, 0x0b].contains(&command) {
-                assert_eq!(answer, [0x01], "a hybrid peer was served {command:#x}");
-            }
-            let sent = us
-                .encrypt(&messages::ctap_response_frame(&answer))
-                .expect("an answer encrypts");
-            let read = them.decrypt(&sent).expect("the initiator reads our frame");
-            assert_eq!(
-                read,
-                [&[1u8][..], &answer].concat(),
-                "answer changed in the tunnel"
+        let parsed = InitiatorFrame::parse(&frame);
+        let Ok(mut actions) = outcome else {
+            assert!(
+                parsed.is_err(),
+                "a well-formed frame was refused: {outcome:?}"
             );
-            answered += 1;
+            return answered;
+        };
+        let (command, parameters) = match parsed.expect("the session read a malformed frame") {
+            InitiatorFrame::Shutdown => {
+                assert_eq!(actions, [Action::Close], "a shutdown frame");
+                return answered;
+            }
+            InitiatorFrame::Other { kind } => {
+                assert_eq!(actions, [Action::Report(Event::Ignored { kind })]);
+                continue;
+            }
+            InitiatorFrame::Ctap {
+                command,
+                parameters,
+            } => (command, parameters),
+        };
+        let request = [&[command][..], parameters].concat();
+        if let Some(Action::Ask(asked)) = actions.last() {
+            assert_eq!(asked, &request, "the request changed in the tunnel");
+            let answer = authenticator.process_cbor(PEER, &request);
+            actions = session.answer(&answer).expect("an answer encrypts");
         }
+        let sent = sent(&actions).expect("every request is answered");
+        let answer = them.decrypt(sent).expect("the initiator reads our frame");
+        let (&ctap, answer) = answer.split_first().expect("a frame type");
+        assert_eq!(ctap, 1, "a CTAP answer in a CTAP frame");
+        // A phone's service, nothing more: written here from the hybrid policy's text and
+        // caBLE's maxMsgSize, not from their code.
+        if request.len() > 7609 {
+            assert_eq!(
+                answer,
+                [0x03],
+                "a request longer than maxMsgSize was served"
+            );
+        } else if command == 0x01 {
+            assert_eq!(answer, [0x30], "a \"ga\" session registered");
+        } else if ![0x02, 0x04, 0x06, 0x08, 0x0b].contains(&command) {
+            assert_eq!(answer, [0x01], "a hybrid peer was served {command:#x}");
+        }
+        answered += 1;
     }
     answered
+}
+
+/// The one message `actions` sends.
+fn sent(actions: &[Action]) -> Option<&[u8]> {
+    let mut sends = actions.iter().filter_map(|action| match action {
+        Action::Send(bytes) => Some(bytes.as_slice()),
+        _ => None,
+    });
+    let first = sends.next();
+    assert!(sends.next().is_none(), "two messages for one: {actions:?}");
+    first
+}
+
+/// The QR code of the session: our identity key and secret, a sign-in ("ga").
+fn sign_in_request(identity: &p256::PublicKey) -> QrRequest {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    let map = ciborium::Value::Map(vec![
+        (
+            0.into(),
+            ciborium::Value::Bytes(identity.to_sec1_point(true).as_bytes().to_vec()),
+        ),
+        (1.into(), ciborium::Value::Bytes(QR_SECRET.to_vec())),
+        (5.into(), ciborium::Value::Text("ga".into())),
+    ]);
+    QrRequest::from_cbor(&protocol::cbor::encode(&map)).expect("the session's QR code")
 }
 
 /// The padding rule as the caBLE fact sheet states it, written independently.

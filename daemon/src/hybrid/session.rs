@@ -1,17 +1,16 @@
-//! The tunnel after the other computer joined: handshake, post-handshake message, then one
-//! CTAP request after another through the authenticator worker.
+//! The tunnel after the other computer joined: WebSocket messages in and out of the
+//! protocol's [`ResponderSession`] (handshake, post-handshake message, frames), its requests
+//! to the authenticator worker, its events to the log and the person.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use protocol::ctap2::hybrid_policy;
 use protocol::ctaphid::RequestKind;
-use protocol::hybrid::crypter::{max_ciphertext_len, Crypter};
-use protocol::hybrid::handshake::{self, INITIATOR_MESSAGE_LEN};
-use protocol::hybrid::messages::{self, InitiatorFrame};
 use protocol::hybrid::qr::QrRequest;
+use protocol::hybrid::session::{Action, Event, Refusal, ResponderSession};
 use protocol::hybrid::HybridError as ProtocolError;
 use tokio::sync::mpsc as async_mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,12 +21,6 @@ use super::{random_secret, HybridError, Progress, Summary};
 use crate::authenticator_thread::{Job, WorkerEvent, WorkerHandle};
 use protocol::control::RequestTransport;
 use protocol::Origin;
-
-/// The largest CTAP request a peer may send: the maxMsgSize getInfo announces.
-const MAX_REQUEST_LEN: usize = protocol::ctaphid::MAX_MESSAGE_LEN;
-/// The longest tunnel message that can carry such a request (frame type byte + request, with
-/// any padding): anything longer is refused before it is decrypted or decoded.
-pub const MAX_FRAME_LEN: usize = max_ciphertext_len(1 + MAX_REQUEST_LEN);
 
 /// Numbers the hybrid sessions of this daemon: each is its own origin.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -81,7 +74,8 @@ pub async fn close(stream: &mut TunnelStream) {
     let _ = stream.close(None).await;
 }
 
-/// Handshake, getInfo, then requests until the initiator shuts the session down.
+/// Handshake, getInfo, then requests until the initiator shuts the session down: each
+/// tunnel message goes to the protocol's session, whose actions are carried out here.
 pub async fn run(
     stream: &mut TunnelStream,
     request: &QrRequest,
@@ -91,21 +85,15 @@ pub async fn run(
     summary: &mut Summary,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), HybridError> {
-    if first_message.len() != INITIATOR_MESSAGE_LEN {
-        return Err(HybridError::Handshake(ProtocolError::HandshakeFailed(
-            "the first handshake message has the wrong length",
-        )));
-    }
     let started = Instant::now();
-    let done = loop {
-        match handshake::respond(&request.identity_key, psk, first_message, random_secret()?) {
+    let mut session = loop {
+        match ResponderSession::new(request, psk, random_secret()?) {
             Err(ProtocolError::BadRandomness(_)) => continue,
             other => break other.map_err(HybridError::Handshake)?,
         }
     };
+    let mut actions = VecDeque::from(session.receive(first_message).map_err(failed)?);
     summary.handshake = started.elapsed();
-    let mut crypter = done.crypter;
-    send(stream, done.response).await?;
 
     let origin = Origin::hybrid(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -113,105 +101,86 @@ pub async fn run(
     );
     let _forget = ForgetOnDrop { worker, origin };
     let mut worker_link = WorkerLink::new(worker, origin);
-    let get_info = worker_link
-        .call(
-            stream,
-            &mut crypter,
-            vec![protocol::ctap2::GET_INFO],
-            progress,
-        )
-        .await?;
-    let get_info_cbor = match get_info.split_first() {
-        Some((&0, cbor)) => cbor,
-        Some((&status, _)) => return Err(HybridError::GetInfoFailed(status)),
-        None => return Err(HybridError::WorkerStopped),
-    };
-    let post_handshake = messages::post_handshake_message(get_info_cbor);
-    send(
-        stream,
-        crypter
-            .encrypt(&post_handshake)
-            .map_err(HybridError::Protocol)?,
-    )
-    .await?;
-    info!("hybrid: connected, waiting for requests");
-    progress(Progress::Connected);
-
     loop {
-        let Some(ciphertext) = next_binary(stream).await? else {
+        while let Some(action) = actions.pop_front() {
+            match action {
+                Action::Send(bytes) => send(stream, bytes).await?,
+                Action::Ask(payload) => {
+                    let response = worker_link
+                        .call(stream, &mut session, payload, progress)
+                        .await?;
+                    // The answer's actions come before any left in this batch.
+                    let answered = session.answer(&response).map_err(failed)?;
+                    for action in answered.into_iter().rev() {
+                        actions.push_front(action);
+                    }
+                }
+                Action::Report(event) => report(event, summary, progress),
+                Action::Close => {
+                    info!("hybrid: the other computer ended the session");
+                    return Ok(());
+                }
+            }
+        }
+        let Some(message) = next_binary(stream).await? else {
             info!("hybrid: the other computer closed the tunnel");
             return Ok(());
         };
-        // Refused unread: the frame counter cannot skip a frame, so the session ends.
-        if ciphertext.len() > MAX_FRAME_LEN {
+        actions.extend(session.receive(&message).map_err(failed)?);
+    }
+}
+
+/// Logs an event of the session and shows it to the person.
+fn report(event: Event, summary: &mut Summary, progress: &mut impl FnMut(Progress)) {
+    match event {
+        Event::Connected => {
+            info!("hybrid: connected, waiting for requests");
+            progress(Progress::Connected);
+        }
+        Event::Request { command } => progress(Progress::Request { command }),
+        Event::Refused {
+            command,
+            refusal: Refusal::TooLong { len },
+        } => warn!(
+            command,
+            len, "hybrid: refused a request longer than maxMsgSize"
+        ),
+        Event::Refused {
+            command,
+            refusal: Refusal::NotServed(refusal),
+        } => warn!(
+            command,
+            status = refusal.status().as_byte(),
+            "hybrid: refused: {refusal}"
+        ),
+        Event::Answered { command, status } => {
+            summary.requests += 1;
+            info!(command, status, "hybrid: request answered");
+            progress(Progress::Answered { command, status });
+        }
+        Event::Ignored { kind } => {
+            debug!(kind, "hybrid: ignoring a frame kind we do not serve");
+        }
+    }
+}
+
+/// The daemon's words for why the session failed.
+fn failed(err: ProtocolError) -> HybridError {
+    match err {
+        ProtocolError::HandshakeFailed(_) | ProtocolError::BadRandomness(_) => {
+            HybridError::Handshake(err)
+        }
+        ProtocolError::FrameTooLong { len, max } => {
             warn!(
-                len = ciphertext.len(),
-                max = MAX_FRAME_LEN,
-                "hybrid: the other computer sent a message longer than maxMsgSize allows"
+                len,
+                max, "hybrid: the other computer sent a message longer than maxMsgSize allows"
             );
-            return Err(HybridError::Protocol(ProtocolError::BadFrame(
-                "a message longer than maxMsgSize allows",
-            )));
+            HybridError::Protocol(err)
         }
-        let frame = crypter
-            .decrypt(&ciphertext)
-            .map_err(HybridError::Protocol)?;
-        match InitiatorFrame::parse(&frame).map_err(HybridError::Protocol)? {
-            InitiatorFrame::Shutdown => {
-                info!("hybrid: the other computer ended the session");
-                return Ok(());
-            }
-            InitiatorFrame::Other { kind } => {
-                debug!(kind, "hybrid: ignoring a frame kind we do not serve");
-            }
-            InitiatorFrame::Ctap {
-                command,
-                parameters,
-            } => {
-                progress(Progress::Request { command });
-                let mut payload = Vec::with_capacity(parameters.len() + 1);
-                payload.push(command);
-                payload.extend_from_slice(parameters);
-                // What a phone does not serve never reaches the authenticator (which would
-                // refuse it too): the peer gets the status, the log says why.
-                let response = match (
-                    payload.len() > MAX_REQUEST_LEN,
-                    hybrid_policy::admit(request.request_type, &payload),
-                ) {
-                    (true, _) => {
-                        warn!(
-                            command,
-                            len = payload.len(),
-                            "hybrid: refused a request longer than maxMsgSize"
-                        );
-                        vec![protocol::ctap2::StatusCode::InvalidLength.as_byte()]
-                    }
-                    (false, Err(refusal)) => {
-                        warn!(
-                            command,
-                            status = refusal.status().as_byte(),
-                            "hybrid: refused: {refusal}"
-                        );
-                        vec![refusal.status().as_byte()]
-                    }
-                    (false, Ok(())) => {
-                        worker_link
-                            .call(stream, &mut crypter, payload, progress)
-                            .await?
-                    }
-                };
-                let status = response.first().copied().unwrap_or(0xff);
-                summary.requests += 1;
-                info!(command, status, "hybrid: request answered");
-                progress(Progress::Answered { command, status });
-                let frame = messages::ctap_response_frame(&response);
-                send(
-                    stream,
-                    crypter.encrypt(&frame).map_err(HybridError::Protocol)?,
-                )
-                .await?;
-            }
-        }
+        ProtocolError::EndedMidRequest => HybridError::TunnelClosed,
+        ProtocolError::GetInfoFailed(status) => HybridError::GetInfoFailed(status),
+        ProtocolError::EmptyAnswer => HybridError::WorkerStopped,
+        other => HybridError::Protocol(other),
     }
 }
 
@@ -251,7 +220,7 @@ impl<'a> WorkerLink<'a> {
     async fn call(
         &mut self,
         stream: &mut TunnelStream,
-        crypter: &mut Crypter,
+        session: &mut ResponderSession,
         payload: Vec<u8>,
         progress: &mut impl FnMut(Progress),
     ) -> Result<Vec<u8>, HybridError> {
@@ -291,12 +260,13 @@ impl<'a> WorkerLink<'a> {
                 // While the worker works, a shutdown or a hang-up withdraws the request.
                 message = next_binary(stream), if ended_early.is_none() => {
                     let reason = match message {
-                        Ok(Some(ciphertext)) => match crypter.decrypt(&ciphertext) {
-                            Ok(frame) if frame.first() == Some(&0) => HybridError::TunnelClosed,
-                            Ok(_) => HybridError::Protocol(ProtocolError::BadFrame(
-                                "a request arrived before the previous one was answered",
+                        // The session ends on any message now: a shutdown or a frame out
+                        // of turn.
+                        Ok(Some(message)) => match session.receive(&message) {
+                            Err(err) => failed(err),
+                            Ok(_) => HybridError::Protocol(ProtocolError::OutOfTurn(
+                                "the session went on while the authenticator worked",
                             )),
-                            Err(err) => HybridError::Protocol(err),
                         },
                         Ok(None) => HybridError::TunnelClosed,
                         Err(err) => err,

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
-use super::{session, HybridError};
+use super::HybridError;
 
 pub type TunnelStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -77,7 +77,7 @@ pub async fn open(
     );
     // No WebSocket message may be longer than the largest frame a session accepts: the
     // library's default (64 MiB) would be read into memory before anything could refuse it.
-    let limit = session::MAX_FRAME_LEN;
+    let limit = protocol::hybrid::session::MAX_FRAME_LEN;
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));

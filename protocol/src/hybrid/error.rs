@@ -29,6 +29,22 @@ pub enum HybridError {
     /// A frame after the handshake could not be decrypted or parsed.
     #[error("bad message from the other computer: {0}")]
     BadFrame(&'static str),
+    /// A message longer than the longest request frame: refused before it is decrypted.
+    #[error("bad message from the other computer: a message longer than maxMsgSize allows")]
+    FrameTooLong { len: usize, max: usize },
+    /// The initiator shut the session down while the authenticator was answering it.
+    #[error("the other computer ended the session before its request was answered")]
+    EndedMidRequest,
+    /// Our own getInfo failed, so there is no post-handshake message to send.
+    #[error("the authenticator could not describe itself (getInfo status 0x{0:02x})")]
+    GetInfoFailed(u8),
+    /// The authenticator's answer to our getInfo has not even a status byte.
+    #[error("the authenticator gave an empty answer")]
+    EmptyAnswer,
+    /// The session was driven against its order (an answer nobody asked for, a message after
+    /// the end): a bug of the caller, not of the peer.
+    #[error("the hybrid session was used out of turn: {0}")]
+    OutOfTurn(&'static str),
     /// The randomness handed in cannot be used (e.g. an ephemeral key out of range).
     #[error("unusable random input: {0}")]
     BadRandomness(&'static str),

@@ -149,5 +149,6 @@ impl Random for OneDraw {
     }
 }
 
+/// The reference initiator lives there; the session's tests drive it too.
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

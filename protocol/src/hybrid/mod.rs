@@ -10,6 +10,8 @@
 //! 5. [`handshake`]: the Noise `KNpsk0` P-256 handshake, we being the responder.
 //! 6. [`crypter`]: the AES-256-GCM frames after the handshake (padding, counter nonce).
 //! 7. [`messages`]: what travels in those frames (the post-handshake getInfo, CTAP, shutdown).
+//! 8. [`session`]: steps 5 to 7 put in order for one tunnel: what to send and what to ask
+//!    the authenticator for each message that arrives.
 //!
 //! Everything is sans-IO: randomness and the current time are parameters.
 
@@ -21,6 +23,7 @@ pub mod handshake;
 pub mod keys;
 pub mod messages;
 pub mod qr;
+pub mod session;
 pub mod tunnel_domain;
 
 pub use error::HybridError;

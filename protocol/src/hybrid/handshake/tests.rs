@@ -29,7 +29,7 @@ fn fixed(byte: u8) -> Zeroizing<[u8; 32]> {
 }
 
 /// The caBLE initiator, step by step as the fact sheet lists them.
-struct ReferenceInitiator {
+pub(in crate::hybrid) struct ReferenceInitiator {
     ck: [u8; 32],
     h: [u8; 32],
     k: Option<[u8; 32]>,
@@ -38,7 +38,11 @@ struct ReferenceInitiator {
 }
 
 impl ReferenceInitiator {
-    fn new(identity: SecretKey, psk: &[u8; 32], ephemeral: SecretKey) -> Self {
+    pub(in crate::hybrid) fn new(
+        identity: SecretKey,
+        psk: &[u8; 32],
+        ephemeral: SecretKey,
+    ) -> Self {
         let mut name = [0u8; 32];
         name[..31].copy_from_slice(PROTOCOL_NAME.as_bytes());
         let mut me = ReferenceInitiator {
@@ -90,7 +94,7 @@ impl ReferenceInitiator {
     }
 
     /// e_I | EncryptAndHash(empty). Each key is used once in the handshake: nonce 0.
-    fn first_message(&mut self) -> Vec<u8> {
+    pub(in crate::hybrid) fn first_message(&mut self) -> Vec<u8> {
         let e = uncompressed(&self.ephemeral.public_key());
         self.mix_hash(&e);
         self.mix_key(&e);
@@ -115,7 +119,10 @@ impl ReferenceInitiator {
     }
 
     /// Checks message 2 and returns (initiator -> responder, responder -> initiator) keys.
-    fn read_response(&mut self, response: &[u8]) -> Result<([u8; 32], [u8; 32]), ()> {
+    pub(in crate::hybrid) fn read_response(
+        &mut self,
+        response: &[u8],
+    ) -> Result<([u8; 32], [u8; 32]), ()> {
         if response.len() != 81 {
             return Err(());
         }
