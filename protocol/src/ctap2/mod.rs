@@ -5,14 +5,13 @@
 //! - [`pin`]: clientPIN, the PIN/UV auth protocols, pinUvAuthTokens and built-in UV;
 //! - `commands`: one file per command; `extensions`, [`authenticator_data`]: what
 //!   makeCredential and getAssertion share;
-//! - [`hybrid_policy`]: what a hybrid peer may ask.
+//! - what a hybrid peer may ask is [`crate::hybrid::policy`]'s to say.
 
 pub mod authenticator;
 pub mod authenticator_data;
 pub(crate) mod commands;
 mod extensions;
 mod hmac_secret;
-pub mod hybrid_policy;
 pub mod pin;
 pub mod state;
 #[cfg(test)]
@@ -22,7 +21,6 @@ pub mod types;
 use ciborium::Value;
 
 pub use crate::status::StatusCode;
-pub use hybrid_policy::HybridRefusal;
 pub use pin::client_pin::MAX_PIN_BYTES;
 pub use pin::token::{permission, PinSession};
 pub use state::persistent::{
@@ -64,7 +62,7 @@ pub fn process<E: Env>(authenticator: &mut Authenticator<E>, request: &[u8]) -> 
     };
     // A hybrid peer gets what a phone serves, nothing more.
     if let Transport::Hybrid(serves) = authenticator.command.origin.transport {
-        if let Err(refusal) = hybrid_policy::admit(serves, request) {
+        if let Err(refusal) = crate::hybrid::policy::admit(serves, request) {
             return vec![refusal.status().as_byte()];
         }
     }

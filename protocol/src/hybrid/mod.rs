@@ -12,6 +12,7 @@
 //! 7. [`messages`]: what travels in those frames (the post-handshake getInfo, CTAP, shutdown).
 //! 8. [`session`]: steps 5 to 7 put in order for one tunnel: what to send and what to ask
 //!    the authenticator for each message that arrives.
+//! 9. [`policy`]: which CTAP requests a hybrid peer may send (what a phone serves).
 //!
 //! Everything is sans-IO: randomness and the current time are parameters.
 
@@ -22,6 +23,7 @@ mod error;
 pub mod handshake;
 pub mod keys;
 pub mod messages;
+pub mod policy;
 pub mod qr;
 pub mod session;
 pub mod tunnel_domain;

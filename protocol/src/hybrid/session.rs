@@ -22,8 +22,8 @@ use super::keys::PSK_LEN;
 use super::messages::{self, InitiatorFrame};
 use super::qr::{QrRequest, RequestType};
 use super::HybridError;
-use crate::ctap2::hybrid_policy::{self, HybridRefusal};
 use crate::ctap2::StatusCode;
+use crate::hybrid::policy::{self, HybridRefusal};
 
 /// The largest CTAP request a peer may send: the maxMsgSize getInfo announces.
 pub const MAX_REQUEST_LEN: usize = crate::ctaphid::MAX_MESSAGE_LEN;
@@ -270,7 +270,7 @@ impl ResponderSession {
         let refusal = if request.len() > MAX_REQUEST_LEN {
             Some(Refusal::TooLong { len: request.len() })
         } else {
-            hybrid_policy::admit(self.serves, &request)
+            policy::admit(self.serves, &request)
                 .err()
                 .map(Refusal::NotServed)
         };
