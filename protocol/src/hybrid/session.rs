@@ -22,8 +22,9 @@ use super::keys::PSK_LEN;
 use super::messages::{self, InitiatorFrame};
 use super::qr::{QrRequest, RequestType};
 use super::HybridError;
-use crate::ctap2::StatusCode;
 use crate::hybrid::policy::{self, HybridRefusal};
+use crate::status::StatusCode;
+use crate::wire::Command;
 
 /// The largest CTAP request a peer may send: the maxMsgSize getInfo announces.
 pub const MAX_REQUEST_LEN: usize = crate::ctaphid::MAX_MESSAGE_LEN;
@@ -189,7 +190,7 @@ impl ResponderSession {
                     },
                     vec![
                         Action::Send(done.response),
-                        Action::Ask(vec![crate::ctap2::GET_INFO]),
+                        Action::Ask(vec![Command::GetInfo.as_byte()]),
                     ],
                 )
             }
