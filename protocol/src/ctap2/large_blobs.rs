@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::authenticator::Authenticator;
-use crate::cbor::{self, RequestMap};
 use crate::ctap2::pin_token::permission;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Presence, Rng, StateSlot};
+use crate::wire::{LargeBlobsRequest, LargeBlobsResponse, Request as _, Response as _};
 
 /// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
@@ -22,15 +22,6 @@ pub const INITIAL_ARRAY: [u8; 17] = [
     0x3c,
 ];
 const HASH_LEN: usize = 16;
-
-const GET: i128 = 0x01;
-const SET: i128 = 0x02;
-const OFFSET: i128 = 0x03;
-const LENGTH: i128 = 0x04;
-const PIN_UV_AUTH_PARAM: i128 = 0x05;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x06;
-
-const RESPONSE_CONFIG: i64 = 0x01;
 
 /// A serialized large-blob array arriving in fragments.
 pub(crate) struct LargeBlobWrite {
@@ -53,19 +44,14 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     }
 
     pub(crate) fn large_blobs(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let mut map = RequestMap::parse(params)?;
-        let get = map.take(GET).map(cbor::into_int).transpose()?;
-        let set = map.take(SET).map(cbor::into_bytes).transpose()?;
-        let offset = map.take(OFFSET).map(cbor::into_int).transpose()?;
-        let length = map.take(LENGTH).map(cbor::into_int).transpose()?;
-        let pin_uv_auth_param = map
-            .take(PIN_UV_AUTH_PARAM)
-            .map(cbor::into_bytes)
-            .transpose()?;
-        let protocol = map
-            .take(PIN_UV_AUTH_PROTOCOL)
-            .map(cbor::into_int)
-            .transpose()?;
+        let LargeBlobsRequest {
+            get,
+            set,
+            offset,
+            length,
+            pin_uv_auth_param,
+            pin_uv_auth_protocol: protocol,
+        } = LargeBlobsRequest::decode(params)?;
         // A write in progress continues only with the next fragment from its own channel.
         let found = self.command.take_found();
         // 1-2. Exactly one of get and set; offset always (§6.10.2: "If offset is not present
@@ -89,10 +75,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 return Err(StatusCode::InvalidParameter);
             }
             let end = offset.saturating_add(get).min(array.len());
-            return Ok(cbor::int_map(vec![(
-                RESPONSE_CONFIG,
-                Value::Bytes(array[offset..end].to_vec()),
-            )]));
+            let slice = LargeBlobsResponse {
+                config: Some(array[offset..end].to_vec()),
+            };
+            return Ok(slice.to_cbor().unwrap_or(Value::Null));
         }
         let fragment = set.expect("get or set, checked above");
         let pending = match found {
@@ -153,10 +139,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // 5. On a key with a PIN (or alwaysUv), a token with lbw over
         //    32×0xff || h'0c00' || uint32LE(offset) || SHA-256(fragment).
         if self.is_protected()? || self.state()?.always_uv {
-            let mut message = vec![0xff; 32];
-            message.extend([0x0c, 0x00]);
-            message.extend((offset as u32).to_le_bytes());
-            message.extend(Sha256::digest(&fragment));
+            let message = LargeBlobsRequest::message_to_authenticate(
+                offset as u32,
+                &Sha256::digest(&fragment).into(),
+            );
             self.authorize_management(
                 pin_uv_auth_param,
                 protocol,
@@ -198,6 +184,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cbor;
     use crate::ctap2::test_support::*;
     use crate::origin::Origin;
 

@@ -5,9 +5,11 @@ use ciborium::Value;
 use crate::authenticator::{Authenticator, RESET_WINDOW_MS};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+use crate::wire::{Request as _, ResetRequest};
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
-    pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn reset(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let ResetRequest = ResetRequest::decode(params)?;
         // Only within 10 seconds of power-up (the key's appearance: see
         // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe
         // the key at an arbitrary moment...

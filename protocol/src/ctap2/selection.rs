@@ -5,9 +5,11 @@ use ciborium::Value;
 use crate::authenticator::Authenticator;
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Operation, Presence, Rng};
+use crate::wire::{Request as _, SelectionRequest};
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
-    pub(crate) fn selection(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn selection(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let SelectionRequest = SelectionRequest::decode(params)?;
         self.collect_presence(Operation::Selection, None, None)?;
         Ok(Value::Null)
     }
