@@ -200,8 +200,8 @@ mod tests {
     }
 
     fn read_all(a: &mut TestAuthenticator) -> Vec<u8> {
-        let r = call(a, LB, vec![(1, int(7000)), (3, int(0))]).unwrap();
-        as_bytes(field(&r, 1).unwrap()).to_vec()
+        let r: LargeBlobsResponse = exchange(a, &LargeBlobsRequest::get(7000, 0)).unwrap();
+        r.config.expect("a slice")
     }
 
     fn set(
@@ -211,19 +211,19 @@ mod tests {
         length: Option<usize>,
         token: Option<&[u8]>,
     ) -> Result<Value, StatusCode> {
-        let mut p = vec![(2, bytes(fragment)), (3, int(offset as i64))];
-        if let Some(length) = length {
-            p.push((4, int(length as i64)));
-        }
+        let mut request = LargeBlobsRequest {
+            set: Some(fragment.to_vec()),
+            offset: Some(offset as i128),
+            length: length.map(|length| length as i128),
+            ..LargeBlobsRequest::default()
+        };
         if let Some(token) = token {
-            let mut message = vec![0xff; 32];
-            message.extend([0x0c, 0x00]);
-            message.extend((offset as u32).to_le_bytes());
-            message.extend(Sha256::digest(fragment));
-            p.push((5, auth_param(P2, token, &message)));
-            p.push((6, int(2)));
+            let fragment_hash = Sha256::digest(fragment).into();
+            let message = LargeBlobsRequest::message_to_authenticate(offset as u32, &fragment_hash);
+            request.pin_uv_auth_param = Some(P2.authenticate(token, &message));
+            request.pin_uv_auth_protocol = Some(2);
         }
-        call(a, LB, p)
+        send(a, &request)
     }
 
     #[test]
@@ -445,7 +445,7 @@ mod tests {
         let (mut a, _) = authenticator();
         let array = serialized(&[&[1; 40]]);
         set(&mut a, &array, 0, Some(array.len()), None).unwrap();
-        call(&mut a, 0x07, vec![]).unwrap();
+        send(&mut a, &crate::wire::ResetRequest).unwrap();
         assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
     }
 }

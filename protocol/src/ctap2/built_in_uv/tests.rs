@@ -25,7 +25,6 @@ use UvOutcome::{Cancelled, Denied, Failed, TimedOut, Unavailable, Verified};
 const MC: u8 = 0x01;
 const GA: u8 = 0x02;
 const GET_INFO: u8 = 0x04;
-const RESET: u8 = 0x07;
 const CONFIG: u8 = 0x0D;
 const P2: PinProtocol = PinProtocol::Two;
 
@@ -473,7 +472,7 @@ fn power_lost_mid_verification_has_already_spent_the_attempt() {
 fn reset_restores_uv_retries() {
     let (mut a, _) = uv_authenticator();
     a.update_state(|s| s.uv_retries = 0).unwrap();
-    assert_eq!(call(&mut a, RESET, vec![]), Ok(Value::Null));
+    assert_eq!(send(&mut a, &crate::wire::ResetRequest), Ok(Value::Null));
     assert_eq!(uv_retries(&mut a), 8);
     assert!(uv_token(&mut a, P2, PERM_GA, Some("x.org")).is_ok());
 }

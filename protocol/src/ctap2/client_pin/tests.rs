@@ -629,7 +629,11 @@ fn eight_wrong_pins_block_the_pin_until_reset() {
         Err(StatusCode::PinBlocked),
         "survives a restart"
     );
-    assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null), "reset");
+    assert_eq!(
+        send(&mut a, &crate::wire::ResetRequest),
+        Ok(Value::Null),
+        "reset"
+    );
     assert_eq!(retries(&mut a), (8, false));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
