@@ -7,6 +7,7 @@ use std::fmt;
 use ciborium::Value;
 use zeroize::Zeroizing;
 
+use super::fields::{int_key_map, integer, into_count};
 use super::{Command, KeyAgreementPublicKey, Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -257,12 +258,11 @@ impl Request for ClientPinRequest {
 
     /// A keyAgreement that did not decode is left out: a platform only sends keys it has.
     fn to_cbor(&self) -> Option<Value> {
-        let int = |i: i128| Value::Integer(i.try_into().unwrap_or(0.into()));
         let mut entries = Vec::new();
         if let Some(protocol) = self.pin_uv_auth_protocol {
-            entries.push((PIN_UV_AUTH_PROTOCOL, int(protocol)));
+            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
         }
-        entries.push((SUB_COMMAND, int(self.sub_command.as_byte().into())));
+        entries.push((SUB_COMMAND, integer(self.sub_command.as_byte().into())));
         if let Some(Ok(key)) = &self.key_agreement {
             entries.push((KEY_AGREEMENT, key.to_cbor()));
         }
@@ -276,7 +276,7 @@ impl Request for ClientPinRequest {
             entries.push((PIN_HASH_ENC, Value::Bytes(pin_hash_enc.to_vec())));
         }
         if let Some(permissions) = self.permissions {
-            entries.push((PERMISSIONS, int(permissions)));
+            entries.push((PERMISSIONS, integer(permissions)));
         }
         if let Some(rp_id) = &self.rp_id {
             entries.push((RP_ID, Value::Text(rp_id.clone())));
@@ -358,21 +358,6 @@ impl Response for ClientPinResponse {
             uv_retries: map.take(RESPONSE_UV_RETRIES).map(into_count).transpose()?,
         })
     }
-}
-
-/// A count in an answer: a negative or oversized one is not a count.
-pub(super) fn into_count(value: Value) -> Result<u64, StatusCode> {
-    u64::try_from(cbor::into_int(value)?).map_err(|_| StatusCode::CborUnexpectedType)
-}
-
-/// A map with integer keys, from the key constants (all small).
-pub(super) fn int_key_map(entries: Vec<(i128, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Integer(k.try_into().unwrap_or(0.into())), v))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use ciborium::Value;
 
-use super::client_pin::int_key_map;
+use super::fields::{int_key_map, integer};
 use super::{Command, Request};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -144,8 +144,7 @@ impl Request for ConfigRequest {
             entries.push((SUB_COMMAND_PARAMS, params.clone()));
         }
         if let Some(protocol) = self.pin_uv_auth_protocol {
-            let protocol = protocol.try_into().unwrap_or(0.into());
-            entries.push((PIN_UV_AUTH_PROTOCOL, Value::Integer(protocol)));
+            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
         }
         if let Some(param) = &self.pin_uv_auth_param {
             entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));
@@ -204,8 +203,7 @@ impl SetMinPinLengthParams {
     pub fn to_cbor(&self) -> Value {
         let mut entries = Vec::new();
         if let Some(length) = self.new_min_pin_length {
-            let length = length.try_into().unwrap_or(0.into());
-            entries.push((NEW_MIN_PIN_LENGTH, Value::Integer(length)));
+            entries.push((NEW_MIN_PIN_LENGTH, integer(length)));
         }
         if let Some(ids) = &self.min_pin_length_rp_ids {
             let ids = ids.iter().map(|id| Value::Text(id.clone())).collect();

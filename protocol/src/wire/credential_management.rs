@@ -10,7 +10,7 @@ use std::fmt;
 use ciborium::Value;
 use zeroize::Zeroizing;
 
-use super::client_pin::{int_key_map, into_count};
+use super::fields::{int_key_map, integer, into_count};
 use super::{Command, Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -166,8 +166,7 @@ impl Request for CredentialManagementRequest {
             entries.push((SUB_COMMAND_PARAMS, params.clone()));
         }
         if let Some(protocol) = self.pin_uv_auth_protocol {
-            let protocol = protocol.try_into().unwrap_or(0.into());
-            entries.push((PIN_UV_AUTH_PROTOCOL, Value::Integer(protocol)));
+            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
         }
         if let Some(param) = &self.pin_uv_auth_param {
             entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));

@@ -3,7 +3,7 @@
 
 use ciborium::Value;
 
-use super::client_pin::int_key_map;
+use super::fields::{int_key_map, integer};
 use super::{Command, Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -80,25 +80,24 @@ impl Request for LargeBlobsRequest {
     }
 
     fn to_cbor(&self) -> Option<Value> {
-        let int = |i: i128| Value::Integer(i.try_into().unwrap_or(0.into()));
         let mut entries = Vec::new();
         if let Some(get) = self.get {
-            entries.push((GET, int(get)));
+            entries.push((GET, integer(get)));
         }
         if let Some(set) = &self.set {
             entries.push((SET, Value::Bytes(set.clone())));
         }
         if let Some(offset) = self.offset {
-            entries.push((OFFSET, int(offset)));
+            entries.push((OFFSET, integer(offset)));
         }
         if let Some(length) = self.length {
-            entries.push((LENGTH, int(length)));
+            entries.push((LENGTH, integer(length)));
         }
         if let Some(param) = &self.pin_uv_auth_param {
             entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));
         }
         if let Some(protocol) = self.pin_uv_auth_protocol {
-            entries.push((PIN_UV_AUTH_PROTOCOL, int(protocol)));
+            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
         }
         Some(int_key_map(entries))
     }

@@ -13,6 +13,7 @@ mod client_pin;
 mod command;
 mod config;
 mod credential_management;
+mod fields;
 mod key_agreement;
 mod large_blobs;
 pub mod permission;
