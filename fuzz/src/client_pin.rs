@@ -23,13 +23,13 @@
 use ciborium::Value;
 use protocol::cbor;
 use protocol::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
+use protocol::env::PresenceOutcome;
+use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 use protocol::wire::{
     permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, Command,
     CredentialManagementRequest, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
     Response, StatusCode,
 };
-use protocol::env::PresenceOutcome;
-use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 use protocol::{Authenticator, AuthenticatorConfig};
 use sha2::{Digest, Sha256};
 
