@@ -10,13 +10,13 @@ use zeroize::Zeroizing;
 use crate::ctap2::pin_protocol::{KeyAgreementKey, PinProtocol, TOKEN_LEN};
 use crate::ctap2::StatusCode;
 
-/// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
-/// The permission bits are the wire's (CTAP 2.1 §6.5.5.7); which ones this key grants is
-/// its own policy.
+/// pinUvAuthToken permissions: the bits are the wire's (CTAP 2.1 §6.5.5.7), which ones this
+/// key grants is its own policy.
 pub mod permission {
     pub use crate::wire::permission::*;
 
-    /// The permissions this authenticator grants (no biometric enrollment).
+    /// The permissions this authenticator grants: all but bio enrollment ("be", never
+    /// granted: fido2d enrolls no fingerprints).
     pub const SUPPORTED: u8 = MAKE_CREDENTIAL
         | GET_ASSERTION
         | CREDENTIAL_MANAGEMENT
