@@ -144,50 +144,43 @@ pub fn pin_token_request<E: protocol::env::Env>(
     rp: &str,
 ) -> Vec<u8> {
     use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey};
+    use protocol::wire::{permission, ClientPinRequest, ClientPinResponse, Request, Response};
     use sha2::{Digest, Sha256};
 
-    let int = |i: i64| Value::Integer(i.into());
-    let client_pin =
-        |params: Vec<(i64, Value)>| [vec![0x06], cbor::encode(&cbor::int_map(params))].concat();
-    let response =
-        authenticator.process_cbor(BENCH_ORIGIN, &client_pin(vec![(1, int(2)), (2, int(2))]));
+    let protocol = PinProtocol::Two;
+    let get_key = ClientPinRequest::get_key_agreement(protocol.number());
+    let response = authenticator.process_cbor(BENCH_ORIGIN, &get_key.encode());
     assert_eq!(response[0], 0, "getKeyAgreement failed");
-    let Value::Map(map) = cbor::decode(&response[1..]).expect("CBOR") else {
-        panic!("not a map")
-    };
-    let authenticator_key = map.into_iter().next().expect("keyAgreement").1;
+    let answer = ClientPinResponse::decode(&response[1..]).expect("a clientPIN answer");
+    let authenticator_key = answer.key_agreement.expect("keyAgreement");
     let platform = KeyAgreementKey::generate(|b| b.fill(0x21));
     let shared = platform.decapsulate(
-        PinProtocol::Two,
-        &PlatformKey::parse(authenticator_key).expect("COSE key"),
+        protocol,
+        &PlatformKey::from_wire(&authenticator_key).expect("a P-256 point"),
     );
     let iv = |b: &mut [u8]| b.fill(0x42);
 
     let mut padded = pin.as_bytes().to_vec();
     padded.resize(64, 0);
     let new_pin_enc = shared.encrypt(&padded, iv);
-    let set_pin = client_pin(vec![
-        (1, int(2)),
-        (2, int(3)),
-        (3, platform.public_cose_key()),
-        (4, Value::Bytes(shared.authenticate(&new_pin_enc))),
-        (5, Value::Bytes(new_pin_enc)),
-    ]);
+    let mac = shared.authenticate(&new_pin_enc);
+    let set_pin =
+        ClientPinRequest::set_pin(protocol.number(), platform.public_key(), new_pin_enc, mac);
     assert_eq!(
-        authenticator.process_cbor(BENCH_ORIGIN, &set_pin),
+        authenticator.process_cbor(BENCH_ORIGIN, &set_pin.encode()),
         vec![0],
         "setPIN failed"
     );
 
     let pin_hash = &Sha256::digest(pin.as_bytes())[..16];
-    client_pin(vec![
-        (1, int(2)),
-        (2, int(9)),
-        (3, platform.public_cose_key()),
-        (6, Value::Bytes(shared.encrypt(pin_hash, iv))),
-        (9, int(0x02)),
-        (0x0A, Value::Text(rp.into())),
-    ])
+    ClientPinRequest::get_token_using_pin(
+        protocol.number(),
+        platform.public_key(),
+        shared.encrypt(pin_hash, iv),
+        permission::GET_ASSERTION,
+        Some(rp.to_owned()),
+    )
+    .encode()
 }
 
 /// An authenticator over the in-memory keystore: the protocol's own cost, without the disk.

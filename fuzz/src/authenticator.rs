@@ -44,6 +44,8 @@ use sha2::{Digest, Sha256};
 use crate::input::Input;
 use crate::verify::{cbor_prefix, int_field, is_canonical, text_field, PublicKey};
 
+use protocol::wire::{LargeBlobsRequest, Request as _, ResetRequest, SelectionRequest};
+
 pub const RP_IDS: [&str; 4] = ["example.com", "login.example.com", "example.org", "x"];
 
 use protocol::ctap2::{
@@ -299,8 +301,8 @@ impl<K: Keystore> Harness<K> {
             }
             op::GET_NEXT_ASSERTION => self.cbor(vec![GET_NEXT_ASSERTION], 0),
             op::GET_INFO => self.cbor(vec![GET_INFO], 0),
-            op::RESET => self.cbor(vec![RESET], input.byte()),
-            op::SELECTION => self.cbor(vec![SELECTION], input.byte()),
+            op::RESET => self.cbor(ResetRequest.encode(), input.byte()),
+            op::SELECTION => self.cbor(SelectionRequest.encode(), input.byte()),
             op::U2F_REGISTER => {
                 let rp = RP_IDS[usize::from(input.byte()) % RP_IDS.len()];
                 let data = [[input.byte(); 32], rp_id_hash(rp)].concat();
@@ -338,19 +340,20 @@ impl<K: Keystore> Harness<K> {
             }
             op::LARGE_BLOB_FRAGMENT => {
                 let array = blob_array();
-                let params = match input.byte() % 2 {
-                    0 => vec![
-                        (2, Value::Bytes(array[..BLOB_SPLIT].to_vec())),
-                        (3, Value::Integer(0.into())),
-                        (4, Value::Integer(array.len().into())),
-                    ],
-                    _ => vec![
-                        (2, Value::Bytes(array[BLOB_SPLIT..].to_vec())),
-                        (3, Value::Integer(BLOB_SPLIT.into())),
-                    ],
+                let fragment = match input.byte() % 2 {
+                    0 => LargeBlobsRequest {
+                        set: Some(array[..BLOB_SPLIT].to_vec()),
+                        offset: Some(0),
+                        length: Some(array.len() as i128),
+                        ..LargeBlobsRequest::default()
+                    },
+                    _ => LargeBlobsRequest {
+                        set: Some(array[BLOB_SPLIT..].to_vec()),
+                        offset: Some(BLOB_SPLIT as i128),
+                        ..LargeBlobsRequest::default()
+                    },
                 };
-                let request = [vec![LARGE_BLOBS], cbor::encode(&cbor::int_map(params))].concat();
-                self.cbor(request, 0);
+                self.cbor(fragment.encode(), 0);
             }
             _ => self.clock.advance(u64::from(input.u16()) * 8),
         }

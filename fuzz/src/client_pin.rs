@@ -25,6 +25,11 @@ use protocol::cbor;
 use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
 use protocol::env::PresenceOutcome;
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+use protocol::wire::{
+    permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, Command,
+    CredentialManagementRequest, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
+    Response, StatusCode,
+};
 use protocol::{Authenticator, AuthenticatorConfig};
 use sha2::{Digest, Sha256};
 
@@ -37,19 +42,22 @@ const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
 pub const PINS: [&str; 6] = ["1234", "123456", "hunter2!", "12", "ÄÖÜß", ""];
 const RP_IDS: [&str; 3] = ["example.com", "example.org", "other.example"];
 
-use protocol::ctap2::{CLIENT_PIN, CREDENTIAL_MANAGEMENT, GET_ASSERTION, MAKE_CREDENTIAL, RESET};
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const GET_ASSERTION: u8 = Command::GetAssertion as u8;
+const MAKE_CREDENTIAL: u8 = Command::MakeCredential as u8;
+const RESET: u8 = Command::Reset as u8;
 
-const SUCCESS: u8 = 0x00;
-const PIN_INVALID: u8 = 0x31;
-const PIN_BLOCKED: u8 = 0x32;
-const PIN_AUTH_BLOCKED: u8 = 0x34;
-const PIN_POLICY_VIOLATION: u8 = 0x37;
+const SUCCESS: u8 = StatusCode::Success as u8;
+const PIN_INVALID: u8 = StatusCode::PinInvalid as u8;
+const PIN_BLOCKED: u8 = StatusCode::PinBlocked as u8;
+const PIN_AUTH_BLOCKED: u8 = StatusCode::PinAuthBlocked as u8;
+const PIN_POLICY_VIOLATION: u8 = StatusCode::PinPolicyViolation as u8;
 const MAX_RETRIES: i128 = 8;
 
-const PERMISSION_MC: u8 = 0x01;
-const PERMISSION_GA: u8 = 0x02;
-const PERMISSION_CM: u8 = 0x04;
-const PERMISSION_LBW: u8 = 0x10;
+const PERMISSION_MC: u8 = permission::MAKE_CREDENTIAL;
+const PERMISSION_GA: u8 = permission::GET_ASSERTION;
+const PERMISSION_CM: u8 = permission::CREDENTIAL_MANAGEMENT;
+const PERMISSION_LBW: u8 = permission::LARGE_BLOB_WRITE;
 
 const FLAG_UV: u8 = 0x04;
 
@@ -72,7 +80,7 @@ pub mod op {
 
 /// A shared secret the platform holds, and what the harness knows of its freshness.
 struct Session {
-    platform_key: Value,
+    platform_key: KeyAgreementPublicKey,
     secret: SharedSecret,
     /// The authenticator regenerated its key agreement key since (wrong PIN, reset): using
     /// this secret can no longer succeed.
@@ -214,7 +222,11 @@ impl Harness {
                 self.get_token(protocol, pin, Some((permissions, rp)));
             }
             op::GET_RETRIES => {
-                self.client_pin(vec![(1, int(1)), (2, int(1))]);
+                let request = ClientPinRequest {
+                    pin_uv_auth_protocol: Some(1),
+                    ..ClientPinRequest::new(ClientPinSubcommand::GetPinRetries)
+                };
+                self.client_pin(&request);
             }
             op::MAKE_CREDENTIAL | op::GET_ASSERTION => {
                 let make = input.byte().is_multiple_of(2);
@@ -320,25 +332,22 @@ impl Harness {
         }
     }
 
-    fn client_pin(&mut self, params: Vec<(i64, Value)>) -> (u8, Option<Value>) {
-        let request = [vec![CLIENT_PIN], cbor::encode(&cbor::int_map(params))].concat();
-        let response = self.authenticator.process_cbor(ORIGIN, &request);
-        let body = (response.len() > 1).then(|| cbor::decode(&response[1..]).expect("CBOR"));
+    /// A clientPIN request: the status, and the answer when it succeeded.
+    fn client_pin(&mut self, request: &ClientPinRequest) -> (u8, ClientPinResponse) {
+        let response = self.authenticator.process_cbor(ORIGIN, &request.encode());
+        let body = ClientPinResponse::decode(&response[1..]).expect("a clientPIN answer");
         (response[0], body)
     }
 
     fn read_retries(&mut self) -> (i128, bool) {
-        let (status, body) = self.client_pin(vec![(1, int(2)), (2, int(1))]);
+        let request = ClientPinRequest {
+            pin_uv_auth_protocol: Some(2),
+            ..ClientPinRequest::new(ClientPinSubcommand::GetPinRetries)
+        };
+        let (status, body) = self.client_pin(&request);
         assert_eq!(status, SUCCESS, "getPinRetries failed");
-        let body = body.expect("getPinRetries answers a map");
-        let retries = int_field(&body, 3)
-            .and_then(Value::as_integer)
-            .map(i128::from)
-            .expect("pinRetries");
-        let power_cycle = int_field(&body, 4)
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        (retries, power_cycle)
+        let retries = body.pin_retries.expect("pinRetries").into();
+        (retries, body.power_cycle_state.unwrap_or(false))
     }
 
     fn check_retries(&mut self) {
@@ -352,18 +361,17 @@ impl Harness {
     }
 
     fn key_agreement(&mut self, protocol: PinProtocol, seed: u8) {
-        let (status, body) = self.client_pin(vec![(1, int(protocol.number().into())), (2, int(2))]);
+        let request = ClientPinRequest::get_key_agreement(protocol.number());
+        let (status, body) = self.client_pin(&request);
         assert_eq!(status, SUCCESS, "getKeyAgreement failed");
-        let key = int_field(&body.expect("a map"), 1)
-            .cloned()
-            .expect("keyAgreement");
-        let peer = PlatformKey::parse(key).expect("a valid P-256 COSE key");
+        let key = body.key_agreement.expect("keyAgreement");
+        let peer = PlatformKey::from_wire(&key).expect("a P-256 point");
         // Equal bytes below 0x80 are a valid P-256 scalar (generate would draw again forever
         // from a closure that always gives the same out-of-range bytes).
         let platform = KeyAgreementKey::generate(|b| b.fill(seed % 0x7f + 1));
         let secret = platform.decapsulate(protocol, &peer);
         self.sessions[index(protocol)] = Some(Session {
-            platform_key: platform.public_cose_key(),
+            platform_key: platform.public_key(),
             secret,
             stale: false,
         });
@@ -416,13 +424,8 @@ impl Harness {
         let auth = session.secret.authenticate(&new_pin_enc);
         let stale = session.stale;
         let key = session.platform_key.clone();
-        let (status, _) = self.client_pin(vec![
-            (1, int(protocol.number().into())),
-            (2, int(3)),
-            (3, key),
-            (4, Value::Bytes(auth)),
-            (5, Value::Bytes(new_pin_enc)),
-        ]);
+        let request = ClientPinRequest::set_pin(protocol.number(), key, new_pin_enc, auth);
+        let (status, _) = self.client_pin(&request);
         if status == SUCCESS {
             assert!(!stale, "setPIN under a stale shared secret");
             assert!(self.pin.is_none(), "setPIN over a PIN");
@@ -440,14 +443,9 @@ impl Harness {
             .authenticate(&[new_pin_enc.as_slice(), &pin_hash_enc].concat());
         let stale = session.stale;
         let key = session.platform_key.clone();
-        let (status, _) = self.client_pin(vec![
-            (1, int(protocol.number().into())),
-            (2, int(4)),
-            (3, key),
-            (4, Value::Bytes(auth)),
-            (5, Value::Bytes(new_pin_enc)),
-            (6, Value::Bytes(pin_hash_enc)),
-        ]);
+        let request =
+            ClientPinRequest::change_pin(protocol.number(), key, pin_hash_enc, new_pin_enc, auth);
+        let (status, _) = self.client_pin(&request);
         match status {
             SUCCESS => {
                 self.check_accepted(stale, old);
@@ -485,28 +483,23 @@ impl Harness {
         let session = self.session(protocol).expect("a session");
         let stale = session.stale;
         let key = session.platform_key.clone();
-        let mut params = vec![
-            (1, int(protocol.number().into())),
-            (2, int(if permissions.is_some() { 9 } else { 5 })),
-            (3, key),
-            (6, Value::Bytes(pin_hash_enc)),
-        ];
-        if let Some((bits, rp)) = permissions {
-            params.push((9, int(bits.into())));
-            if let Some(rp) = rp {
-                params.push((0x0a, Value::Text(rp.into())));
-            }
-        }
-        let (status, body) = self.client_pin(params);
+        let request = match permissions {
+            Some((bits, rp)) => ClientPinRequest::get_token_using_pin(
+                protocol.number(),
+                key,
+                pin_hash_enc,
+                bits,
+                rp.map(str::to_owned),
+            ),
+            None => ClientPinRequest::get_pin_token(protocol.number(), key, pin_hash_enc),
+        };
+        let (status, body) = self.client_pin(&request);
         if status != SUCCESS {
             self.after_pin_check(protocol, status);
             return;
         }
         self.check_accepted(stale, pin);
-        let encrypted = int_field(&body.expect("a map"), 2)
-            .and_then(Value::as_bytes)
-            .expect("pinUvAuthToken")
-            .clone();
+        let encrypted = body.pin_uv_auth_token.expect("pinUvAuthToken");
         let session = self.sessions[index(protocol)].as_ref().expect("a session");
         let bytes = session
             .secret
@@ -623,18 +616,15 @@ impl Harness {
     }
 
     fn credentials_metadata(&mut self, protocol: PinProtocol) {
-        let (param, genuine) = self.mac(protocol, TokenChoice::Current, &[0x01]);
-        let params = vec![
-            (1, int(1)),
-            (3, int(protocol.number().into())),
-            (4, Value::Bytes(param)),
-        ];
-        let request = [
-            vec![CREDENTIAL_MANAGEMENT],
-            cbor::encode(&cbor::int_map(params)),
-        ]
-        .concat();
-        let response = self.authenticator.process_cbor(ORIGIN, &request);
+        let mut genuine = false;
+        let request =
+            CredentialManagementRequest::new(CredentialManagementSubcommand::GetCredsMetadata)
+                .authorized(protocol.number(), |message| {
+                    let (param, from_current) = self.mac(protocol, TokenChoice::Current, message);
+                    genuine = from_current;
+                    param
+                });
+        let response = self.authenticator.process_cbor(ORIGIN, &request.encode());
         if response[0] == SUCCESS {
             self.check_token_use(genuine, PERMISSION_CM, None);
         }

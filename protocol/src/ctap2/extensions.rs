@@ -146,7 +146,8 @@ impl<E: Env> Authenticator<E> {
         &mut self,
         input: HmacSecretInput,
     ) -> Result<HmacSecretSalts, StatusCode> {
-        let shared = self.shared_secret(input.protocol, input.key_agreement)?;
+        let key = crate::wire::KeyAgreementPublicKey::from_cbor(input.key_agreement)?;
+        let shared = self.shared_secret(input.protocol, &key)?;
         if !shared.verify(&input.salt_enc, &input.salt_auth) {
             return Err(StatusCode::PinAuthInvalid);
         }

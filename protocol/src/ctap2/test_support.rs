@@ -258,23 +258,70 @@ pub fn register(
 
 pub use crate::ctap2::pin::protocol::PinProtocol;
 use crate::ctap2::pin::protocol::{platform, SharedSecret};
+use crate::wire::{
+    permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, ConfigRequest,
+    ConfigSubcommand, CredentialManagementRequest, CredentialManagementSubcommand,
+    KeyAgreementPublicKey, Request, Response,
+};
 
-pub const CLIENT_PIN: u8 = 0x06;
-pub const PERM_MC: u8 = 0x01;
-pub const PERM_GA: u8 = 0x02;
-pub const PERM_CM: u8 = 0x04;
-pub const PERM_LBW: u8 = 0x10;
-pub const PERM_ACFG: u8 = 0x20;
+pub const CLIENT_PIN: u8 = crate::wire::Command::ClientPin as u8;
+pub const PERM_MC: u8 = permission::MAKE_CREDENTIAL;
+pub const PERM_GA: u8 = permission::GET_ASSERTION;
+pub const PERM_CM: u8 = permission::CREDENTIAL_MANAGEMENT;
+pub const PERM_LBW: u8 = permission::LARGE_BLOB_WRITE;
+pub const PERM_ACFG: u8 = permission::AUTHENTICATOR_CONFIG;
+pub const PERM_PCMR: u8 = permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
+
+/// Sends a typed request; the answer as CBOR (Null when it has no body) or its status.
+pub fn send(a: &mut TestAuthenticator, request: &impl Request) -> Result<Value, StatusCode> {
+    call_raw(a, &request.encode())
+}
+
+/// Sends a typed request and reads the typed answer.
+pub fn exchange<R: Response>(
+    a: &mut TestAuthenticator,
+    request: &impl Request,
+) -> Result<R, StatusCode> {
+    let answer = a.process_cbor(TEST_ORIGIN, &request.encode());
+    match answer.split_first() {
+        Some((0, body)) => Ok(R::decode(body).expect("a well-formed answer")),
+        Some((&status, [])) => Err(StatusCode::from_byte(status)
+            .unwrap_or_else(|| panic!("status {status:#04x} is not a CTAP status"))),
+        other => panic!("error status with a body: {other:?}"),
+    }
+}
+
+/// A request's parameter map as (key, value) entries, for the tests that then break it.
+pub fn entries(request: &impl Request) -> Vec<(i64, Value)> {
+    let Some(Value::Map(map)) = request.to_cbor() else {
+        panic!("a request with a parameter map")
+    };
+    map.into_iter()
+        .map(|(key, value)| {
+            let key = key.as_integer().expect("an integer key");
+            (i64::try_from(key).expect("a small key"), value)
+        })
+        .collect()
+}
+
+/// getKeyAgreement, then the platform's half: (platform key, shared secret).
+pub fn platform_key_agreement(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+) -> (KeyAgreementPublicKey, SharedSecret) {
+    let response: ClientPinResponse =
+        exchange(a, &ClientPinRequest::get_key_agreement(protocol.number()))
+            .expect("getKeyAgreement");
+    let theirs = response.key_agreement.expect("a key agreement key");
+    let (ours, shared) = platform::agree(protocol, &theirs.to_cbor(), 0x77);
+    let ours = KeyAgreementPublicKey::from_cbor(ours).expect("our own key");
+    (ours, shared)
+}
 
 /// getKeyAgreement, then the platform's half: (platform COSE key, shared secret).
 pub fn key_agreement(a: &mut TestAuthenticator, protocol: PinProtocol) -> (Value, SharedSecret) {
-    let response = call(
-        a,
-        CLIENT_PIN,
-        vec![(1, int(protocol.number().into())), (2, int(2))],
-    )
-    .expect("getKeyAgreement");
-    platform::agree(protocol, field(&response, 1).unwrap(), 0x77)
+    let (key, shared) = platform_key_agreement(a, protocol);
+    (key.to_cbor(), shared)
 }
 
 /// The PIN as the platform sends it: UTF-8 padded with zeros to 64 bytes.
@@ -293,25 +340,36 @@ pub fn iv(buf: &mut [u8]) {
     buf.fill(0x1f)
 }
 
+/// setPIN with a fresh key agreement.
+pub fn set_pin_request(
+    a: &mut TestAuthenticator,
+    protocol: PinProtocol,
+    padded_pin: &[u8],
+) -> ClientPinRequest {
+    let (key, shared) = platform_key_agreement(a, protocol);
+    let new_pin_enc = shared.encrypt(padded_pin, iv);
+    let mac = shared.authenticate(&new_pin_enc);
+    ClientPinRequest::set_pin(protocol.number(), key, new_pin_enc, mac)
+}
+
+/// [`set_pin_request`]'s map, for the tests that break it.
 pub fn set_pin_params(
     a: &mut TestAuthenticator,
     protocol: PinProtocol,
     padded_pin: &[u8],
 ) -> Vec<(i64, Value)> {
-    let (key, shared) = key_agreement(a, protocol);
-    let new_pin_enc = shared.encrypt(padded_pin, iv);
-    vec![
-        (1, int(protocol.number().into())),
-        (2, int(3)),
-        (3, key),
-        (4, bytes(&shared.authenticate(&new_pin_enc))),
-        (5, bytes(&new_pin_enc)),
-    ]
+    entries(&set_pin_request(a, protocol, padded_pin))
 }
 
 pub fn set_pin(a: &mut TestAuthenticator, pin: &str) {
-    let p = set_pin_params(a, PinProtocol::Two, &padded(pin.as_bytes()));
-    assert_eq!(call(a, CLIENT_PIN, p), Ok(Value::Null), "setPIN");
+    let request = set_pin_request(a, PinProtocol::Two, &padded(pin.as_bytes()));
+    assert_eq!(send(a, &request), Ok(Value::Null), "setPIN");
+}
+
+/// The token in a clientPIN answer, decrypted.
+fn decrypt_token(response: ClientPinResponse, shared: &SharedSecret) -> Vec<u8> {
+    let encrypted = response.pin_uv_auth_token.expect("a pinUvAuthToken");
+    shared.decrypt(&encrypted).expect("token decrypts").to_vec()
 }
 
 /// getPinUvAuthTokenUsingPinWithPermissions; returns the decrypted token.
@@ -322,37 +380,36 @@ pub fn pin_token(
     permissions: u8,
     rp_id: Option<&str>,
 ) -> Result<Vec<u8>, StatusCode> {
-    let (key, shared) = key_agreement(a, protocol);
-    let mut p = vec![
-        (1, int(protocol.number().into())),
-        (2, int(9)),
-        (3, key),
-        (6, bytes(&shared.encrypt(&pin_hash(pin.as_bytes()), iv))),
-        (9, int(permissions.into())),
-    ];
-    if let Some(rp_id) = rp_id {
-        p.push((0x0A, text(rp_id)));
-    }
-    let response = call(a, CLIENT_PIN, p)?;
-    let encrypted = as_bytes(field(&response, 2).unwrap());
-    Ok(shared.decrypt(encrypted).expect("token decrypts").to_vec())
+    let (key, shared) = platform_key_agreement(a, protocol);
+    let request = ClientPinRequest::get_token_using_pin(
+        protocol.number(),
+        key,
+        shared.encrypt(&pin_hash(pin.as_bytes()), iv),
+        permissions,
+        rp_id.map(str::to_owned),
+    );
+    Ok(decrypt_token(exchange(a, &request)?, &shared))
+}
+
+/// A credentialManagement request (protocol 2): subCommand, its params, and the token's MAC
+/// over subCommand || subCommandParams.
+pub fn cm_request(token: &[u8], sub: u8, params: Option<Value>) -> CredentialManagementRequest {
+    let sub = CredentialManagementSubcommand::from_number(sub.into()).expect("a subcommand");
+    let request = CredentialManagementRequest {
+        sub_command_params: params,
+        ..CredentialManagementRequest::new(sub)
+    };
+    request.authorized(PinProtocol::Two.number(), |message| {
+        PinProtocol::Two.authenticate(token, message)
+    })
+}
+
+/// [`cm_request`]'s map, for the tests that break it.
+pub fn cm_params(token: &[u8], sub: u8, params: Option<Value>) -> Vec<(i64, Value)> {
+    entries(&cm_request(token, sub, params))
 }
 
 /// pinUvAuthParam = authenticate(token, message).
-/// A credentialManagement request (protocol 2): subCommand, its params, and the token's MAC over
-/// subCommand || subCommandParams.
-pub fn cm_params(token: &[u8], sub: u8, params: Option<Value>) -> Vec<(i64, Value)> {
-    let mut message = vec![sub];
-    let mut p = vec![(1, int(sub.into()))];
-    if let Some(params) = params {
-        message.extend(cbor::encode(&params));
-        p.push((2, params));
-    }
-    p.push((3, int(2)));
-    p.push((4, auth_param(PinProtocol::Two, token, &message)));
-    p
-}
-
 pub fn auth_param(protocol: PinProtocol, token: &[u8], message: &[u8]) -> Value {
     bytes(&protocol.authenticate(token, message))
 }
@@ -364,28 +421,22 @@ pub fn uv_token(
     permissions: u8,
     rp_id: Option<&str>,
 ) -> Result<Vec<u8>, StatusCode> {
-    let (key, shared) = key_agreement(a, protocol);
-    let mut p = vec![
-        (1, int(protocol.number().into())),
-        (2, int(6)),
-        (3, key),
-        (9, int(permissions.into())),
-    ];
-    if let Some(rp_id) = rp_id {
-        p.push((0x0A, text(rp_id)));
-    }
-    let response = call(a, CLIENT_PIN, p)?;
-    let encrypted = as_bytes(field(&response, 2).unwrap());
-    Ok(shared.decrypt(encrypted).expect("token decrypts").to_vec())
+    let (key, shared) = platform_key_agreement(a, protocol);
+    let request = ClientPinRequest::get_token_using_uv(
+        protocol.number(),
+        key,
+        permissions,
+        rp_id.map(str::to_owned),
+    );
+    Ok(decrypt_token(exchange(a, &request)?, &shared))
 }
 
 /// getUVRetries.
 pub fn uv_retries(a: &mut TestAuthenticator) -> i64 {
-    let response = call(a, CLIENT_PIN, vec![(2, int(7))]).expect("getUVRetries");
-    let Some(Value::Integer(n)) = field(&response, 5) else {
-        panic!("no uvRetries: {response:?}")
-    };
-    i128::from(*n) as i64
+    let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
+    let response: ClientPinResponse = exchange(a, &request).expect("getUVRetries");
+    let retries = response.uv_retries.expect("uvRetries");
+    i64::try_from(retries).expect("a small count")
 }
 
 /// authenticatorConfig (0x0D) with an acfg token (protocol 2), or without one.
@@ -395,18 +446,15 @@ pub fn authenticator_config(
     sub: u8,
     params: Option<Value>,
 ) -> Result<Value, StatusCode> {
-    let mut message = vec![0xff; 32];
-    message.extend([0x0d, sub]);
-    let mut p = vec![(1, int(sub.into()))];
-    if let Some(params) = params {
-        message.extend(cbor::encode(&params));
-        p.push((2, params));
-    }
+    let sub = ConfigSubcommand::from_number(sub.into()).expect("a subcommand");
+    let mut request = ConfigRequest {
+        sub_command_params: params,
+        ..ConfigRequest::new(sub)
+    };
     if let Some(token) = token {
-        p.push((3, int(2)));
-        p.push((4, auth_param(PinProtocol::Two, token, &message)));
+        request = request.authorized(PinProtocol::Two.number(), |message| {
+            PinProtocol::Two.authenticate(token, message)
+        });
     }
-    call(a, 0x0D, p)
+    send(a, &request)
 }
-
-pub const PERM_PCMR: u8 = 0x40;

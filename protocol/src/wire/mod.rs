@@ -9,10 +9,29 @@
 //! INVALID_CBOR), and a derive reports all of them as one error. Encoding is canonical (CTAP
 //! 2.1 §8: definite lengths, map keys in the canonical order) through [`crate::cbor::encode`].
 
+mod client_pin;
 mod command;
+mod config;
+mod credential_management;
+mod fields;
+mod key_agreement;
+mod large_blobs;
+pub mod permission;
+mod reset;
+mod selection;
 
 pub use crate::status::StatusCode;
+pub use client_pin::{ClientPinRequest, ClientPinResponse, ClientPinSubcommand};
 pub use command::Command;
+pub use config::{ConfigRequest, ConfigSubcommand, SetMinPinLengthParams};
+pub use credential_management::{
+    CredentialManagementParams, CredentialManagementRequest, CredentialManagementResponse,
+    CredentialManagementSubcommand,
+};
+pub use key_agreement::KeyAgreementPublicKey;
+pub use large_blobs::{LargeBlobsRequest, LargeBlobsResponse};
+pub use reset::ResetRequest;
+pub use selection::SelectionRequest;
 
 use ciborium::Value;
 

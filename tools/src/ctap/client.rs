@@ -7,15 +7,18 @@
 use ciborium::Value;
 use protocol::cbor;
 use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
+use protocol::wire::{
+    permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, ConfigRequest,
+    ConfigSubcommand, CredentialManagementParams, CredentialManagementRequest,
+    CredentialManagementResponse, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
+    ResetRequest, Response, SetMinPinLengthParams, StatusCode,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::Key;
 use crate::ctap_status;
 use crate::exit::Failure;
-
-use protocol::ctap2::permission;
-use protocol::ctap2::{AUTHENTICATOR_CONFIG as CONFIG, CLIENT_PIN, CREDENTIAL_MANAGEMENT, RESET};
 
 /// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
 pub const PERMISSION_CREDENTIAL_MANAGEMENT: u8 = permission::CREDENTIAL_MANAGEMENT;
@@ -24,20 +27,12 @@ pub const PERMISSION_AUTHENTICATOR_CONFIG: u8 = permission::AUTHENTICATOR_CONFIG
 pub const PERMISSION_PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 =
     permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
 
-const STATUS_NOT_ALLOWED: u8 = protocol::ctap2::StatusCode::NotAllowed as u8;
+const STATUS_NOT_ALLOWED: u8 = StatusCode::NotAllowed as u8;
 
-fn int(i: i64) -> Value {
-    Value::Integer(i.into())
-}
-
-/// Sends `command` with CBOR `params`; the decoded answer (Null when it has none) or the
-/// key's status as a failure, described for people.
-fn call(key: &mut Key, command: u8, params: Option<Value>, what: &str) -> Result<Value, Failure> {
-    let mut request = vec![command];
-    if let Some(params) = params {
-        request.extend(cbor::encode(&params));
-    }
-    let (status, body) = key.cbor(&request)?;
+/// Sends a request; the answer's body (empty when it has none) or the key's status as a
+/// failure, described for people.
+fn send(key: &mut Key, request: &impl Request, what: &str) -> Result<Vec<u8>, Failure> {
+    let (status, body) = key.cbor(&request.encode())?;
     if status != 0 {
         return Err(KeyRefused {
             status,
@@ -45,11 +40,14 @@ fn call(key: &mut Key, command: u8, params: Option<Value>, what: &str) -> Result
         }
         .into());
     }
-    if body.is_empty() {
-        return Ok(Value::Null);
-    }
-    cbor::decode(&body)
-        .map_err(|_| Failure::failed(format!("the key's answer to {what} is not CBOR")))
+    Ok(body)
+}
+
+/// Sends a request and reads its typed answer.
+fn exchange<R: Response>(key: &mut Key, request: &impl Request, what: &str) -> Result<R, Failure> {
+    let body = send(key, request, what)?;
+    R::decode(&body)
+        .map_err(|_| Failure::failed(format!("the key's answer to {what} is malformed")))
 }
 
 /// A key's refusal, with its CTAP status.
@@ -77,13 +75,6 @@ impl From<KeyRefused> for Failure {
     }
 }
 
-fn field(map: &Value, key: i64) -> Option<&Value> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_integer() == Some(key.into()))
-        .map(|(_, v)| v)
-}
-
 fn text_field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
     map.as_map()?
         .iter()
@@ -104,16 +95,19 @@ pub fn pin_protocol(info: &serde_json::Value) -> PinProtocol {
 }
 
 /// The shared secret of a fresh key agreement, and our public key to send with it.
-fn agree(key: &mut Key, protocol: PinProtocol) -> Result<(SharedSecret, Value), Failure> {
-    let params = cbor::int_map(vec![(1, int(protocol.number().into())), (2, int(0x02))]);
-    let answer = call(key, CLIENT_PIN, Some(params), "getKeyAgreement")?;
-    let theirs = field(&answer, 1)
-        .cloned()
+fn agree(
+    key: &mut Key,
+    protocol: PinProtocol,
+) -> Result<(SharedSecret, KeyAgreementPublicKey), Failure> {
+    let request = ClientPinRequest::get_key_agreement(protocol.number());
+    let answer: ClientPinResponse = exchange(key, &request, "getKeyAgreement")?;
+    let theirs = answer
+        .key_agreement
         .ok_or_else(|| Failure::failed("the key sent no key agreement key"))?;
-    let theirs = PlatformKey::parse(theirs)
-        .map_err(|_| Failure::failed("the key's key agreement key is not a P-256 COSE key"))?;
+    let theirs = PlatformKey::from_wire(&theirs)
+        .map_err(|_| Failure::failed("the key's key agreement key is not a P-256 point"))?;
     let ours = KeyAgreementKey::generate(fill_random);
-    Ok((ours.decapsulate(protocol, &theirs), ours.public_cose_key()))
+    Ok((ours.decapsulate(protocol, &theirs), ours.public_key()))
 }
 
 fn fill_random(bytes: &mut [u8]) {
@@ -135,25 +129,22 @@ fn pin_hash(pin: &str) -> Zeroizing<Vec<u8>> {
 }
 
 pub fn pin_retries(key: &mut Key, protocol: PinProtocol) -> Result<u64, Failure> {
-    let params = cbor::int_map(vec![(1, int(protocol.number().into())), (2, int(0x01))]);
-    let answer = call(key, CLIENT_PIN, Some(params), "getPinRetries")?;
-    field(&answer, 3)
-        .and_then(|v| v.as_integer())
-        .and_then(|i| u64::try_from(i).ok())
+    let request = ClientPinRequest {
+        pin_uv_auth_protocol: Some(protocol.number().into()),
+        ..ClientPinRequest::new(ClientPinSubcommand::GetPinRetries)
+    };
+    let answer: ClientPinResponse = exchange(key, &request, "getPinRetries")?;
+    answer
+        .pin_retries
         .ok_or_else(|| Failure::failed("the key sent no PIN retries"))
 }
 
 pub fn set_pin(key: &mut Key, protocol: PinProtocol, new_pin: &str) -> Result<(), Failure> {
     let (secret, ours) = agree(key, protocol)?;
     let new_pin_enc = secret.encrypt(&padded_pin(new_pin)?, fill_random);
-    let params = cbor::int_map(vec![
-        (1, int(protocol.number().into())),
-        (2, int(0x03)),
-        (3, ours),
-        (4, Value::Bytes(secret.authenticate(&new_pin_enc))),
-        (5, Value::Bytes(new_pin_enc)),
-    ]);
-    call(key, CLIENT_PIN, Some(params), "setting the PIN").map(drop)
+    let mac = secret.authenticate(&new_pin_enc);
+    let request = ClientPinRequest::set_pin(protocol.number(), ours, new_pin_enc, mac);
+    send(key, &request, "setting the PIN").map(drop)
 }
 
 pub fn change_pin(
@@ -165,16 +156,10 @@ pub fn change_pin(
     let (secret, ours) = agree(key, protocol)?;
     let new_pin_enc = secret.encrypt(&padded_pin(new_pin)?, fill_random);
     let pin_hash_enc = secret.encrypt(&pin_hash(current), fill_random);
-    let signed = [&new_pin_enc[..], &pin_hash_enc[..]].concat();
-    let params = cbor::int_map(vec![
-        (1, int(protocol.number().into())),
-        (2, int(0x04)),
-        (3, ours),
-        (4, Value::Bytes(secret.authenticate(&signed))),
-        (5, Value::Bytes(new_pin_enc)),
-        (6, Value::Bytes(pin_hash_enc)),
-    ]);
-    call(key, CLIENT_PIN, Some(params), "changing the PIN").map(drop)
+    let mac = secret.authenticate(&[&new_pin_enc[..], &pin_hash_enc[..]].concat());
+    let request =
+        ClientPinRequest::change_pin(protocol.number(), ours, pin_hash_enc, new_pin_enc, mac);
+    send(key, &request, "changing the PIN").map(drop)
 }
 
 /// A pinUvAuthToken with `permissions`, and the protocol to use it with.
@@ -196,19 +181,20 @@ pub fn token(
     permissions: u8,
 ) -> Result<Token, Failure> {
     let (secret, ours) = agree(key, protocol)?;
-    let params = cbor::int_map(vec![
-        (1, int(protocol.number().into())),
-        (2, int(0x09)),
-        (3, ours),
-        (6, Value::Bytes(secret.encrypt(&pin_hash(pin), fill_random))),
-        (9, int(permissions.into())),
-    ]);
-    let answer = call(key, CLIENT_PIN, Some(params), "the PIN")?;
-    let encrypted = field(&answer, 2)
-        .and_then(|v| v.as_bytes())
+    let pin_hash_enc = secret.encrypt(&pin_hash(pin), fill_random);
+    let request = ClientPinRequest::get_token_using_pin(
+        protocol.number(),
+        ours,
+        pin_hash_enc,
+        permissions,
+        None,
+    );
+    let answer: ClientPinResponse = exchange(key, &request, "the PIN")?;
+    let encrypted = answer
+        .pin_uv_auth_token
         .ok_or_else(|| Failure::failed("the key sent no pinUvAuthToken"))?;
     let token = secret
-        .decrypt(encrypted)
+        .decrypt(&encrypted)
         .ok_or_else(|| Failure::failed("the key's pinUvAuthToken does not decrypt"))?;
     Ok(Token { protocol, token })
 }
@@ -228,56 +214,49 @@ pub struct StoredCredential {
     pub third_party_payment: Option<bool>,
 }
 
-/// A credentialManagement or authenticatorConfig request: subCommand (1), subCommandParams
-/// (2), pinUvAuthProtocol (3) and pinUvAuthParam (4), the token's MAC over
-/// `prefix || subCommand || subCommandParams`.
-fn authorized_subcommand(
-    token: &Token,
-    prefix: &[u8],
-    sub_command: u8,
-    sub_params: Option<Value>,
-) -> Value {
-    let mut signed = prefix.to_vec();
-    signed.push(sub_command);
-    if let Some(params) = &sub_params {
-        signed.extend(cbor::encode(params));
-    }
-    let mut params = vec![(1, int(sub_command.into()))];
-    if let Some(sub_params) = sub_params {
-        params.push((2, sub_params));
-    }
-    params.push((3, int(token.protocol.number().into())));
-    params.push((4, Value::Bytes(token.authenticate(&signed))));
-    cbor::int_map(params)
-}
-
+/// An authorized credentialManagement subcommand: the token's MAC over subCommand ||
+/// subCommandParams.
 fn credential_management(
     key: &mut Key,
     token: &Token,
-    sub_command: u8,
-    sub_params: Option<Value>,
+    sub_command: CredentialManagementSubcommand,
+    params: Option<&CredentialManagementParams>,
     what: &str,
-) -> Result<Value, Failure> {
-    let request = authorized_subcommand(token, &[], sub_command, sub_params);
-    call(key, CREDENTIAL_MANAGEMENT, Some(request), what)
+) -> Result<CredentialManagementResponse, Failure> {
+    let request = match params {
+        Some(params) => CredentialManagementRequest::with_params(sub_command, params),
+        None => CredentialManagementRequest::new(sub_command),
+    }
+    .authorized(token.protocol.number(), |message| {
+        token.authenticate(message)
+    });
+    exchange(key, &request, what)
 }
 
-fn next(key: &mut Key, sub_command: u8, what: &str) -> Result<Value, Failure> {
-    let params = cbor::int_map(vec![(1, int(sub_command.into()))]);
-    call(key, CREDENTIAL_MANAGEMENT, Some(params), what)
+/// A GetNext subcommand: no parameters, no token.
+fn next(
+    key: &mut Key,
+    sub_command: CredentialManagementSubcommand,
+    what: &str,
+) -> Result<CredentialManagementResponse, Failure> {
+    exchange(key, &CredentialManagementRequest::new(sub_command), what)
 }
 
-fn count(answer: &Value, at: i64) -> usize {
-    field(answer, at)
-        .and_then(|v| v.as_integer())
-        .and_then(|i| usize::try_from(i).ok())
-        .unwrap_or(0)
+fn count(total: Option<u64>) -> usize {
+    total.and_then(|n| usize::try_from(n).ok()).unwrap_or(0)
 }
 
 /// Every discoverable credential on the key (enumerateRPs, then enumerateCredentials of each).
 pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCredential>, Failure> {
-    const NO_CREDENTIALS: u8 = 0x2E;
-    let first = match credential_management(key, token, 0x02, None, "listing the sites") {
+    use CredentialManagementSubcommand as Sub;
+    const NO_CREDENTIALS: u8 = StatusCode::NoCredentials as u8;
+    let first = match credential_management(
+        key,
+        token,
+        Sub::EnumerateRpsBegin,
+        None,
+        "listing the sites",
+    ) {
         Ok(answer) => answer,
         Err(failure)
             if failure
@@ -288,36 +267,53 @@ pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCreden
         }
         Err(failure) => return Err(failure),
     };
-    let total = count(&first, 5);
+    let total = count(first.total_rps);
     let mut rps = vec![first];
     for _ in 1..total {
-        rps.push(next(key, 0x03, "listing the sites")?);
+        rps.push(next(key, Sub::EnumerateRpsGetNextRp, "listing the sites")?);
     }
     let mut credentials = Vec::new();
     for rp in rps {
-        let rp_id = field(&rp, 3)
+        let rp_id = rp
+            .rp
+            .as_ref()
             .and_then(|rp| text_field(rp, "id"))
             .and_then(|id| id.as_text())
             .unwrap_or_default()
             .to_owned();
-        let hash = field(&rp, 4)
-            .cloned()
+        let hash = rp
+            .rp_id_hash
             .ok_or_else(|| Failure::failed("the key sent a site without its RP ID hash"))?;
-        let params = cbor::int_map(vec![(1, hash)]);
-        let first = credential_management(key, token, 0x04, Some(params), "listing credentials")?;
-        let total = count(&first, 9);
+        let params = CredentialManagementParams {
+            rp_id_hash: Some(hash),
+            ..CredentialManagementParams::default()
+        };
+        let first = credential_management(
+            key,
+            token,
+            Sub::EnumerateCredentialsBegin,
+            Some(&params),
+            "listing credentials",
+        )?;
+        let total = count(first.total_credentials);
         let mut answers = vec![first];
         for _ in 1..total {
-            answers.push(next(key, 0x05, "listing credentials")?);
+            answers.push(next(
+                key,
+                Sub::EnumerateCredentialsGetNextCredential,
+                "listing credentials",
+            )?);
         }
         for answer in answers {
-            let user = field(&answer, 6);
+            let user = answer.user.as_ref();
             let user_text = |name: &str| {
                 user.and_then(|u| text_field(u, name))
                     .and_then(|v| v.as_text())
                     .map(str::to_owned)
             };
-            let id = field(&answer, 7)
+            let id = answer
+                .credential_id
+                .as_ref()
                 .and_then(|d| text_field(d, "id"))
                 .and_then(|v| v.as_bytes())
                 .ok_or_else(|| Failure::failed("the key sent a credential without its ID"))?;
@@ -331,10 +327,8 @@ pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCreden
                     .unwrap_or_default(),
                 user_name: user_text("name"),
                 display_name: user_text("displayName"),
-                cred_protect: field(&answer, 0x0A)
-                    .and_then(|v| v.as_integer())
-                    .and_then(|i| u64::try_from(i).ok()),
-                third_party_payment: field(&answer, 0x0C).and_then(|v| v.as_bool()),
+                cred_protect: answer.cred_protect,
+                third_party_payment: answer.third_party_payment,
             });
         }
     }
@@ -350,8 +344,19 @@ pub fn delete_credential(
         ("id", Value::Bytes(credential_id.to_vec())),
         ("type", Value::Text("public-key".into())),
     ]);
-    let params = cbor::int_map(vec![(2, descriptor)]);
-    credential_management(key, token, 0x06, Some(params), "deleting the credential").map(drop)
+    let params = CredentialManagementParams {
+        credential_id: Some(descriptor),
+        ..CredentialManagementParams::default()
+    };
+    let sub_command = CredentialManagementSubcommand::DeleteCredential;
+    credential_management(
+        key,
+        token,
+        sub_command,
+        Some(&params),
+        "deleting the credential",
+    )
+    .map(drop)
 }
 
 /// updateUserInformation (credential management 0x07): the stored user entity's names.
@@ -374,30 +379,38 @@ pub fn update_user(
     if let Some(display_name) = display_name {
         user.push(("displayName", Value::Text(display_name.to_owned())));
     }
-    let params = cbor::int_map(vec![(2, descriptor), (3, cbor::text_map(user))]);
-    credential_management(key, token, 0x07, Some(params), "updating the credential").map(drop)
+    let params = CredentialManagementParams {
+        credential_id: Some(descriptor),
+        user: Some(cbor::text_map(user)),
+        ..CredentialManagementParams::default()
+    };
+    let sub_command = CredentialManagementSubcommand::UpdateUserInformation;
+    credential_management(
+        key,
+        token,
+        sub_command,
+        Some(&params),
+        "updating the credential",
+    )
+    .map(drop)
 }
 
 pub fn reset(key: &mut Key) -> Result<(), Failure> {
-    call(key, RESET, None, "reset").map(drop)
+    send(key, &ResetRequest, "reset").map(drop)
 }
 
-fn config(
-    key: &mut Key,
-    token: &Token,
-    sub_command: u8,
-    sub_params: Option<Value>,
-    what: &str,
-) -> Result<(), Failure> {
-    // pinUvAuthParam = authenticate(token, 32 × 0xff || 0x0d || subCommand || subCommandParams)
-    let mut prefix = vec![0xff; 32];
-    prefix.push(CONFIG);
-    let request = authorized_subcommand(token, &prefix, sub_command, sub_params);
-    call(key, CONFIG, Some(request), what).map(drop)
+/// An authorized authenticatorConfig subcommand: the token's MAC over 32×0xff || 0x0d ||
+/// subCommand || subCommandParams.
+fn config(key: &mut Key, token: &Token, request: ConfigRequest, what: &str) -> Result<(), Failure> {
+    let request = request.authorized(token.protocol.number(), |message| {
+        token.authenticate(message)
+    });
+    send(key, &request, what).map(drop)
 }
 
 pub fn toggle_always_uv(key: &mut Key, token: &Token) -> Result<(), Failure> {
-    config(key, token, 0x02, None, "toggling alwaysUv")
+    let request = ConfigRequest::new(ConfigSubcommand::ToggleAlwaysUv);
+    config(key, token, request, "toggling alwaysUv")
 }
 
 pub fn set_min_pin_length(
@@ -407,24 +420,12 @@ pub fn set_min_pin_length(
     rp_ids: &[String],
     force_change: bool,
 ) -> Result<(), Failure> {
-    let mut params = Vec::new();
-    if let Some(length) = length {
-        params.push((1, int(length.into())));
-    }
-    if !rp_ids.is_empty() {
-        params.push((
-            2,
-            Value::Array(rp_ids.iter().map(|id| Value::Text(id.clone())).collect()),
-        ));
-    }
-    if force_change {
-        params.push((3, Value::Bool(true)));
-    }
-    config(
-        key,
-        token,
-        0x03,
-        Some(cbor::int_map(params)),
-        "setting the minimum PIN length",
-    )
+    let params = SetMinPinLengthParams {
+        new_min_pin_length: length.map(i128::from),
+        min_pin_length_rp_ids: (!rp_ids.is_empty()).then(|| rp_ids.to_vec()),
+        force_change_pin: force_change.then_some(true),
+        pin_complexity_policy: None,
+    };
+    let request = ConfigRequest::set_min_pin_length(&params);
+    config(key, token, request, "setting the minimum PIN length")
 }

@@ -4,56 +4,34 @@
 
 use ciborium::Value;
 
-use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::token::permission;
 use crate::env::Env;
 use crate::status::StatusCode;
+use crate::wire::{ConfigRequest, ConfigSubcommand, Request as _, SetMinPinLengthParams};
 
 /// getInfo maxRPIDsForSetMinPINLength.
 pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;
 /// The longest minimum we accept: a longer one could never be met by a 63-byte PIN.
 const MAX_MIN_PIN_LENGTH: i128 = 63;
 
-const SUB_COMMAND: i128 = 0x01;
-const SUB_COMMAND_PARAMS: i128 = 0x02;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
-const PIN_UV_AUTH_PARAM: i128 = 0x04;
-
-const TOGGLE_ALWAYS_UV: i128 = 0x02;
-const SET_MIN_PIN_LENGTH: i128 = 0x03;
 /// getInfo authenticatorConfigCommands (CTAP 2.3 §6.4 0x1F): the subcommands served.
-pub const SUPPORTED_SUBCOMMANDS: [u8; 2] = [TOGGLE_ALWAYS_UV as u8, SET_MIN_PIN_LENGTH as u8];
-
-const NEW_MIN_PIN_LENGTH: i128 = 0x01;
-const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
-const FORCE_CHANGE_PIN: i128 = 0x03;
-/// CTAP 2.3 §6.11.4: turns the authenticator's PIN complexity policy on (never off).
-const PIN_COMPLEXITY_POLICY: i128 = 0x04;
-
-/// The command byte that prefixes the signed message (§6.11 step 4.4).
-const COMMAND_BYTE: u8 = 0x0D;
+pub const SUPPORTED_SUBCOMMANDS: [u8; 2] = [
+    ConfigSubcommand::ToggleAlwaysUv as u8,
+    ConfigSubcommand::SetMinPinLength as u8,
+];
 
 impl<E: Env> Authenticator<E> {
     pub(crate) fn authenticator_config(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let mut map = RequestMap::parse(params)?;
         // 1. subCommand is mandatory.
-        let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
-        let sub_params = map.take(SUB_COMMAND_PARAMS);
-        if !matches!(sub_params, None | Some(Value::Map(_))) {
-            return Err(StatusCode::CborUnexpectedType);
-        }
-        let protocol = map
-            .take(PIN_UV_AUTH_PROTOCOL)
-            .map(cbor::into_int)
-            .transpose()?;
-        let pin_uv_auth_param = map
-            .take(PIN_UV_AUTH_PARAM)
-            .map(cbor::into_bytes)
-            .transpose()?;
+        let mut request = ConfigRequest::decode(params)?;
         // 2. Only the subcommands this key has (enableEnterpriseAttestation and
         //    vendorPrototype are not).
-        if sub_command != TOGGLE_ALWAYS_UV && sub_command != SET_MIN_PIN_LENGTH {
+        let sub_command = request.sub_command;
+        if !matches!(
+            sub_command,
+            ConfigSubcommand::ToggleAlwaysUv | ConfigSubcommand::SetMinPinLength
+        ) {
             return Err(StatusCode::InvalidParameter);
         }
         // 3-4. On a key protected by UV, or with alwaysUv on, a token with acfg over
@@ -61,61 +39,32 @@ impl<E: Env> Authenticator<E> {
         //    be switched off on a key that has nothing to verify the user with.
         let protected = self.is_protected()?;
         let always_uv = self.state()?.always_uv;
-        let bypass = sub_command == TOGGLE_ALWAYS_UV && !protected && always_uv;
+        let bypass = sub_command == ConfigSubcommand::ToggleAlwaysUv && !protected && always_uv;
         if !bypass && (protected || always_uv) {
-            let mut message = vec![0xff; 32];
-            message.push(COMMAND_BYTE);
-            message.push(sub_command as u8);
-            if let Some(params) = &sub_params {
-                message.extend(cbor::encode(params));
-            }
+            let message = request.message_to_authenticate();
             self.authorize_management(
-                pin_uv_auth_param,
-                protocol,
+                request.pin_uv_auth_param.take(),
+                request.pin_uv_auth_protocol,
                 &message,
                 permission::AUTHENTICATOR_CONFIG,
             )?;
         }
         // 5-6. The subcommand.
-        match sub_command {
-            TOGGLE_ALWAYS_UV => {
-                self.update_state(|state| state.always_uv = !state.always_uv)?;
-                Ok(Value::Null)
-            }
-            _ => self.set_min_pin_length(sub_params),
+        if sub_command == ConfigSubcommand::ToggleAlwaysUv {
+            self.update_state(|state| state.always_uv = !state.always_uv)?;
+            return Ok(Value::Null);
         }
+        let params = SetMinPinLengthParams::from_cbor(request.sub_command_params.as_ref())?;
+        self.set_min_pin_length(params)
     }
 
     /// §6.11.4 setMinPINLength: raise (never lower) the minimum PIN length, name the RPs that
     /// may read it, make the PIN expire, and/or (CTAP 2.3) turn the PIN complexity policy on.
-    fn set_min_pin_length(&mut self, params: Option<Value>) -> Result<Value, StatusCode> {
-        let mut map = match &params {
-            Some(params) => RequestMap::parse(&cbor::encode(params))?,
-            None => RequestMap::parse(&[])?,
-        };
-        let new_min = map
-            .take(NEW_MIN_PIN_LENGTH)
-            .map(cbor::into_int)
-            .transpose()?;
-        let rp_ids = map
-            .take(MIN_PIN_LENGTH_RP_IDS)
-            .map(|ids| {
-                cbor::into_array(ids)?
-                    .into_iter()
-                    .map(cbor::into_text)
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        let force_change = map
-            .take(FORCE_CHANGE_PIN)
-            .map(cbor::into_bool)
-            .transpose()?
-            .unwrap_or(false);
-        let complexity = map
-            .take(PIN_COMPLEXITY_POLICY)
-            .map(cbor::into_bool)
-            .transpose()?
-            .unwrap_or(false);
+    fn set_min_pin_length(&mut self, params: SetMinPinLengthParams) -> Result<Value, StatusCode> {
+        let new_min = params.new_min_pin_length;
+        let rp_ids = params.min_pin_length_rp_ids;
+        let force_change = params.force_change_pin.unwrap_or(false);
+        let complexity = params.pin_complexity_policy.unwrap_or(false);
 
         let state = self.state()?.clone();
         // 1-2. Absent means "keep"; smaller than now is a policy violation.
@@ -168,29 +117,28 @@ impl<E: Env> Authenticator<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cbor;
     use crate::ctap2::test_support::*;
 
     const CONFIG: u8 = 0x0D;
     const P2: PinProtocol = PinProtocol::Two;
 
+    /// authenticatorConfig as a platform sends it; a subcommand CTAP does not define has no
+    /// [`crate::wire::ConfigRequest`], so it is sent by hand.
     fn config(
         a: &mut TestAuthenticator,
         token: Option<&[u8]>,
         sub: i64,
         params: Option<Value>,
     ) -> Result<Value, StatusCode> {
-        let mut message = vec![0xff; 32];
-        message.extend([0x0d, sub as u8]);
-        let mut p = vec![(1, int(sub))];
-        if let Some(params) = params {
-            message.extend(cbor::encode(&params));
-            p.push((2, params));
+        if ConfigSubcommand::from_number(sub.into()).is_some() {
+            return authenticator_config(a, token, sub as u8, params);
         }
-        if let Some(token) = token {
-            p.push((3, int(2)));
-            p.push((4, auth_param(P2, token, &message)));
-        }
-        call(a, CONFIG, p)
+        assert!(
+            token.is_none() && params.is_none(),
+            "an undefined subcommand alone"
+        );
+        call(a, CONFIG, vec![(1, int(sub))])
     }
 
     fn min_length(len: i64) -> Value {

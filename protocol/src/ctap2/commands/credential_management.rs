@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 
 use ciborium::Value;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-use crate::cbor::{self, RequestMap};
+use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::uv_auth::CmAuthorization;
 use crate::ctap2::state::continuation::Continuation;
@@ -16,96 +17,29 @@ use crate::ctap2::state::Found;
 use crate::ctap2::types;
 use crate::env::{Credential, Env, Keystore};
 use crate::status::StatusCode;
+use crate::wire::{
+    CredentialManagementParams, CredentialManagementRequest, CredentialManagementResponse,
+    CredentialManagementSubcommand as Sub, Request as _, Response as _,
+};
 
-const SUB_COMMAND: i128 = 0x01;
-const SUB_COMMAND_PARAMS: i128 = 0x02;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
-const PIN_UV_AUTH_PARAM: i128 = 0x04;
-
-const PARAM_RP_ID_HASH: i128 = 0x01;
-const PARAM_CREDENTIAL_ID: i128 = 0x02;
-const PARAM_USER: i128 = 0x03;
-
-const GET_CREDS_METADATA: u8 = 0x01;
-const ENUMERATE_RPS_BEGIN: u8 = 0x02;
-const ENUMERATE_RPS_GET_NEXT_RP: u8 = 0x03;
-const ENUMERATE_CREDENTIALS_BEGIN: u8 = 0x04;
-const ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL: u8 = 0x05;
-const DELETE_CREDENTIAL: u8 = 0x06;
-const UPDATE_USER_INFORMATION: u8 = 0x07;
-
-const RESPONSE_EXISTING_COUNT: i64 = 0x01;
-const RESPONSE_REMAINING_COUNT: i64 = 0x02;
-const RESPONSE_RP: i64 = 0x03;
-const RESPONSE_RP_ID_HASH: i64 = 0x04;
-const RESPONSE_TOTAL_RPS: i64 = 0x05;
-const RESPONSE_USER: i64 = 0x06;
-const RESPONSE_CREDENTIAL_ID: i64 = 0x07;
-const RESPONSE_PUBLIC_KEY: i64 = 0x08;
-const RESPONSE_TOTAL_CREDENTIALS: i64 = 0x09;
-const RESPONSE_CRED_PROTECT: i64 = 0x0A;
-const RESPONSE_LARGE_BLOB_KEY: i64 = 0x0B;
-const RESPONSE_THIRD_PARTY_PAYMENT: i64 = 0x0C;
-
-struct Request {
-    sub_command: u8,
-    params: Option<Value>,
-    protocol: Option<i128>,
-    pin_uv_auth_param: Option<Vec<u8>>,
-}
-
-fn parse(params: &[u8]) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
-    let params = map.take(SUB_COMMAND_PARAMS);
-    if !matches!(params, None | Some(Value::Map(_))) {
-        return Err(StatusCode::CborUnexpectedType);
-    }
-    let protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    Ok(Request {
-        sub_command: u8::try_from(sub_command).map_err(|_| StatusCode::InvalidSubcommand)?,
-        params,
-        protocol,
-        pin_uv_auth_param,
-    })
-}
-
-/// The subCommandParams entries.
+/// subCommandParams as the authenticator uses them.
 struct Params {
     rp_id_hash: Option<Vec<u8>>,
     credential_id: Option<Vec<u8>>,
     user: Option<crate::env::UserEntity>,
 }
 
-fn parse_params(value: Option<&Value>) -> Result<Params, StatusCode> {
-    let Some(value) = value else {
-        return Ok(Params {
-            rp_id_hash: None,
-            credential_id: None,
-            user: None,
-        });
-    };
-    let mut map = RequestMap::parse(&cbor::encode(value))?;
-    let rp_id_hash = map
-        .take(PARAM_RP_ID_HASH)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let credential_id = map
-        .take(PARAM_CREDENTIAL_ID)
+/// Reads the descriptor and the user entity of subCommandParams as the entities stored.
+fn stored_entities(params: CredentialManagementParams) -> Result<Params, StatusCode> {
+    let credential_id = params
+        .credential_id
         .map(|d| types::parse_credential_list(Value::Array(vec![d])))
         .transpose()?
         .and_then(|mut list| list.pop())
         .map(|d| d.id);
-    let user = map.take(PARAM_USER).map(types::parse_user).transpose()?;
+    let user = params.user.map(types::parse_user).transpose()?;
     Ok(Params {
-        rp_id_hash,
+        rp_id_hash: params.rp_id_hash,
         credential_id,
         user,
     })
@@ -116,64 +50,67 @@ impl<E: Env> Authenticator<E> {
         // The GetNext subcommands continue only the enumeration begun on this channel (see
         // `state`); any other command, here or elsewhere, has ended it.
         let found = self.command.take_found();
-        let request = parse(params)?;
+        let request = CredentialManagementRequest::decode(params)?;
+        let response = self.serve_credential_management(request, found)?;
+        Ok(response.to_cbor().unwrap_or(Value::Null))
+    }
+
+    fn serve_credential_management(
+        &mut self,
+        request: CredentialManagementRequest,
+        found: Found,
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         match request.sub_command {
-            ENUMERATE_RPS_GET_NEXT_RP => return self.next_rp(found),
-            ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL => return self.next_credential(found),
-            GET_CREDS_METADATA
-            | ENUMERATE_RPS_BEGIN
-            | ENUMERATE_CREDENTIALS_BEGIN
-            | DELETE_CREDENTIAL
-            | UPDATE_USER_INFORMATION => {}
-            _ => return Err(StatusCode::InvalidSubcommand),
+            Sub::EnumerateRpsGetNextRp => return self.next_rp(found),
+            Sub::EnumerateCredentialsGetNextCredential => return self.next_credential(found),
+            Sub::GetCredsMetadata
+            | Sub::EnumerateRpsBegin
+            | Sub::EnumerateCredentialsBegin
+            | Sub::DeleteCredential
+            | Sub::UpdateUserInformation => {}
         }
         // The token: authenticate(pinUvAuthToken, subCommand || subCommandParams), cm; or, to
         // read, the persistent token of pcmr (CTAP 2.2).
-        let mut message = vec![request.sub_command];
-        if let Some(params) = &request.params {
-            message.extend(cbor::encode(params));
-        }
+        let message = request.message_to_authenticate();
         let read_only = matches!(
             request.sub_command,
-            GET_CREDS_METADATA | ENUMERATE_RPS_BEGIN | ENUMERATE_CREDENTIALS_BEGIN
+            Sub::GetCredsMetadata | Sub::EnumerateRpsBegin | Sub::EnumerateCredentialsBegin
         );
         let authorization = self.authorize_credential_management(
             request.pin_uv_auth_param,
-            request.protocol,
+            request.pin_uv_auth_protocol,
             &message,
             read_only,
         )?;
-        let params = parse_params(request.params.as_ref())?;
+        let params = CredentialManagementParams::from_cbor(request.sub_command_params.as_ref())?;
+        let params = stored_entities(params)?;
         let token_rp = match authorization {
             CmAuthorization::Token => self.pin.token.rp_id().map(str::to_owned),
             CmAuthorization::PersistentReadOnly => None,
         };
         match request.sub_command {
-            GET_CREDS_METADATA => {
+            Sub::GetCredsMetadata => {
                 // Metadata and RP enumeration span every RP: an RP-bound token may not.
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
-                Ok(cbor::int_map(vec![
-                    (
-                        RESPONSE_EXISTING_COUNT,
-                        Value::Integer((self.keystore.discoverable_count() as u64).into()),
+                Ok(CredentialManagementResponse {
+                    existing_resident_credentials_count: Some(
+                        self.keystore.discoverable_count() as u64
                     ),
-                    (
-                        RESPONSE_REMAINING_COUNT,
-                        Value::Integer(
-                            (self.keystore.remaining_discoverable_credentials() as u64).into(),
-                        ),
+                    max_possible_remaining_resident_credentials_count: Some(
+                        self.keystore.remaining_discoverable_credentials() as u64,
                     ),
-                ]))
+                    ..CredentialManagementResponse::default()
+                })
             }
-            ENUMERATE_RPS_BEGIN => {
+            Sub::EnumerateRpsBegin => {
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
                 self.enumerate_rps_begin()
             }
-            ENUMERATE_CREDENTIALS_BEGIN => {
+            Sub::EnumerateCredentialsBegin => {
                 let rp_id_hash = params.rp_id_hash.ok_or(StatusCode::MissingParameter)?;
                 let rp_id_hash: [u8; 32] = rp_id_hash
                     .try_into()
@@ -183,14 +120,14 @@ impl<E: Env> Authenticator<E> {
                 }
                 self.enumerate_credentials_begin(&rp_id_hash)
             }
-            DELETE_CREDENTIAL => {
+            Sub::DeleteCredential => {
                 let id = params.credential_id.ok_or(StatusCode::MissingParameter)?;
                 let credential = self.stored_credential(&id, token_rp.as_deref())?;
                 self.credential_store_changing()?;
                 self.keystore.delete_credential(&credential.id)?;
-                Ok(Value::Null)
+                Ok(CredentialManagementResponse::default())
             }
-            UPDATE_USER_INFORMATION => {
+            Sub::UpdateUserInformation => {
                 let id = params.credential_id.ok_or(StatusCode::MissingParameter)?;
                 let mut user = params.user.ok_or(StatusCode::MissingParameter)?;
                 let credential = self.stored_credential(&id, token_rp.as_deref())?;
@@ -204,9 +141,11 @@ impl<E: Env> Authenticator<E> {
                 user.display_name = user.display_name.filter(|name| !name.is_empty());
                 self.credential_store_changing()?;
                 self.keystore.update_user(&credential.id, &user)?;
-                Ok(Value::Null)
+                Ok(CredentialManagementResponse::default())
             }
-            _ => unreachable!("filtered above"),
+            Sub::EnumerateRpsGetNextRp | Sub::EnumerateCredentialsGetNextCredential => {
+                unreachable!("answered above")
+            }
         }
     }
 
@@ -229,7 +168,7 @@ impl<E: Env> Authenticator<E> {
         Ok(credential)
     }
 
-    fn enumerate_rps_begin(&mut self) -> Result<Value, StatusCode> {
+    fn enumerate_rps_begin(&mut self) -> Result<CredentialManagementResponse, StatusCode> {
         let mut rps: Vec<(String, [u8; 32])> = self
             .keystore
             .all_discoverable_credentials()?
@@ -241,15 +180,17 @@ impl<E: Env> Authenticator<E> {
         let total = rps.len();
         let mut rps: VecDeque<_> = rps.into();
         let first = rps.pop_front().ok_or(StatusCode::NoCredentials)?;
-        let mut response = rp_entry(first);
-        response.push((RESPONSE_TOTAL_RPS, Value::Integer((total as u64).into())));
+        let response = CredentialManagementResponse {
+            total_rps: Some(total as u64),
+            ..rp_entry(first)
+        };
         if !rps.is_empty() {
             self.leave_continuation(Continuation::Rps(rps));
         }
-        Ok(cbor::int_map(response))
+        Ok(response)
     }
 
-    fn next_rp(&mut self, found: Found) -> Result<Value, StatusCode> {
+    fn next_rp(&mut self, found: Found) -> Result<CredentialManagementResponse, StatusCode> {
         let Found::Own(Continuation::Rps(mut rps)) = found else {
             return Err(StatusCode::NotAllowed);
         };
@@ -257,27 +198,32 @@ impl<E: Env> Authenticator<E> {
         if !rps.is_empty() {
             self.leave_continuation(Continuation::Rps(rps));
         }
-        Ok(cbor::int_map(rp_entry(next)))
+        Ok(rp_entry(next))
     }
 
-    fn enumerate_credentials_begin(&mut self, rp_id_hash: &[u8; 32]) -> Result<Value, StatusCode> {
+    fn enumerate_credentials_begin(
+        &mut self,
+        rp_id_hash: &[u8; 32],
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         let mut credentials = self.keystore.discoverable_credentials(rp_id_hash)?;
         credentials.sort_by_key(|c| c.created);
         let total = credentials.len();
         let mut credentials: VecDeque<_> = credentials.into();
         let first = credentials.pop_front().ok_or(StatusCode::NoCredentials)?;
-        let mut response = self.credential_entry(&first)?;
-        response.push((
-            RESPONSE_TOTAL_CREDENTIALS,
-            Value::Integer((total as u64).into()),
-        ));
+        let response = CredentialManagementResponse {
+            total_credentials: Some(total as u64),
+            ..self.credential_entry(&first)?
+        };
         if !credentials.is_empty() {
             self.leave_continuation(Continuation::Credentials(credentials));
         }
-        Ok(cbor::int_map(response))
+        Ok(response)
     }
 
-    fn next_credential(&mut self, found: Found) -> Result<Value, StatusCode> {
+    fn next_credential(
+        &mut self,
+        found: Found,
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         let Found::Own(Continuation::Credentials(mut credentials)) = found else {
             return Err(StatusCode::NotAllowed);
         };
@@ -286,13 +232,13 @@ impl<E: Env> Authenticator<E> {
         if !credentials.is_empty() {
             self.leave_continuation(Continuation::Credentials(credentials));
         }
-        Ok(cbor::int_map(response))
+        Ok(response)
     }
 
     fn credential_entry(
         &mut self,
         credential: &Credential,
-    ) -> Result<Vec<(i64, Value)>, StatusCode> {
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         let public_key = self.keystore.public_key(credential)?;
         let public_key = cbor::decode(&public_key.to_cose())?;
         let mut user = Vec::new();
@@ -305,38 +251,29 @@ impl<E: Env> Authenticator<E> {
                 user.push(("displayName", Value::Text(display_name.clone())));
             }
         }
-        let mut entry = vec![
-            (RESPONSE_USER, cbor::text_map(user)),
-            (
-                RESPONSE_CREDENTIAL_ID,
-                types::credential_descriptor(&credential.id),
-            ),
-            (RESPONSE_PUBLIC_KEY, public_key),
-            (
-                RESPONSE_CRED_PROTECT,
-                Value::Integer(credential.extras.cred_protect.level().into()),
-            ),
-        ];
-        if let Some(key) = &credential.extras.large_blob_key {
-            entry.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
-        }
-        // CTAP 2.2 §6.8.3: thirdPartyPayment, whether the credential has the flag.
-        entry.push((
-            RESPONSE_THIRD_PARTY_PAYMENT,
-            Value::Bool(credential.extras.third_party_payment),
-        ));
-        Ok(entry)
+        Ok(CredentialManagementResponse {
+            user: Some(cbor::text_map(user)),
+            credential_id: Some(types::credential_descriptor(&credential.id)),
+            public_key: Some(public_key),
+            cred_protect: Some(credential.extras.cred_protect.level().into()),
+            large_blob_key: credential
+                .extras
+                .large_blob_key
+                .as_ref()
+                .map(|key| Zeroizing::new(key.to_vec())),
+            // CTAP 2.2 §6.8.3: thirdPartyPayment, whether the credential has the flag.
+            third_party_payment: Some(credential.extras.third_party_payment),
+            ..CredentialManagementResponse::default()
+        })
     }
 }
 
-fn rp_entry((rp_id, rp_id_hash): (String, [u8; 32])) -> Vec<(i64, Value)> {
-    vec![
-        (
-            RESPONSE_RP,
-            cbor::text_map(vec![("id", Value::Text(rp_id))]),
-        ),
-        (RESPONSE_RP_ID_HASH, Value::Bytes(rp_id_hash.to_vec())),
-    ]
+fn rp_entry((rp_id, rp_id_hash): (String, [u8; 32])) -> CredentialManagementResponse {
+    CredentialManagementResponse {
+        rp: Some(cbor::text_map(vec![("id", Value::Text(rp_id))])),
+        rp_id_hash: Some(rp_id_hash.to_vec()),
+        ..CredentialManagementResponse::default()
+    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,13 @@ use ciborium::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::token::permission;
 use crate::ctap2::state::continuation::{Continuation, LargeBlobWrite};
 use crate::ctap2::state::Found;
 use crate::env::{Env, Keystore, StateSlot};
 use crate::status::StatusCode;
+use crate::wire::{LargeBlobsRequest, LargeBlobsResponse, Request as _, Response as _};
 
 /// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
@@ -23,15 +23,6 @@ pub const INITIAL_ARRAY: [u8; 17] = [
     0x3c,
 ];
 const HASH_LEN: usize = 16;
-
-const GET: i128 = 0x01;
-const SET: i128 = 0x02;
-const OFFSET: i128 = 0x03;
-const LENGTH: i128 = 0x04;
-const PIN_UV_AUTH_PARAM: i128 = 0x05;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x06;
-
-const RESPONSE_CONFIG: i64 = 0x01;
 
 /// The write a "set" fragment may continue.
 enum Pending {
@@ -48,19 +39,14 @@ impl<E: Env> Authenticator<E> {
     }
 
     pub(crate) fn large_blobs(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let mut map = RequestMap::parse(params)?;
-        let get = map.take(GET).map(cbor::into_int).transpose()?;
-        let set = map.take(SET).map(cbor::into_bytes).transpose()?;
-        let offset = map.take(OFFSET).map(cbor::into_int).transpose()?;
-        let length = map.take(LENGTH).map(cbor::into_int).transpose()?;
-        let pin_uv_auth_param = map
-            .take(PIN_UV_AUTH_PARAM)
-            .map(cbor::into_bytes)
-            .transpose()?;
-        let protocol = map
-            .take(PIN_UV_AUTH_PROTOCOL)
-            .map(cbor::into_int)
-            .transpose()?;
+        let LargeBlobsRequest {
+            get,
+            set,
+            offset,
+            length,
+            pin_uv_auth_param,
+            pin_uv_auth_protocol: protocol,
+        } = LargeBlobsRequest::decode(params)?;
         // A write in progress continues only with the next fragment from its own channel.
         let found = self.command.take_found();
         // 1-2. Exactly one of get and set; offset always (§6.10.2: "If offset is not present
@@ -84,10 +70,10 @@ impl<E: Env> Authenticator<E> {
                 return Err(StatusCode::InvalidParameter);
             }
             let end = offset.saturating_add(get).min(array.len());
-            return Ok(cbor::int_map(vec![(
-                RESPONSE_CONFIG,
-                Value::Bytes(array[offset..end].to_vec()),
-            )]));
+            let slice = LargeBlobsResponse {
+                config: Some(array[offset..end].to_vec()),
+            };
+            return Ok(slice.to_cbor().unwrap_or(Value::Null));
         }
         let fragment = set.expect("get or set, checked above");
         let pending = match found {
@@ -148,10 +134,10 @@ impl<E: Env> Authenticator<E> {
         // 5. On a key with a PIN (or alwaysUv), a token with lbw over
         //    32×0xff || h'0c00' || uint32LE(offset) || SHA-256(fragment).
         if self.is_protected()? || self.state()?.always_uv {
-            let mut message = vec![0xff; 32];
-            message.extend([0x0c, 0x00]);
-            message.extend((offset as u32).to_le_bytes());
-            message.extend(Sha256::digest(&fragment));
+            let message = LargeBlobsRequest::message_to_authenticate(
+                offset as u32,
+                &Sha256::digest(&fragment).into(),
+            );
             self.authorize_management(
                 pin_uv_auth_param,
                 protocol,
@@ -193,6 +179,7 @@ impl<E: Env> Authenticator<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cbor;
     use crate::ctap2::test_support::*;
     use crate::origin::Origin;
 
@@ -208,8 +195,8 @@ mod tests {
     }
 
     fn read_all(a: &mut TestAuthenticator) -> Vec<u8> {
-        let r = call(a, LB, vec![(1, int(7000)), (3, int(0))]).unwrap();
-        as_bytes(field(&r, 1).unwrap()).to_vec()
+        let r: LargeBlobsResponse = exchange(a, &LargeBlobsRequest::get(7000, 0)).unwrap();
+        r.config.expect("a slice")
     }
 
     fn set(
@@ -219,19 +206,19 @@ mod tests {
         length: Option<usize>,
         token: Option<&[u8]>,
     ) -> Result<Value, StatusCode> {
-        let mut p = vec![(2, bytes(fragment)), (3, int(offset as i64))];
-        if let Some(length) = length {
-            p.push((4, int(length as i64)));
-        }
+        let mut request = LargeBlobsRequest {
+            set: Some(fragment.to_vec()),
+            offset: Some(offset as i128),
+            length: length.map(|length| length as i128),
+            ..LargeBlobsRequest::default()
+        };
         if let Some(token) = token {
-            let mut message = vec![0xff; 32];
-            message.extend([0x0c, 0x00]);
-            message.extend((offset as u32).to_le_bytes());
-            message.extend(Sha256::digest(fragment));
-            p.push((5, auth_param(P2, token, &message)));
-            p.push((6, int(2)));
+            let fragment_hash = Sha256::digest(fragment).into();
+            let message = LargeBlobsRequest::message_to_authenticate(offset as u32, &fragment_hash);
+            request.pin_uv_auth_param = Some(P2.authenticate(token, &message));
+            request.pin_uv_auth_protocol = Some(2);
         }
-        call(a, LB, p)
+        send(a, &request)
     }
 
     #[test]
@@ -453,7 +440,7 @@ mod tests {
         let (mut a, _) = authenticator();
         let array = serialized(&[&[1; 40]]);
         set(&mut a, &array, 0, Some(array.len()), None).unwrap();
-        call(&mut a, 0x07, vec![]).unwrap();
+        send(&mut a, &crate::wire::ResetRequest).unwrap();
         assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
     }
 }

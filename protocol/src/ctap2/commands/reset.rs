@@ -5,9 +5,11 @@ use ciborium::Value;
 use crate::ctap2::authenticator::{Authenticator, RESET_WINDOW_MS};
 use crate::env::{Clock, Env, Keystore, Operation};
 use crate::status::StatusCode;
+use crate::wire::{Request as _, ResetRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn reset(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn reset(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let ResetRequest = ResetRequest::decode(params)?;
         // Only within 10 seconds of power-up (the key's appearance: see
         // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe
         // the key at an arbitrary moment...
@@ -35,14 +37,15 @@ mod tests {
     use crate::env::{Keystore as _, Operation, PresenceOutcome};
     use crate::status::StatusCode;
 
-    const RESET: u8 = 0x07;
-
     #[test]
     fn reset_within_ten_seconds_with_presence_erases_everything() {
         let (mut a, clock) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, true);
         clock.advance(9_000);
-        assert_eq!(call(&mut a, RESET, vec![]), Ok(ciborium::Value::Null));
+        assert_eq!(
+            send(&mut a, &crate::wire::ResetRequest),
+            Ok(ciborium::Value::Null)
+        );
         assert_eq!(a.presence_mut().asked.last().unwrap().0, Operation::Reset);
         assert_eq!(a.keystore().discoverable_count(), 0);
         assert!(a
@@ -58,7 +61,10 @@ mod tests {
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
         clock.advance(10_001);
-        assert_eq!(call(&mut a, RESET, vec![]), Err(StatusCode::NotAllowed));
+        assert_eq!(
+            send(&mut a, &crate::wire::ResetRequest),
+            Err(StatusCode::NotAllowed)
+        );
         assert!(a.presence_mut().asked.is_empty());
         assert_eq!(a.keystore().discoverable_count(), 1);
     }
@@ -82,14 +88,17 @@ mod tests {
         );
         register(&mut a, "x.org", b"alice", -7, true);
         assert_eq!(
-            call(&mut a, RESET, vec![]),
+            send(&mut a, &crate::wire::ResetRequest),
             Err(StatusCode::NotAllowed),
             "at once after the start"
         );
         clock.advance(60_000);
         a.power_cycle();
         clock.advance(9_000);
-        assert_eq!(call(&mut a, RESET, vec![]), Ok(ciborium::Value::Null));
+        assert_eq!(
+            send(&mut a, &crate::wire::ResetRequest),
+            Ok(ciborium::Value::Null)
+        );
         assert_eq!(a.keystore().discoverable_count(), 0);
     }
 
@@ -103,7 +112,7 @@ mod tests {
             let (mut a, _) = authenticator();
             register(&mut a, "x.org", b"alice", -7, true);
             a.presence_mut().default = outcome;
-            assert_eq!(call(&mut a, RESET, vec![]), Err(status));
+            assert_eq!(send(&mut a, &crate::wire::ResetRequest), Err(status));
             assert_eq!(a.keystore().discoverable_count(), 1);
         }
     }

@@ -5,9 +5,11 @@ use ciborium::Value;
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::{Env, Operation};
 use crate::status::StatusCode;
+use crate::wire::{Request as _, SelectionRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn selection(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn selection(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+        let SelectionRequest = SelectionRequest::decode(params)?;
         self.collect_presence(Operation::Selection, None, None)?;
         Ok(Value::Null)
     }
@@ -32,7 +34,7 @@ mod tests {
         ] {
             let (mut a, _) = authenticator();
             a.presence_mut().default = outcome;
-            assert_eq!(call(&mut a, 0x0B, vec![]), expected);
+            assert_eq!(send(&mut a, &crate::wire::SelectionRequest), expected);
             assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
         }
     }

@@ -456,7 +456,12 @@ fn the_platform_side_of_the_key_agreement_matches() {
     // Guards the test helper itself: the platform's secret equals the authenticator's.
     let (mut a, _) = authenticator();
     let (key, shared) = key_agreement(&mut a, P2);
-    let ours = a.shared_secret(P2, key).unwrap();
+    let ours = a
+        .shared_secret(
+            P2,
+            &crate::wire::KeyAgreementPublicKey::from_cbor(key).unwrap(),
+        )
+        .unwrap();
     let ct = shared.encrypt(&[9; 32], iv);
     assert_eq!(ours.decrypt(&ct).unwrap().as_slice(), &[9; 32]);
 }

@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::cbor::{self, RequestMap};
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::built_in_uv::UvResult;
 use crate::ctap2::pin::protocol::{PinProtocol, PlatformKey, SharedSecret};
@@ -18,77 +17,14 @@ use crate::ctap2::pin::token::{permission, MAX_CONSECUTIVE_MISMATCHES};
 use crate::ctap2::state::persistent::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::env::{Clock, Env, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
 use crate::status::StatusCode;
-
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x01;
-const SUB_COMMAND: i128 = 0x02;
-const KEY_AGREEMENT: i128 = 0x03;
-const PIN_UV_AUTH_PARAM: i128 = 0x04;
-const NEW_PIN_ENC: i128 = 0x05;
-const PIN_HASH_ENC: i128 = 0x06;
-const PERMISSIONS: i128 = 0x09;
-const RP_ID: i128 = 0x0A;
-
-const RESPONSE_KEY_AGREEMENT: i64 = 0x01;
-const RESPONSE_PIN_UV_AUTH_TOKEN: i64 = 0x02;
-const RESPONSE_PIN_RETRIES: i64 = 0x03;
-const RESPONSE_POWER_CYCLE_STATE: i64 = 0x04;
-const RESPONSE_UV_RETRIES: i64 = 0x05;
-
-const GET_PIN_RETRIES: i128 = 0x01;
-const GET_KEY_AGREEMENT: i128 = 0x02;
-const SET_PIN: i128 = 0x03;
-const CHANGE_PIN: i128 = 0x04;
-const GET_PIN_TOKEN: i128 = 0x05;
-const GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS: i128 = 0x06;
-const GET_UV_RETRIES: i128 = 0x07;
-const GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS: i128 = 0x09;
+use crate::wire::{
+    ClientPinRequest, ClientPinResponse, ClientPinSubcommand, KeyAgreementPublicKey, Request as _,
+    Response as _,
+};
 
 /// A new PIN arrives padded with zeros to 64 bytes (§6.5.5.5), so at most 63 bytes long.
 const PADDED_PIN_LEN: usize = 64;
 pub const MAX_PIN_BYTES: usize = PADDED_PIN_LEN - 1;
-
-struct Request {
-    protocol: Option<i128>,
-    sub_command: i128,
-    key_agreement: Option<Value>,
-    pin_uv_auth_param: Option<Vec<u8>>,
-    new_pin_enc: Option<Vec<u8>>,
-    pin_hash_enc: Option<Vec<u8>>,
-    permissions: Option<i128>,
-    rp_id: Option<String>,
-}
-
-fn parse(params: &[u8]) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    let protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    let sub_command = map.take(SUB_COMMAND).map(cbor::into_int).transpose()?;
-    let key_agreement = map.take(KEY_AGREEMENT);
-    if let Some(Value::Map(_)) | None = &key_agreement {
-    } else {
-        return Err(StatusCode::CborUnexpectedType);
-    }
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let new_pin_enc = map.take(NEW_PIN_ENC).map(cbor::into_bytes).transpose()?;
-    let pin_hash_enc = map.take(PIN_HASH_ENC).map(cbor::into_bytes).transpose()?;
-    let permissions = map.take(PERMISSIONS).map(cbor::into_int).transpose()?;
-    let rp_id = map.take(RP_ID).map(cbor::into_text).transpose()?;
-    Ok(Request {
-        protocol,
-        sub_command: sub_command.ok_or(StatusCode::MissingParameter)?,
-        key_agreement,
-        pin_uv_auth_param,
-        new_pin_enc,
-        pin_hash_enc,
-        permissions,
-        rp_id,
-    })
-}
 
 /// §6.5.5.7.2/§6.5.5.7.3 steps 3-4: at least one permission (INVALID_PARAMETER), only ones
 /// this key grants (UNAUTHORIZED_PERMISSION: no bio enrollment, nothing unknown), and mc and
@@ -147,79 +83,94 @@ fn required<T>(value: Option<T>) -> Result<T, StatusCode> {
 
 impl<E: Env> Authenticator<E> {
     pub(crate) fn client_pin(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = parse(params)?;
+        let request = ClientPinRequest::decode(params)?;
+        let response = self.serve_client_pin(request)?;
+        Ok(response.to_cbor().unwrap_or(Value::Null))
+    }
+
+    fn serve_client_pin(
+        &mut self,
+        request: ClientPinRequest,
+    ) -> Result<ClientPinResponse, StatusCode> {
+        use ClientPinSubcommand as Sub;
         match request.sub_command {
-            GET_PIN_RETRIES => self.get_pin_retries(),
-            GET_KEY_AGREEMENT => self.get_key_agreement(&request),
-            SET_PIN => self.set_pin(request),
-            CHANGE_PIN => self.change_pin(request),
-            GET_PIN_TOKEN => self.get_pin_token(request),
-            GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS => self.get_token_with_pin(request),
+            Sub::GetPinRetries => self.get_pin_retries(),
+            Sub::GetKeyAgreement => self.get_key_agreement(&request),
+            Sub::SetPin => self.set_pin(request),
+            Sub::ChangePin => self.change_pin(request),
+            Sub::GetPinToken => self.get_pin_token(request),
+            Sub::GetPinUvAuthTokenUsingPinWithPermissions => self.get_token_with_pin(request),
             // Built-in UV is what these two need; without it they are not supported, as on a
             // security key without a fingerprint reader.
-            GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS if self.presence.built_in_uv() => {
+            Sub::GetPinUvAuthTokenUsingUvWithPermissions if self.presence.built_in_uv() => {
                 self.get_token_with_uv(request)
             }
-            GET_UV_RETRIES if self.presence.built_in_uv() => self.get_uv_retries(),
-            _ => Err(StatusCode::InvalidSubcommand),
+            Sub::GetUvRetries if self.presence.built_in_uv() => self.get_uv_retries(),
+            Sub::GetPinUvAuthTokenUsingUvWithPermissions | Sub::GetUvRetries => {
+                Err(StatusCode::InvalidSubcommand)
+            }
         }
     }
 
     /// §6.5.5.1 getPinRetries: the counter, and whether a power cycle is needed first.
-    fn get_pin_retries(&mut self) -> Result<Value, StatusCode> {
+    fn get_pin_retries(&mut self) -> Result<ClientPinResponse, StatusCode> {
         let retries = self.pin_retries()?;
         let power_cycle = self.pin.consecutive_mismatches >= MAX_CONSECUTIVE_MISMATCHES;
-        Ok(cbor::int_map(vec![
-            (RESPONSE_PIN_RETRIES, Value::Integer(retries.into())),
-            (RESPONSE_POWER_CYCLE_STATE, Value::Bool(power_cycle)),
-        ]))
+        Ok(ClientPinResponse {
+            pin_retries: Some(retries.into()),
+            power_cycle_state: Some(power_cycle),
+            ..ClientPinResponse::default()
+        })
     }
 
     /// §6.5.5.3 getUVRetries: the built-in UV attempts left.
-    fn get_uv_retries(&mut self) -> Result<Value, StatusCode> {
+    fn get_uv_retries(&mut self) -> Result<ClientPinResponse, StatusCode> {
         let retries = self.state()?.uv_retries;
-        Ok(cbor::int_map(vec![(
-            RESPONSE_UV_RETRIES,
-            Value::Integer(retries.into()),
-        )]))
+        Ok(ClientPinResponse {
+            uv_retries: Some(retries.into()),
+            ..ClientPinResponse::default()
+        })
     }
 
     /// §6.5.5.2 getKeyAgreement: the public key of the protocol's key agreement key.
-    fn get_key_agreement(&mut self, request: &Request) -> Result<Value, StatusCode> {
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+    fn get_key_agreement(
+        &mut self,
+        request: &ClientPinRequest,
+    ) -> Result<ClientPinResponse, StatusCode> {
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         let rng = &mut self.rng;
         let key = self.pin.key_agreement(protocol, |b| rng.fill_bytes(b));
-        Ok(cbor::int_map(vec![(
-            RESPONSE_KEY_AGREEMENT,
-            key.public_cose_key(),
-        )]))
+        Ok(ClientPinResponse {
+            key_agreement: Some(key.public_key()),
+            ..ClientPinResponse::default()
+        })
     }
 
     /// The shared secret with the platform's keyAgreement key (decapsulate).
     pub(crate) fn shared_secret(
         &mut self,
         protocol: PinProtocol,
-        platform_key: Value,
+        platform_key: &KeyAgreementPublicKey,
     ) -> Result<SharedSecret, StatusCode> {
-        let platform_key = PlatformKey::parse(platform_key)?;
+        let platform_key = PlatformKey::from_wire(platform_key)?;
         let rng = &mut self.rng;
         let key = self.pin.key_agreement(protocol, |b| rng.fill_bytes(b));
         Ok(key.decapsulate(protocol, &platform_key))
     }
 
     /// §6.5.5.5 setPIN: only on a key without a PIN.
-    fn set_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+    fn set_pin(&mut self, request: ClientPinRequest) -> Result<ClientPinResponse, StatusCode> {
         // 1-2. Mandatory parameters, known protocol.
         let key_agreement = required(request.key_agreement)?;
         let new_pin_enc = required(request.new_pin_enc)?;
         let pin_uv_auth_param = required(request.pin_uv_auth_param)?;
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         // 3. A PIN already set is changed with changePIN, never overwritten.
         if self.pin_is_set()? {
             return Err(StatusCode::PinAuthInvalid);
         }
         // 4-5. Shared secret; the platform proves it holds it by a MAC over newPinEnc.
-        let shared = self.shared_secret(protocol, key_agreement)?;
+        let shared = self.shared_secret(protocol, &key_agreement?)?;
         if !shared.verify(&new_pin_enc, &pin_uv_auth_param) {
             return Err(StatusCode::PinAuthInvalid);
         }
@@ -233,21 +184,21 @@ impl<E: Env> Authenticator<E> {
             // when next needed).
             state.persistent_token = None;
         })?;
-        Ok(Value::Null)
+        Ok(ClientPinResponse::default())
     }
 
     /// §6.5.5.6 changePIN.
-    fn change_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+    fn change_pin(&mut self, request: ClientPinRequest) -> Result<ClientPinResponse, StatusCode> {
         // 1-2. Mandatory parameters, known protocol.
         let key_agreement = required(request.key_agreement)?;
         let pin_hash_enc = required(request.pin_hash_enc)?;
         let new_pin_enc = required(request.new_pin_enc)?;
         let pin_uv_auth_param = required(request.pin_uv_auth_param)?;
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         // 3. No retries left, or three wrong in a row since power-up.
         self.check_pin_usable()?;
         // 4-5. Shared secret; the MAC covers newPinEnc || pinHashEnc.
-        let shared = self.shared_secret(protocol, key_agreement)?;
+        let shared = self.shared_secret(protocol, &key_agreement?)?;
         let message = [&new_pin_enc[..], &pin_hash_enc[..]].concat();
         if !shared.verify(&message, &pin_uv_auth_param) {
             return Err(StatusCode::PinAuthInvalid);
@@ -271,16 +222,19 @@ impl<E: Env> Authenticator<E> {
         })?;
         let rng = &mut self.rng;
         self.pin.reset_tokens(|b| rng.fill_bytes(b));
-        Ok(Value::Null)
+        Ok(ClientPinResponse::default())
     }
 
     /// §6.5.5.7.1 getPinToken (the CTAP 2.0 way): a token with the default mc and ga
     /// permissions, for any RP.
-    fn get_pin_token(&mut self, request: Request) -> Result<Value, StatusCode> {
+    fn get_pin_token(
+        &mut self,
+        request: ClientPinRequest,
+    ) -> Result<ClientPinResponse, StatusCode> {
         // 1-2. Mandatory parameters, known protocol.
         let key_agreement = required(request.key_agreement)?;
         let pin_hash_enc = required(request.pin_hash_enc)?;
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         // 3-4. Permissions belong to the 2.1 subcommand.
         if request.permissions.is_some() || request.rp_id.is_some() {
             return Err(StatusCode::InvalidParameter);
@@ -297,12 +251,15 @@ impl<E: Env> Authenticator<E> {
     }
 
     /// §6.5.5.7.2 getPinUvAuthTokenUsingPinWithPermissions.
-    fn get_token_with_pin(&mut self, request: Request) -> Result<Value, StatusCode> {
+    fn get_token_with_pin(
+        &mut self,
+        request: ClientPinRequest,
+    ) -> Result<ClientPinResponse, StatusCode> {
         // 1-2. Mandatory parameters, known protocol.
         let key_agreement = required(request.key_agreement)?;
         let pin_hash_enc = required(request.pin_hash_enc)?;
         let permissions = required(request.permissions)?;
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         // 3-4. Permissions this key grants, with an RP ID where they need one.
         let permissions = token_permissions(permissions, request.rp_id.as_deref())?;
         self.issue_token_for_pin(
@@ -320,16 +277,16 @@ impl<E: Env> Authenticator<E> {
     fn issue_token_for_pin(
         &mut self,
         protocol: PinProtocol,
-        key_agreement: Value,
+        key_agreement: Result<KeyAgreementPublicKey, StatusCode>,
         pin_hash_enc: &[u8],
         permissions: u8,
         rp_id: Option<String>,
         force_pin_change_status: StatusCode,
-    ) -> Result<Value, StatusCode> {
+    ) -> Result<ClientPinResponse, StatusCode> {
         // 5. PIN set, retries left, no power cycle needed.
         self.check_pin_usable()?;
         // 6. Shared secret.
-        let shared = self.shared_secret(protocol, key_agreement)?;
+        let shared = self.shared_secret(protocol, &key_agreement?)?;
         // 7-10. Spend a retry, compare, restore the retries on a match.
         self.check_pin_hash(protocol, &shared, pin_hash_enc)?;
         // 11. A PIN that must be changed first gives no token.
@@ -341,11 +298,14 @@ impl<E: Env> Authenticator<E> {
     }
 
     /// §6.5.5.7.3 getPinUvAuthTokenUsingUvWithPermissions (only with built-in UV).
-    fn get_token_with_uv(&mut self, request: Request) -> Result<Value, StatusCode> {
+    fn get_token_with_uv(
+        &mut self,
+        request: ClientPinRequest,
+    ) -> Result<ClientPinResponse, StatusCode> {
         // 1-2. Mandatory parameters, known protocol.
         let key_agreement = required(request.key_agreement)?;
         let permissions = required(request.permissions)?;
-        let protocol = PinProtocol::from_param(required(request.protocol)?)?;
+        let protocol = PinProtocol::from_param(required(request.pin_uv_auth_protocol)?)?;
         // 3-4. Permissions this key grants (uvAcfg: acfg included), with an RP ID where they
         //    need one.
         let permissions = token_permissions(permissions, request.rp_id.as_deref())?;
@@ -356,7 +316,7 @@ impl<E: Env> Authenticator<E> {
             return Err(StatusCode::UvBlocked);
         }
         // The shared secret before the person is asked: a bad keyAgreement costs no attempt.
-        let shared = self.shared_secret(protocol, key_agreement)?;
+        let shared = self.shared_secret(protocol, &key_agreement?)?;
         // 8-9. The prompt (our "display": the person may refuse) and the verification, for the
         //    operation the permissions are for.
         let operation = if permissions & permission::MAKE_CREDENTIAL != 0 {
@@ -399,7 +359,7 @@ impl<E: Env> Authenticator<E> {
         permissions: u8,
         rp_id: Option<String>,
         user_present: bool,
-    ) -> Result<Value, StatusCode> {
+    ) -> Result<ClientPinResponse, StatusCode> {
         if permissions == permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY {
             return self.hand_out_persistent_token(shared);
         }
@@ -419,24 +379,27 @@ impl<E: Env> Authenticator<E> {
         );
         let rng = &mut self.rng;
         let encrypted = shared.encrypt(token.as_slice(), |iv| rng.fill_bytes(iv));
-        Ok(cbor::int_map(vec![(
-            RESPONSE_PIN_UV_AUTH_TOKEN,
-            Value::Bytes(encrypted),
-        )]))
+        Ok(ClientPinResponse {
+            pin_uv_auth_token: Some(Zeroizing::new(encrypted)),
+            ..ClientPinResponse::default()
+        })
     }
 
     /// pcmr (CTAP 2.2 §6.5.5.7): the persistentPinUvAuthToken, encrypted to the platform.
     /// The same token is handed out again until a PIN change, forcePINChange or a reset
     /// replaces it (see [`Self::persistent_token`]), so every platform the person gave the
     /// PIN to can keep using it across restarts. The ephemeral token in use is left as it is.
-    fn hand_out_persistent_token(&mut self, shared: &SharedSecret) -> Result<Value, StatusCode> {
+    fn hand_out_persistent_token(
+        &mut self,
+        shared: &SharedSecret,
+    ) -> Result<ClientPinResponse, StatusCode> {
         let token = self.persistent_token()?;
         let rng = &mut self.rng;
         let encrypted = shared.encrypt(token.bytes(), |iv| rng.fill_bytes(iv));
-        Ok(cbor::int_map(vec![(
-            RESPONSE_PIN_UV_AUTH_TOKEN,
-            Value::Bytes(encrypted),
-        )]))
+        Ok(ClientPinResponse {
+            pin_uv_auth_token: Some(Zeroizing::new(encrypted)),
+            ..ClientPinResponse::default()
+        })
     }
 
     /// May a PIN be tried now? PIN_NOT_SET, PIN_BLOCKED (no retries left, until reset) or

@@ -219,7 +219,7 @@ fn a_reset_ends_the_persistent_token() {
     let (mut a, clock) = key_with_a_credential();
     let old = pin_token(&mut a, P2, "1234", PERM_PCMR, None).unwrap();
     let mut a = restart(a, &clock);
-    assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null));
+    assert_eq!(send(&mut a, &crate::wire::ResetRequest), Ok(Value::Null));
     set_pin(&mut a, "1234");
     assert_eq!(cm(&mut a, &old, 0x01, None), Err(PIN_AUTH_INVALID));
     assert_ne!(pin_token(&mut a, P2, "1234", PERM_PCMR, None).unwrap(), old);

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::cbor;
 use crate::status::StatusCode;
+use crate::wire::KeyAgreementPublicKey;
 
 type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
 type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
@@ -27,17 +27,6 @@ type HmacSha256 = Hmac<Sha256>;
 const BLOCK: usize = 16;
 /// Length of a pinUvAuthToken: 32 bytes suits both protocols.
 pub const TOKEN_LEN: usize = 32;
-
-/// COSE_Key labels and values of the key agreement key (CTAP 2.1 §6.5.6 getPublicKey).
-const COSE_KTY: i128 = 1;
-const COSE_ALG: i128 = 3;
-const COSE_CRV: i128 = -1;
-const COSE_X: i128 = -2;
-const COSE_Y: i128 = -3;
-const KTY_EC2: i64 = 2;
-const CRV_P256: i64 = 1;
-/// ECDH-ES + HKDF-256: the algorithm CTAP names for the key agreement key of both protocols.
-const ALG_ECDH_ES_HKDF_256: i64 = -25;
 
 /// The PIN/UV auth protocol a request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,18 +220,22 @@ impl KeyAgreementKey {
         }
     }
 
-    /// getPublicKey(): the COSE_Key that getKeyAgreement returns.
-    pub fn public_cose_key(&self) -> Value {
+    /// getPublicKey(): the key that getKeyAgreement returns.
+    pub fn public_key(&self) -> KeyAgreementPublicKey {
         let point = self.secret.public_key().to_sec1_point(false);
         let bytes = point.as_bytes();
-        let int = |i: i64| Value::Integer(i.into());
-        Value::Map(vec![
-            (int(1), int(KTY_EC2)),
-            (int(3), int(ALG_ECDH_ES_HKDF_256)),
-            (int(-1), int(CRV_P256)),
-            (int(-2), Value::Bytes(bytes[1..33].to_vec())),
-            (int(-3), Value::Bytes(bytes[33..65].to_vec())),
-        ])
+        let mut key = KeyAgreementPublicKey {
+            x: [0; 32],
+            y: [0; 32],
+        };
+        key.x.copy_from_slice(&bytes[1..33]);
+        key.y.copy_from_slice(&bytes[33..65]);
+        key
+    }
+
+    /// getPublicKey() as its COSE_Key.
+    pub fn public_cose_key(&self) -> Value {
+        self.public_key().to_cbor()
     }
 
     /// decapsulate(peerCoseKey): the shared secret with a platform's key agreement key (checked
@@ -259,45 +252,18 @@ impl KeyAgreementKey {
 pub struct PlatformKey(p256::PublicKey);
 
 impl PlatformKey {
-    /// Parses a COSE_Key: a map with kty 2 (EC2), crv 1 (P-256), x and y. The alg label is not
-    /// checked (platforms send -25, some older ones other values); anything else that is wrong
-    /// is CTAP1_ERR_INVALID_PARAMETER.
-    pub fn parse(value: Value) -> Result<Self, StatusCode> {
-        let Value::Map(entries) = value else {
-            return Err(StatusCode::CborUnexpectedType);
-        };
-        let mut kty = None;
-        let mut crv = None;
-        let mut x = None;
-        let mut y = None;
-        for (key, value) in entries {
-            let Value::Integer(key) = key else {
-                return Err(StatusCode::CborUnexpectedType);
-            };
-            match i128::from(key) {
-                COSE_KTY => kty = Some(cbor::into_int(value)?),
-                COSE_ALG => {
-                    cbor::into_int(value)?;
-                }
-                COSE_CRV => crv = Some(cbor::into_int(value)?),
-                COSE_X => x = Some(cbor::into_bytes(value)?),
-                COSE_Y => y = Some(cbor::into_bytes(value)?),
-                _ => {}
-            }
-        }
-        let (Some(x), Some(y)) = (x, y) else {
-            return Err(StatusCode::InvalidParameter);
-        };
-        if kty != Some(KTY_EC2.into()) || crv != Some(CRV_P256.into()) {
-            return Err(StatusCode::InvalidParameter);
-        }
-        if x.len() != 32 || y.len() != 32 {
-            return Err(StatusCode::InvalidParameter);
-        }
-        let point = [&[0x04][..], &x, &y].concat();
+    /// Checks that a key agreement key is a point on P-256: one that is not is
+    /// CTAP1_ERR_INVALID_PARAMETER (§6.5.6 decapsulate).
+    pub fn from_wire(key: &KeyAgreementPublicKey) -> Result<Self, StatusCode> {
+        let point = [&[0x04][..], &key.x, &key.y].concat();
         p256::PublicKey::from_sec1_bytes(&point)
             .map(PlatformKey)
             .map_err(|_| StatusCode::InvalidParameter)
+    }
+
+    /// Reads a COSE_Key ([`KeyAgreementPublicKey::from_cbor`]) and checks the point.
+    pub fn parse(value: Value) -> Result<Self, StatusCode> {
+        Self::from_wire(&KeyAgreementPublicKey::from_cbor(value)?)
     }
 }
 

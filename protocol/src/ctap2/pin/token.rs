@@ -10,18 +10,13 @@ use zeroize::Zeroizing;
 use crate::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, TOKEN_LEN};
 use crate::status::StatusCode;
 
-/// pinUvAuthToken permissions (CTAP 2.1 §6.5.5.7).
+/// pinUvAuthToken permissions: the bits are the wire's (CTAP 2.1 §6.5.5.7), which ones this
+/// key grants is its own policy.
 pub mod permission {
-    pub const MAKE_CREDENTIAL: u8 = 0x01;
-    pub const GET_ASSERTION: u8 = 0x02;
-    pub const CREDENTIAL_MANAGEMENT: u8 = 0x04;
-    // 0x08 is bio enrollment ("be"): no fingerprint reader, never granted.
-    pub const LARGE_BLOB_WRITE: u8 = 0x10;
-    pub const AUTHENTICATOR_CONFIG: u8 = 0x20;
-    /// persistentCredentialManagementReadOnly ("pcmr", CTAP 2.2 §6.5.5.7): granted alone, it
-    /// gives the persistentPinUvAuthToken, which reads credential management and nothing else.
-    pub const PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: u8 = 0x40;
-    /// The permissions this authenticator grants (no biometric enrollment).
+    pub use crate::wire::permission::*;
+
+    /// The permissions this authenticator grants: all but bio enrollment ("be", never
+    /// granted: fido2d enrolls no fingerprints).
     pub const SUPPORTED: u8 = MAKE_CREDENTIAL
         | GET_ASSERTION
         | CREDENTIAL_MANAGEMENT

@@ -7,6 +7,9 @@ use ciborium::Value;
 use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
+use crate::wire::{
+    CredentialManagementParams, CredentialManagementRequest, CredentialManagementSubcommand as Sub,
+};
 
 const CM: u8 = 0x0A;
 const P2: PinProtocol = PinProtocol::Two;
@@ -43,11 +46,30 @@ fn cm(
     sub: u8,
     params: Option<Value>,
 ) -> Result<Value, StatusCode> {
-    call(a, CM, cm_params(token, sub, params))
+    send(a, &cm_request(token, sub, params))
 }
 
 fn rp_hash_params(rp: &str) -> Value {
-    cbor::int_map(vec![(1, bytes(&rp_id_hash(rp)))])
+    CredentialManagementParams {
+        rp_id_hash: Some(rp_id_hash(rp).to_vec()),
+        ..CredentialManagementParams::default()
+    }
+    .to_cbor()
+}
+
+/// subCommandParams naming a credential, and the new user entity of an update.
+fn credential_params(credential_id: &[u8], user: Option<Value>) -> Value {
+    CredentialManagementParams {
+        credential_id: Some(descriptor(credential_id)),
+        user,
+        ..CredentialManagementParams::default()
+    }
+    .to_cbor()
+}
+
+/// A GetNext subcommand: no parameters, no token.
+fn next(a: &mut TestAuthenticator, sub: Sub) -> Result<Value, StatusCode> {
+    send(a, &CredentialManagementRequest::new(sub))
 }
 
 #[test]
@@ -70,7 +92,7 @@ fn rps_are_enumerated_one_by_one() {
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     let first = cm(&mut a, &token, 2, None).unwrap();
     assert_eq!(field(&first, 5), Some(&int(2)), "totalRPs");
-    let second = call(&mut a, CM, vec![(1, int(3))]).unwrap();
+    let second = next(&mut a, Sub::EnumerateRpsGetNextRp).unwrap();
     assert!(field(&second, 5).is_none());
     let mut seen = vec![];
     for r in [&first, &second] {
@@ -82,7 +104,7 @@ fn rps_are_enumerated_one_by_one() {
     seen.sort();
     assert_eq!(seen, vec!["a.org", "b.org"]);
     assert_eq!(
-        call(&mut a, CM, vec![(1, int(3))]),
+        next(&mut a, Sub::EnumerateRpsGetNextRp),
         Err(StatusCode::NotAllowed),
         "no more RPs"
     );
@@ -102,9 +124,9 @@ fn credentials_of_an_rp_are_enumerated_with_their_details() {
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     let r1 = cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).unwrap();
     assert_eq!(field(&r1, 9), Some(&int(2)), "totalCredentials");
-    let r2 = call(&mut a, CM, vec![(1, int(5))]).unwrap();
+    let r2 = next(&mut a, Sub::EnumerateCredentialsGetNextCredential).unwrap();
     assert_eq!(
-        call(&mut a, CM, vec![(1, int(5))]),
+        next(&mut a, Sub::EnumerateCredentialsGetNextCredential),
         Err(StatusCode::NotAllowed)
     );
 
@@ -147,11 +169,11 @@ fn enumeration_ends_with_any_other_command() {
     cm(&mut a, &token, 2, None).unwrap();
     call(&mut a, 0x04, vec![]).unwrap();
     assert_eq!(
-        call(&mut a, CM, vec![(1, int(3))]),
+        next(&mut a, Sub::EnumerateRpsGetNextRp),
         Err(StatusCode::NotAllowed)
     );
     assert_eq!(
-        call(&mut a, CM, vec![(1, int(5))]),
+        next(&mut a, Sub::EnumerateCredentialsGetNextCredential),
         Err(StatusCode::NotAllowed),
         "nothing was begun"
     );
@@ -162,7 +184,7 @@ fn delete_credential_removes_it_for_good() {
     let (mut a, _) = managed(None);
     let reg = register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id))]);
+    let params = credential_params(&reg.credential_id, None);
     assert_eq!(cm(&mut a, &token, 6, Some(params.clone())), Ok(Value::Null));
     assert_eq!(a.keystore().discoverable_count(), 0);
     assert_eq!(
@@ -186,7 +208,7 @@ fn update_user_information_changes_names_not_the_handle() {
         ("id", bytes(b"u1")),
         ("name", text("new@example.com")),
     ]);
-    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, new_user)]);
+    let params = credential_params(&reg.credential_id, Some(new_user));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
     let user = stored[0].user.clone().unwrap();
@@ -194,20 +216,20 @@ fn update_user_information_changes_names_not_the_handle() {
     assert_eq!(user.display_name, None, "absent fields are removed");
 
     let other = cbor::text_map(vec![("id", bytes(b"u2")), ("name", text("x"))]);
-    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, other)]);
+    let params = credential_params(&reg.credential_id, Some(other));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
         Err(StatusCode::InvalidParameter),
         "another user handle"
     );
-    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id))]);
+    let params = credential_params(&reg.credential_id, None);
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
         Err(StatusCode::MissingParameter),
         "no user"
     );
     let user = cbor::text_map(vec![("id", bytes(b"u1"))]);
-    let params = cbor::int_map(vec![(2, descriptor(b"unknown")), (3, user)]);
+    let params = credential_params(b"unknown", Some(user));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
         Err(StatusCode::NoCredentials)
@@ -226,7 +248,7 @@ fn update_user_information_removes_names_that_are_present_but_empty() {
         ("name", text("")),
         ("displayName", text("")),
     ]);
-    let params = cbor::int_map(vec![(2, descriptor(&reg.credential_id)), (3, emptied)]);
+    let params = credential_params(&reg.credential_id, Some(emptied));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
     let user = stored[0].user.clone().unwrap();
@@ -239,7 +261,10 @@ fn the_token_must_be_right_and_carry_cm() {
     register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap_or(token);
     assert_eq!(
-        call(&mut a, CM, vec![(1, int(1))]),
+        send(
+            &mut a,
+            &CredentialManagementRequest::new(Sub::GetCredsMetadata)
+        ),
         Err(StatusCode::PuatRequired),
         "no pinUvAuthParam"
     );
@@ -292,7 +317,7 @@ fn an_rp_bound_token_sees_only_its_rp() {
         Err(StatusCode::PinAuthInvalid)
     );
     assert!(cm(&mut a, &token, 4, Some(rp_hash_params("a.org"))).is_ok());
-    let params = cbor::int_map(vec![(2, descriptor(&b.credential_id))]);
+    let params = credential_params(&b.credential_id, None);
     assert_eq!(
         cm(&mut a, &token, 6, Some(params)),
         Err(StatusCode::PinAuthInvalid),
@@ -354,7 +379,7 @@ fn the_preview_command_0x41_answers_the_same() {
     let (mut a, _) = managed(None);
     register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let p = vec![(1, int(1)), (3, int(2)), (4, auth_param(P2, &token, &[1]))];
+    let p = entries(&cm_request(&token, 1, None));
     let r = call(&mut a, 0x41, p).unwrap();
     assert_eq!(field(&r, 1), Some(&int(1)));
 }

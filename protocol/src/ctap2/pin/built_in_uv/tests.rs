@@ -19,13 +19,13 @@ use crate::env::{
     UvOutcome,
 };
 use crate::testing::{ManualClock, MemoryKeystore, SeededRng};
+use crate::wire::{ClientPinRequest, ClientPinSubcommand};
 
 use UvOutcome::{Cancelled, Denied, Failed, TimedOut, Unavailable, Verified};
 
 const MC: u8 = 0x01;
 const GA: u8 = 0x02;
 const GET_INFO: u8 = 0x04;
-const RESET: u8 = 0x07;
 const CONFIG: u8 = 0x0D;
 const P2: PinProtocol = PinProtocol::Two;
 
@@ -121,10 +121,8 @@ fn get_info_reports_uv_its_modality_and_attempts_next_to_client_pin() {
 fn get_uv_retries_answers_uv_retries_alone() {
     let (mut a, _) = uv_authenticator();
     // 2. Authenticator responds back with uvRetries.
-    assert_eq!(
-        call(&mut a, CLIENT_PIN, vec![(2, int(7))]),
-        Ok(cbor::int_map(vec![(5, int(8))]))
-    );
+    let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
+    assert_eq!(send(&mut a, &request), Ok(cbor::int_map(vec![(5, int(8))])));
 }
 
 // --- getPinUvAuthTokenUsingUvWithPermissions ------------------------------------------------
@@ -174,15 +172,11 @@ fn the_prompt_names_what_the_permissions_are_for() {
 #[test]
 fn uv_token_parameter_checks_come_before_anyone_is_asked() {
     let (mut a, _) = uv_authenticator();
-    let (key, _) = key_agreement(&mut a, P2);
+    let (key, _) = platform_key_agreement(&mut a, P2);
+    let well_formed =
+        ClientPinRequest::get_token_using_uv(P2.number(), key, PERM_GA, Some("x.org".into()));
     let request = |changes: &[(i64, Option<Value>)]| {
-        let mut p = vec![
-            (1, int(2)),
-            (2, int(6)),
-            (3, key.clone()),
-            (9, int(PERM_GA.into())),
-            (0x0A, text("x.org")),
-        ];
+        let mut p = entries(&well_formed);
         for (k, v) in changes {
             p.retain(|(key, _)| key != k);
             if let Some(v) = v {
@@ -473,7 +467,7 @@ fn power_lost_mid_verification_has_already_spent_the_attempt() {
 fn reset_restores_uv_retries() {
     let (mut a, _) = uv_authenticator();
     a.update_state(|s| s.uv_retries = 0).unwrap();
-    assert_eq!(call(&mut a, RESET, vec![]), Ok(Value::Null));
+    assert_eq!(send(&mut a, &crate::wire::ResetRequest), Ok(Value::Null));
     assert_eq!(uv_retries(&mut a), 8);
     assert!(uv_token(&mut a, P2, PERM_GA, Some("x.org")).is_ok());
 }

@@ -8,18 +8,16 @@ use crate::cbor;
 use crate::ctap2::state::persistent::PersistentState;
 use crate::ctap2::test_support::*;
 use crate::env::{Keystore as _, PinCheck, StateSlot};
+use crate::wire::{ClientPinRequest, ClientPinResponse, ClientPinSubcommand};
 
 const PROTOCOLS: [PinProtocol; 2] = [PinProtocol::One, PinProtocol::Two];
 
 fn retries(a: &mut TestAuthenticator) -> (i64, bool) {
-    let r = call(a, CLIENT_PIN, vec![(2, int(1))]).unwrap();
-    let Some(Value::Integer(n)) = field(&r, 3) else {
-        panic!("no pinRetries")
-    };
-    let Some(Value::Bool(power_cycle)) = field(&r, 4) else {
-        panic!("no powerCycleState")
-    };
-    (i128::from(*n) as i64, *power_cycle)
+    let request = ClientPinRequest::new(ClientPinSubcommand::GetPinRetries);
+    let r: ClientPinResponse = exchange(a, &request).unwrap();
+    let n = r.pin_retries.expect("pinRetries");
+    let power_cycle = r.power_cycle_state.expect("powerCycleState");
+    (n as i64, power_cycle)
 }
 
 fn stored(a: &mut TestAuthenticator) -> PersistentState {
@@ -37,18 +35,13 @@ pub(crate) fn change_pin_params(
     current: &str,
     new: &[u8],
 ) -> Vec<(i64, Value)> {
-    let (key, shared) = key_agreement(a, protocol);
+    let (key, shared) = platform_key_agreement(a, protocol);
     let new_pin_enc = shared.encrypt(&padded(new), iv);
     let pin_hash_enc = shared.encrypt(&pin_hash(current.as_bytes()), iv);
     let auth = shared.authenticate(&[&new_pin_enc[..], &pin_hash_enc[..]].concat());
-    vec![
-        (1, int(protocol.number().into())),
-        (2, int(4)),
-        (3, key),
-        (4, bytes(&auth)),
-        (5, bytes(&new_pin_enc)),
-        (6, bytes(&pin_hash_enc)),
-    ]
+    let request =
+        ClientPinRequest::change_pin(protocol.number(), key, pin_hash_enc, new_pin_enc, auth);
+    entries(&request)
 }
 
 fn get_pin_token_params(
@@ -56,13 +49,13 @@ fn get_pin_token_params(
     protocol: PinProtocol,
     pin: &str,
 ) -> Vec<(i64, Value)> {
-    let (key, shared) = key_agreement(a, protocol);
-    vec![
-        (1, int(protocol.number().into())),
-        (2, int(5)),
-        (3, key),
-        (6, bytes(&shared.encrypt(&pin_hash(pin.as_bytes()), iv))),
-    ]
+    let (key, shared) = platform_key_agreement(a, protocol);
+    let pin_hash_enc = shared.encrypt(&pin_hash(pin.as_bytes()), iv);
+    entries(&ClientPinRequest::get_pin_token(
+        protocol.number(),
+        key,
+        pin_hash_enc,
+    ))
 }
 
 #[test]
@@ -75,10 +68,9 @@ fn a_new_key_has_eight_retries_and_needs_no_power_cycle() {
 fn get_key_agreement_returns_a_p256_ecdh_cose_key() {
     for protocol in PROTOCOLS {
         let (mut a, _) = authenticator();
-        let r = call(
+        let r = send(
             &mut a,
-            CLIENT_PIN,
-            vec![(1, int(protocol.number().into())), (2, int(2))],
+            &ClientPinRequest::get_key_agreement(protocol.number()),
         )
         .unwrap();
         let key = field(&r, 1).unwrap();
@@ -144,22 +136,11 @@ fn malformed_requests_and_unknown_subcommands() {
 fn without_built_in_uv_the_uv_subcommands_are_not_supported() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let (key, _) = key_agreement(&mut a, PinProtocol::Two);
-    let p = vec![
-        (1, int(2)),
-        (2, int(6)),
-        (3, key),
-        (9, int(PERM_GA.into())),
-        (0x0A, text("x.org")),
-    ];
-    assert_eq!(
-        call(&mut a, CLIENT_PIN, p),
-        Err(StatusCode::InvalidSubcommand)
-    );
-    assert_eq!(
-        call(&mut a, CLIENT_PIN, vec![(2, int(7))]),
-        Err(StatusCode::InvalidSubcommand)
-    );
+    let (key, _) = platform_key_agreement(&mut a, PinProtocol::Two);
+    let request = ClientPinRequest::get_token_using_uv(2, key, PERM_GA, Some("x.org".into()));
+    assert_eq!(send(&mut a, &request), Err(StatusCode::InvalidSubcommand));
+    let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
+    assert_eq!(send(&mut a, &request), Err(StatusCode::InvalidSubcommand));
 }
 
 #[test]
@@ -394,20 +375,16 @@ fn get_pin_token_gives_an_mc_ga_token_for_any_rp() {
     for protocol in PROTOCOLS {
         let (mut a, _) = authenticator();
         set_pin(&mut a, "1234");
-        let (key, shared) = key_agreement(&mut a, protocol);
-        let p = vec![
-            (1, int(protocol.number().into())),
-            (2, int(5)),
-            (3, key),
-            (6, bytes(&shared.encrypt(&pin_hash(b"1234"), iv))),
-        ];
-        let r = call(&mut a, CLIENT_PIN, p).unwrap();
-        let encrypted = as_bytes(field(&r, 2).unwrap());
+        let (key, shared) = platform_key_agreement(&mut a, protocol);
+        let pin_hash_enc = shared.encrypt(&pin_hash(b"1234"), iv);
+        let request = ClientPinRequest::get_pin_token(protocol.number(), key, pin_hash_enc);
+        let r: ClientPinResponse = exchange(&mut a, &request).unwrap();
+        let encrypted = r.pin_uv_auth_token.unwrap();
         assert_eq!(
             encrypted.len(),
             if protocol == PinProtocol::One { 32 } else { 48 }
         );
-        let token = shared.decrypt(encrypted).unwrap();
+        let token = shared.decrypt(&encrypted).unwrap();
         assert_eq!(a.pin.token.require(PERM_MC | PERM_GA), Ok(()));
         assert_eq!(
             a.pin.token.require(PERM_CM),
@@ -558,22 +535,14 @@ fn a_wrong_pin_is_written_down_before_the_answer() {
 fn a_wrong_pin_regenerates_the_key_agreement_key() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let (key, shared) = key_agreement(&mut a, PinProtocol::Two);
+    let (key, shared) = platform_key_agreement(&mut a, PinProtocol::Two);
     let attempt = |pin: &[u8]| {
-        vec![
-            (1, int(2)),
-            (2, int(9)),
-            (3, key.clone()),
-            (6, bytes(&shared.encrypt(&pin_hash(pin), iv))),
-            (9, int(PERM_CM.into())),
-        ]
+        let pin_hash_enc = shared.encrypt(&pin_hash(pin), iv);
+        ClientPinRequest::get_token_using_pin(2, key.clone(), pin_hash_enc, PERM_CM, None)
     };
+    assert_eq!(send(&mut a, &attempt(b"0000")), Err(StatusCode::PinInvalid));
     assert_eq!(
-        call(&mut a, CLIENT_PIN, attempt(b"0000")),
-        Err(StatusCode::PinInvalid)
-    );
-    assert_eq!(
-        call(&mut a, CLIENT_PIN, attempt(b"1234")),
+        send(&mut a, &attempt(b"1234")),
         Err(StatusCode::PinInvalid),
         "the old shared secret no longer decrypts to the right hash"
     );
@@ -660,7 +629,11 @@ fn eight_wrong_pins_block_the_pin_until_reset() {
         Err(StatusCode::PinBlocked),
         "survives a restart"
     );
-    assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null), "reset");
+    assert_eq!(
+        send(&mut a, &crate::wire::ResetRequest),
+        Ok(Value::Null),
+        "reset"
+    );
     assert_eq!(retries(&mut a), (8, false));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
@@ -676,10 +649,8 @@ fn a_damaged_state_slot_fails_closed() {
     a.keystore_mut()
         .write_state(StateSlot::Authenticator, b"garbage")
         .unwrap();
-    assert_eq!(
-        call(&mut a, CLIENT_PIN, vec![(2, int(1))]),
-        Err(StatusCode::Other)
-    );
+    let request = ClientPinRequest::new(ClientPinSubcommand::GetPinRetries);
+    assert_eq!(send(&mut a, &request), Err(StatusCode::Other));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
         Err(StatusCode::Other)

@@ -1,0 +1,273 @@
+//! authenticatorConfig (CTAP 2.1 §6.11): subCommand, subCommandParams and the pinUvAuthToken's
+//! MAC over 32×0xff || 0x0d || subCommand || subCommandParams.
+//!
+//! subCommandParams is kept as the map that was sent, because the MAC covers its encoding;
+//! [`SetMinPinLengthParams`] reads it.
+
+use ciborium::Value;
+
+use super::fields::{int_key_map, integer};
+use super::{Command, Request};
+use crate::cbor::{self, RequestMap};
+use crate::status::StatusCode;
+
+const SUB_COMMAND: i128 = 0x01;
+const SUB_COMMAND_PARAMS: i128 = 0x02;
+const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
+const PIN_UV_AUTH_PARAM: i128 = 0x04;
+
+const NEW_MIN_PIN_LENGTH: i128 = 0x01;
+const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
+const FORCE_CHANGE_PIN: i128 = 0x03;
+const PIN_COMPLEXITY_POLICY: i128 = 0x04;
+
+/// The authenticatorConfig subcommands (CTAP 2.1 §6.11, table "subCommand").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConfigSubcommand {
+    EnableEnterpriseAttestation = 0x01,
+    ToggleAlwaysUv = 0x02,
+    SetMinPinLength = 0x03,
+    VendorPrototype = 0xFF,
+}
+
+impl ConfigSubcommand {
+    const ALL: [ConfigSubcommand; 4] = [
+        ConfigSubcommand::EnableEnterpriseAttestation,
+        ConfigSubcommand::ToggleAlwaysUv,
+        ConfigSubcommand::SetMinPinLength,
+        ConfigSubcommand::VendorPrototype,
+    ];
+
+    pub fn as_byte(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_number(number: i128) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| i128::from(s.as_byte()) == number)
+    }
+}
+
+/// An authenticatorConfig request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRequest {
+    /// 0x01 subCommand.
+    pub sub_command: ConfigSubcommand,
+    /// 0x02 subCommandParams, as sent (a map).
+    pub sub_command_params: Option<Value>,
+    /// 0x03 pinUvAuthProtocol, as sent (the authenticator judges it).
+    pub pin_uv_auth_protocol: Option<i128>,
+    /// 0x04 pinUvAuthParam.
+    pub pin_uv_auth_param: Option<Vec<u8>>,
+}
+
+impl ConfigRequest {
+    pub fn new(sub_command: ConfigSubcommand) -> Self {
+        ConfigRequest {
+            sub_command,
+            sub_command_params: None,
+            pin_uv_auth_protocol: None,
+            pin_uv_auth_param: None,
+        }
+    }
+
+    /// §6.11.4 setMinPINLength with its parameters.
+    pub fn set_min_pin_length(params: &SetMinPinLengthParams) -> Self {
+        ConfigRequest {
+            sub_command_params: Some(params.to_cbor()),
+            ..Self::new(ConfigSubcommand::SetMinPinLength)
+        }
+    }
+
+    /// What the token authenticates (§6.11 step 4.4): 32×0xff || 0x0d || subCommand ||
+    /// subCommandParams.
+    pub fn message_to_authenticate(&self) -> Vec<u8> {
+        let mut message = vec![0xff; 32];
+        message.push(Command::Config.as_byte());
+        message.push(self.sub_command.as_byte());
+        if let Some(params) = &self.sub_command_params {
+            message.extend(cbor::encode(params));
+        }
+        message
+    }
+
+    /// The request with pinUvAuthProtocol and pinUvAuthParam: `authenticate` is the token's
+    /// MAC, given [`Self::message_to_authenticate`].
+    pub fn authorized(self, protocol: u8, authenticate: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
+        let param = authenticate(&self.message_to_authenticate());
+        ConfigRequest {
+            pin_uv_auth_protocol: Some(protocol.into()),
+            pin_uv_auth_param: Some(param),
+            ..self
+        }
+    }
+}
+
+impl Request for ConfigRequest {
+    const COMMAND: Command = Command::Config;
+
+    /// subCommand first (absent: MISSING_PARAMETER, not an integer: CBOR_UNEXPECTED_TYPE),
+    /// the other fields' types, then a subCommand CTAP does not define: INVALID_PARAMETER
+    /// (§6.11 step 2, as for one the authenticator does not support).
+    fn decode(params: &[u8]) -> Result<Self, StatusCode> {
+        let mut map = RequestMap::parse(params)?;
+        let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
+        let sub_command_params = map.take(SUB_COMMAND_PARAMS);
+        if !matches!(sub_command_params, None | Some(Value::Map(_))) {
+            return Err(StatusCode::CborUnexpectedType);
+        }
+        let pin_uv_auth_protocol = map
+            .take(PIN_UV_AUTH_PROTOCOL)
+            .map(cbor::into_int)
+            .transpose()?;
+        let pin_uv_auth_param = map
+            .take(PIN_UV_AUTH_PARAM)
+            .map(cbor::into_bytes)
+            .transpose()?;
+        Ok(ConfigRequest {
+            sub_command: ConfigSubcommand::from_number(sub_command)
+                .ok_or(StatusCode::InvalidParameter)?,
+            sub_command_params,
+            pin_uv_auth_protocol,
+            pin_uv_auth_param,
+        })
+    }
+
+    fn to_cbor(&self) -> Option<Value> {
+        let mut entries = vec![(
+            SUB_COMMAND,
+            Value::Integer(self.sub_command.as_byte().into()),
+        )];
+        if let Some(params) = &self.sub_command_params {
+            entries.push((SUB_COMMAND_PARAMS, params.clone()));
+        }
+        if let Some(protocol) = self.pin_uv_auth_protocol {
+            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
+        }
+        if let Some(param) = &self.pin_uv_auth_param {
+            entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));
+        }
+        Some(int_key_map(entries))
+    }
+}
+
+/// setMinPINLength's subCommandParams (CTAP 2.1 §6.11.4; 0x04 from CTAP 2.3). The new length
+/// is kept as sent: whether it is too small or too large is the authenticator's policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetMinPinLengthParams {
+    /// 0x01 newMinPINLength.
+    pub new_min_pin_length: Option<i128>,
+    /// 0x02 minPinLengthRPIDs.
+    pub min_pin_length_rp_ids: Option<Vec<String>>,
+    /// 0x03 forceChangePin.
+    pub force_change_pin: Option<bool>,
+    /// 0x04 pinComplexityPolicy.
+    pub pin_complexity_policy: Option<bool>,
+}
+
+impl SetMinPinLengthParams {
+    /// Reads subCommandParams, absent or a map: a key that is not an integer or a field of
+    /// the wrong type is CBOR_UNEXPECTED_TYPE, a repeated key INVALID_CBOR.
+    pub fn from_cbor(params: Option<&Value>) -> Result<Self, StatusCode> {
+        let Some(params) = params else {
+            return Ok(Self::default());
+        };
+        let mut map = RequestMap::parse(&cbor::encode(params))?;
+        Ok(SetMinPinLengthParams {
+            new_min_pin_length: map
+                .take(NEW_MIN_PIN_LENGTH)
+                .map(cbor::into_int)
+                .transpose()?,
+            min_pin_length_rp_ids: map
+                .take(MIN_PIN_LENGTH_RP_IDS)
+                .map(|ids| {
+                    cbor::into_array(ids)?
+                        .into_iter()
+                        .map(cbor::into_text)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            force_change_pin: map
+                .take(FORCE_CHANGE_PIN)
+                .map(cbor::into_bool)
+                .transpose()?,
+            pin_complexity_policy: map
+                .take(PIN_COMPLEXITY_POLICY)
+                .map(cbor::into_bool)
+                .transpose()?,
+        })
+    }
+
+    pub fn to_cbor(&self) -> Value {
+        let mut entries = Vec::new();
+        if let Some(length) = self.new_min_pin_length {
+            entries.push((NEW_MIN_PIN_LENGTH, integer(length)));
+        }
+        if let Some(ids) = &self.min_pin_length_rp_ids {
+            let ids = ids.iter().map(|id| Value::Text(id.clone())).collect();
+            entries.push((MIN_PIN_LENGTH_RP_IDS, Value::Array(ids)));
+        }
+        if let Some(force) = self.force_change_pin {
+            entries.push((FORCE_CHANGE_PIN, Value::Bool(force)));
+        }
+        if let Some(complexity) = self.pin_complexity_policy {
+            entries.push((PIN_COMPLEXITY_POLICY, Value::Bool(complexity)));
+        }
+        int_key_map(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_their_mac() {
+        let params = SetMinPinLengthParams {
+            new_min_pin_length: Some(6),
+            min_pin_length_rp_ids: Some(vec!["x.org".into()]),
+            force_change_pin: Some(true),
+            pin_complexity_policy: None,
+        };
+        let request =
+            ConfigRequest::set_min_pin_length(&params).authorized(2, |message| message.to_vec());
+        let mac = request.pin_uv_auth_param.clone().unwrap();
+        assert_eq!(&mac[..32], &[0xff; 32]);
+        assert_eq!(&mac[32..34], &[0x0d, 0x03]);
+        let message = request.encode();
+        assert_eq!(message[0], 0x0D);
+        let decoded = ConfigRequest::decode(&message[1..]).unwrap();
+        assert_eq!(decoded, request);
+        assert_eq!(
+            SetMinPinLengthParams::from_cbor(decoded.sub_command_params.as_ref()),
+            Ok(params)
+        );
+        let toggle = ConfigRequest::new(ConfigSubcommand::ToggleAlwaysUv);
+        assert_eq!(ConfigRequest::decode(&toggle.encode()[1..]), Ok(toggle));
+    }
+
+    #[test]
+    fn malformed_requests_keep_their_statuses() {
+        let int = |i: i64| Value::Integer(i.into());
+        let decode = |entries: Vec<(i64, Value)>| {
+            ConfigRequest::decode(&cbor::encode(&cbor::int_map(entries)))
+        };
+        assert_eq!(decode(vec![]), Err(StatusCode::MissingParameter));
+        assert_eq!(decode(vec![(1, int(4))]), Err(StatusCode::InvalidParameter));
+        assert_eq!(
+            decode(vec![(1, int(2)), (2, Value::Array(vec![]))]),
+            Err(StatusCode::CborUnexpectedType)
+        );
+        assert_eq!(
+            decode(vec![(1, int(2)), (3, Value::Text("2".into()))]),
+            Err(StatusCode::CborUnexpectedType)
+        );
+        let rp_ids_not_text = cbor::int_map(vec![(2, Value::Array(vec![int(1)]))]);
+        assert_eq!(
+            SetMinPinLengthParams::from_cbor(Some(&rp_ids_not_text)),
+            Err(StatusCode::CborUnexpectedType)
+        );
+    }
+}
