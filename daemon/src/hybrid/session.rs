@@ -86,9 +86,13 @@ pub async fn run(
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), HybridError> {
     let started = Instant::now();
+    // A random 32 bytes is not a P-256 scalar about once in 2^32 draws: draw again, but not
+    // forever, so a broken random source ends the session instead of spinning.
+    let mut draws = 0;
     let mut session = loop {
+        draws += 1;
         match ResponderSession::new(request, psk, random_secret()?) {
-            Err(ProtocolError::BadRandomness(_)) => continue,
+            Err(ProtocolError::BadRandomness(_)) if draws < 4 => continue,
             other => break other.map_err(HybridError::Handshake)?,
         }
     };
