@@ -10,9 +10,22 @@
 //! 2.1 §8: definite lengths, map keys in the canonical order) through [`crate::cbor::encode`].
 
 mod command;
+pub mod entities;
+pub mod extensions;
+pub mod get_assertion;
+pub mod get_info;
+pub mod make_credential;
 
 pub use crate::status::StatusCode;
 pub use command::Command;
+pub use entities::{
+    Options, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
+};
+pub use extensions::{GetAssertionExtensionsInput, HmacSecretInput, MakeCredentialExtensionsInput};
+pub use get_assertion::{GetAssertionRequest, GetAssertionResponse, GetNextAssertionRequest};
+pub use get_info::{GetInfoRequest, GetInfoResponse};
+pub use make_credential::{MakeCredentialRequest, MakeCredentialResponse};
 
 use ciborium::Value;
 
@@ -55,4 +68,14 @@ pub trait Response: Sized {
         }
         answer
     }
+}
+
+/// A map with integer keys as the message types name them (every key is small).
+fn int_map(entries: Vec<(i128, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(key, value)| (entities::integer(key), value))
+            .collect(),
+    )
 }
