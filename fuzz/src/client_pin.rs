@@ -37,7 +37,10 @@ const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
 pub const PINS: [&str; 6] = ["1234", "123456", "hunter2!", "12", "ÄÖÜß", ""];
 const RP_IDS: [&str; 3] = ["example.com", "example.org", "other.example"];
 
-use protocol::ctap2::{CLIENT_PIN, CREDENTIAL_MANAGEMENT, GET_ASSERTION, MAKE_CREDENTIAL, RESET};
+use protocol::ctap2::{CLIENT_PIN, CREDENTIAL_MANAGEMENT, RESET};
+// makeCredential and getAssertion are named by `protocol::wire::Command`.
+const MAKE_CREDENTIAL: u8 = protocol::wire::Command::MakeCredential as u8;
+const GET_ASSERTION: u8 = protocol::wire::Command::GetAssertion as u8;
 
 const SUCCESS: u8 = 0x00;
 const PIN_INVALID: u8 = 0x31;

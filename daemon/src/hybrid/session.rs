@@ -13,6 +13,7 @@ use protocol::hybrid::handshake::{self, INITIATOR_MESSAGE_LEN};
 use protocol::hybrid::messages::{self, InitiatorFrame};
 use protocol::hybrid::qr::QrRequest;
 use protocol::hybrid::HybridError as ProtocolError;
+use protocol::wire::Request as _;
 use tokio::sync::mpsc as async_mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
@@ -117,7 +118,7 @@ pub async fn run(
         .call(
             stream,
             &mut crypter,
-            vec![protocol::ctap2::GET_INFO],
+            protocol::wire::GetInfoRequest.encode(),
             progress,
         )
         .await?;

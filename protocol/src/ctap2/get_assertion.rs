@@ -27,29 +27,17 @@ use ciborium::Value;
 use sha2::{Digest, Sha256};
 
 use crate::authenticator::Authenticator;
-use crate::cbor::{self, RequestMap};
+use crate::cbor;
 use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, GetAssertionExtensions, HmacSecretSalts};
+use crate::ctap2::extensions::{self, HmacSecretSalts};
 use crate::ctap2::pin_token::permission;
 use crate::ctap2::state::Continuation;
-use crate::ctap2::types::{self, Options};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, CredProtect, Credential, Keystore, Operation, Presence, Rng};
-
-const RP_ID: i128 = 0x01;
-const CLIENT_DATA_HASH: i128 = 0x02;
-const ALLOW_LIST: i128 = 0x03;
-const EXTENSIONS: i128 = 0x04;
-const OPTIONS: i128 = 0x05;
-const PIN_UV_AUTH_PARAM: i128 = 0x06;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x07;
-
-const RESPONSE_CREDENTIAL: i64 = 0x01;
-const RESPONSE_AUTH_DATA: i64 = 0x02;
-const RESPONSE_SIGNATURE: i64 = 0x03;
-const RESPONSE_USER: i64 = 0x04;
-const RESPONSE_NUMBER_OF_CREDENTIALS: i64 = 0x05;
-const RESPONSE_LARGE_BLOB_KEY: i64 = 0x07;
+use crate::wire::{
+    GetAssertionRequest, GetAssertionResponse, PublicKeyCredentialDescriptor,
+    PublicKeyCredentialUserEntity,
+};
 
 /// What getAssertion leaves for getNextAssertion: the remaining credentials, newest first.
 pub(crate) struct NextAssertionState {
@@ -68,54 +56,6 @@ pub(crate) struct AssertionExtensions {
     cred_blob: bool,
     large_blob_key: bool,
     third_party_payment: bool,
-}
-
-struct Request {
-    rp_id: String,
-    client_data_hash: Vec<u8>,
-    /// The allowList as sent: `None` when absent or empty (a discovery, §6.2.2 step 7);
-    /// otherwise its "public-key" descriptors, possibly none of them.
-    allow_list: Option<Vec<types::CredentialDescriptor>>,
-    extensions: GetAssertionExtensions,
-    options: Options,
-    pin_uv_auth_param: Option<Vec<u8>>,
-    pin_uv_auth_protocol: Option<i128>,
-}
-
-fn parse(params: &[u8]) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    let rp_id = cbor::into_text(map.required(RP_ID)?)?;
-    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
-    // A present, non-empty allowList is never a discovery, even when none of its entries is
-    // of a type we know (§6.2.2 step 7: "If the allowList parameter is present and
-    // non-empty"): it then simply names no credential of ours.
-    let allow_list = map
-        .take(ALLOW_LIST)
-        .filter(|list| !matches!(list, Value::Array(entries) if entries.is_empty()))
-        .map(types::parse_credential_list)
-        .transpose()?;
-    let extensions = map
-        .take(EXTENSIONS)
-        .map(extensions::parse_get_assertion)
-        .transpose()?;
-    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    Ok(Request {
-        rp_id,
-        client_data_hash,
-        allow_list,
-        extensions: extensions.unwrap_or_default(),
-        options: options.unwrap_or_default(),
-        pin_uv_auth_param,
-        pin_uv_auth_protocol,
-    })
 }
 
 /// credProtect (§12.1): may this credential be used? Level 3 only with UV; level 2 without
@@ -138,9 +78,10 @@ fn needs_the_pins_secret(credential: &Credential, extensions: &AssertionExtensio
 }
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
-    pub(crate) fn get_assertion(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = parse(params)?;
-
+    pub(crate) fn get_assertion(
+        &mut self,
+        request: GetAssertionRequest,
+    ) -> Result<GetAssertionResponse, StatusCode> {
         // 1-2. pinUvAuthParam: the zero-length probe and protocol checks.
         let auth =
             self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
@@ -193,11 +134,14 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         //    credProtect decides which of them may be used without UV. With built-in UV the
         //    lookup assumes the verification below succeeds: nothing found leaves otherwise.
         let rp_id_hash: [u8; 32] = Sha256::digest(request.rp_id.as_bytes()).into();
-        let discovery = request.allow_list.is_none();
-        let mut credentials = match &request.allow_list {
-            Some(list) => {
+        // A present, non-empty allowList is never a discovery, even when none of its entries
+        // is of a type we know (§6.2.2 step 7: "If the allowList parameter is present and
+        // non-empty"): it then simply names no credential of ours.
+        let discovery = request.allow_list.is_empty();
+        let mut credentials = match discovery {
+            false => {
                 let mut found = None;
-                for descriptor in list {
+                for descriptor in request.allow_list.iter().filter(|d| d.is_public_key()) {
                     if let Some(credential) =
                         self.keystore.find_credential(&rp_id_hash, &descriptor.id)?
                     {
@@ -209,7 +153,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                 }
                 found.into_iter().collect::<Vec<_>>()
             }
-            None => {
+            true => {
                 let mut list = self.keystore.discoverable_credentials(&rp_id_hash)?;
                 list.retain(|c| usable(c, uv, false));
                 list.sort_by_key(|c| std::cmp::Reverse(c.created));
@@ -311,7 +255,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         client_data_hash: &[u8],
         extensions: &AssertionExtensions,
         number_of_credentials: Option<usize>,
-    ) -> Result<Value, StatusCode> {
+    ) -> Result<GetAssertionResponse, StatusCode> {
         let uv = flags & FLAG_UV != 0;
         if uv && needs_the_pins_secret(credential, extensions) {
             return Err(StatusCode::PuatRequired);
@@ -356,40 +300,34 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         signed.extend_from_slice(client_data_hash);
         let signature = self.keystore.sign(credential, &signed)?;
 
-        let mut response = vec![
-            (
-                RESPONSE_CREDENTIAL,
-                types::credential_descriptor(&credential.id),
-            ),
-            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
-            (RESPONSE_SIGNATURE, Value::Bytes(signature)),
-        ];
         // The user entity of a discoverable credential. Without user verification only the
         // user handle is returned: names identify the person (CTAP 2.1 §6.2.2, privacy).
-        if let Some(user) = &credential.user {
-            let mut entity = vec![("id", Value::Bytes(user.id.clone()))];
-            if uv {
-                if let Some(name) = &user.name {
-                    entity.push(("name", Value::Text(name.clone())));
-                }
-                if let Some(display_name) = &user.display_name {
-                    entity.push(("displayName", Value::Text(display_name.clone())));
-                }
-            }
-            response.push((RESPONSE_USER, cbor::text_map(entity)));
-        }
-        if let Some(count) = number_of_credentials {
-            response.push((
-                RESPONSE_NUMBER_OF_CREDENTIALS,
-                Value::Integer((count as u64).into()),
-            ));
-        }
-        if extensions.large_blob_key {
-            if let Some(key) = &credential.extras.large_blob_key {
-                response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
-            }
-        }
-        Ok(cbor::int_map(response))
+        let user = credential
+            .user
+            .as_ref()
+            .map(|user| PublicKeyCredentialUserEntity {
+                id: user.id.clone(),
+                name: user.name.clone().filter(|_| uv),
+                display_name: user.display_name.clone().filter(|_| uv),
+            });
+        let large_blob_key = if extensions.large_blob_key {
+            credential
+                .extras
+                .large_blob_key
+                .as_ref()
+                .map(|key| key.to_vec())
+        } else {
+            None
+        };
+        Ok(GetAssertionResponse {
+            credential: PublicKeyCredentialDescriptor::public_key(credential.id.clone()),
+            auth_data,
+            signature,
+            user,
+            number_of_credentials: number_of_credentials.map(|count| count as u64),
+            user_selected: None,
+            large_blob_key,
+        })
     }
 }
 
@@ -450,7 +388,9 @@ mod tests {
             assert!(counter(&second) > counter(&first));
             assert_eq!(
                 field(&first, 1),
-                Some(&types::credential_descriptor(&reg.credential_id))
+                Some(
+                    &PublicKeyCredentialDescriptor::public_key(reg.credential_id.clone()).to_cbor()
+                )
             );
             assert!(
                 field(&first, 4).is_none(),
@@ -492,7 +432,7 @@ mod tests {
         assert_eq!(field(&first, 5), Some(&int(2)));
         assert_eq!(
             field(&first, 1),
-            Some(&types::credential_descriptor(&newer.credential_id))
+            Some(&PublicKeyCredentialDescriptor::public_key(newer.credential_id.clone()).to_cbor())
         );
         assert!(signature_verifies(&newer, &first));
         let user = field(&first, 4).unwrap();
@@ -506,7 +446,7 @@ mod tests {
         let second = call(&mut a, NEXT, vec![]).unwrap();
         assert_eq!(
             field(&second, 1),
-            Some(&types::credential_descriptor(&older.credential_id))
+            Some(&PublicKeyCredentialDescriptor::public_key(older.credential_id.clone()).to_cbor())
         );
         assert!(signature_verifies(&older, &second));
         assert_eq!(

@@ -1,14 +1,16 @@
 //! authenticatorGetNextAssertion (CTAP 2.1 §6.3).
 
-use ciborium::Value;
-
 use crate::authenticator::Authenticator;
 use crate::ctap2::state::{Continuation, Found};
 use crate::ctap2::StatusCode;
 use crate::env::{Clock, Keystore, Presence, Rng};
+use crate::wire::{GetAssertionResponse, GetNextAssertionRequest};
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
-    pub(crate) fn get_next_assertion(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn get_next_assertion(
+        &mut self,
+        _request: GetNextAssertionRequest,
+    ) -> Result<GetAssertionResponse, StatusCode> {
         // 1-3. There must be a getAssertion to continue, begun on this very channel, with
         //      credentials left, and its 30-second timer must still run (the runtime state
         //      checks the origin and the timer: see `state`). From anywhere else: NOT_ALLOWED.

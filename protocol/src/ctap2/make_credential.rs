@@ -2,37 +2,20 @@
 
 use ciborium::Value;
 use sha2::{Digest, Sha256};
-
-use crate::authenticator::Authenticator;
-use crate::cbor::{self, RequestMap};
 use zeroize::Zeroizing;
 
+use crate::authenticator::Authenticator;
+use crate::cbor;
 use crate::ctap2::authenticator_data::{self, AttestedCredential, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, HmacSecretSalts, MakeCredentialExtensions};
+use crate::ctap2::extensions::{self, HmacSecretSalts};
 use crate::ctap2::pin_token::permission;
-use crate::ctap2::types::{self, Options};
+use crate::ctap2::types;
 use crate::ctap2::StatusCode;
 use crate::env::{
-    Algorithm, Clock, CredProtect, CredentialExtras, HmacSecret, Keystore, NewCredential,
-    Operation, Presence, Rng,
+    Clock, CredProtect, CredentialExtras, HmacSecret, Keystore, NewCredential, Operation, Presence,
+    Rng,
 };
-
-const CLIENT_DATA_HASH: i128 = 0x01;
-const RP: i128 = 0x02;
-const USER: i128 = 0x03;
-const PUB_KEY_CRED_PARAMS: i128 = 0x04;
-const EXCLUDE_LIST: i128 = 0x05;
-const EXTENSIONS: i128 = 0x06;
-const OPTIONS: i128 = 0x07;
-const PIN_UV_AUTH_PARAM: i128 = 0x08;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x09;
-const ENTERPRISE_ATTESTATION: i128 = 0x0A;
-const ATTESTATION_FORMATS_PREFERENCE: i128 = 0x0B;
-
-const RESPONSE_FMT: i64 = 0x01;
-const RESPONSE_AUTH_DATA: i64 = 0x02;
-const RESPONSE_ATT_STMT: i64 = 0x03;
-const RESPONSE_LARGE_BLOB_KEY: i64 = 0x05;
+use crate::wire::{MakeCredentialExtensionsInput, MakeCredentialRequest, MakeCredentialResponse};
 
 /// The attestation statement formats we can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,96 +28,37 @@ enum AttestationFormat {
 /// Authenticator extension outputs, by extension name.
 type ExtensionOutputs = Vec<(&'static str, Value)>;
 
-struct Request {
-    client_data_hash: Vec<u8>,
-    rp: crate::env::RelyingParty,
-    user: crate::env::UserEntity,
-    algorithm: Algorithm,
-    exclude_list: Vec<types::CredentialDescriptor>,
-    extensions: MakeCredentialExtensions,
-    options: Options,
-    pin_uv_auth_param: Option<Vec<u8>>,
-    pin_uv_auth_protocol: Option<i128>,
-    enterprise_attestation: Option<i128>,
-    attestation_format: AttestationFormat,
-}
-
-fn parse(params: &[u8], supports: impl Fn(Algorithm) -> bool) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    // Parse every parameter before acting on any, so a malformed request changes nothing.
-    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
-    let rp = types::parse_rp(map.required(RP)?)?;
-    let user = types::parse_user(map.required(USER)?)?;
-    let pub_key_cred_params = map.required(PUB_KEY_CRED_PARAMS)?;
-    let exclude_list = map
-        .take(EXCLUDE_LIST)
-        .map(types::parse_credential_list)
-        .transpose()?;
-    let extensions = map
-        .take(EXTENSIONS)
-        .map(extensions::parse_make_credential)
-        .transpose()?;
-    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    let enterprise_attestation = map
-        .take(ENTERPRISE_ATTESTATION)
-        .map(cbor::into_int)
-        .transpose()?;
-    let attestation_format = map
-        .take(ATTESTATION_FORMATS_PREFERENCE)
-        .map(parse_attestation_preference)
-        .transpose()?
-        .unwrap_or(AttestationFormat::Packed);
-    // An unsupported algorithm is reported after the types of all parameters are checked.
-    let algorithm = types::choose_algorithm(pub_key_cred_params, supports)?;
-    Ok(Request {
-        client_data_hash,
-        rp,
-        user,
-        algorithm,
-        exclude_list: exclude_list.unwrap_or_default(),
-        extensions: extensions.unwrap_or_default(),
-        options: options.unwrap_or_default(),
-        pin_uv_auth_param,
-        pin_uv_auth_protocol,
-        enterprise_attestation,
-        attestation_format,
-    })
-}
-
 /// attestationFormatsPreference (CTAP 2.2): the first listed format we support; our default
-/// (`packed`) when we support none of them.
-fn parse_attestation_preference(value: Value) -> Result<AttestationFormat, StatusCode> {
-    let mut chosen = None;
-    for format in cbor::into_array(value)? {
-        let format = cbor::into_text(format)?;
-        if chosen.is_none() {
-            chosen = match format.as_str() {
-                "packed" => Some(AttestationFormat::Packed),
-                "none" => Some(AttestationFormat::None),
-                _ => None,
-            };
-        }
-    }
-    Ok(chosen.unwrap_or(AttestationFormat::Packed))
+/// (`packed`) when we support none of them, or none is given.
+fn attestation_format(preference: Option<&[String]>) -> AttestationFormat {
+    preference
+        .unwrap_or_default()
+        .iter()
+        .find_map(|format| match format.as_str() {
+            "packed" => Some(AttestationFormat::Packed),
+            "none" => Some(AttestationFormat::None),
+            _ => None,
+        })
+        .unwrap_or(AttestationFormat::Packed)
 }
 
 impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
-    pub(crate) fn make_credential(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = parse(params, |alg| self.keystore.supports(alg))?;
+    pub(crate) fn make_credential(
+        &mut self,
+        request: MakeCredentialRequest,
+    ) -> Result<MakeCredentialResponse, StatusCode> {
+        // 3. The algorithm: UNSUPPORTED_ALGORITHM when none fits, before anything else.
+        let algorithm = types::choose_algorithm(&request.pub_key_cred_params, |alg| {
+            self.keystore.supports(alg)
+        })?;
+        let attestation_format =
+            attestation_format(request.attestation_formats_preference.as_deref());
+        let rp = types::stored_rp(request.rp);
+        let user = types::stored_user(request.user);
 
         // 1-2. pinUvAuthParam: the zero-length "which key?" probe, protocol checks.
         let auth =
             self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
-
-        // 3. The algorithm was chosen while parsing (UNSUPPORTED_ALGORITHM when none fits).
 
         // 5. Options. "up": false makes no sense for a new credential.
         if request.options.up == Some(false) {
@@ -185,29 +109,25 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
                     auth,
                     &request.client_data_hash,
                     permission::MAKE_CREDENTIAL,
-                    &request.rp.id,
+                    &rp.id,
                 )?;
                 true
             }
             None if built_in_uv => {
-                self.verify_for_ceremony(
-                    Operation::Register,
-                    &request.rp.id,
-                    request.user.name.as_deref(),
-                )?;
+                self.verify_for_ceremony(Operation::Register, &rp.id, user.name.as_deref())?;
                 true
             }
             None => false,
         };
         let user_present = built_in_uv || (auth.is_some() && self.pin.token.user_present());
 
-        let rp_id_hash: [u8; 32] = Sha256::digest(request.rp.id.as_bytes()).into();
+        let rp_id_hash: [u8; 32] = Sha256::digest(rp.id.as_bytes()).into();
 
         // 12. excludeList: if one of ours for this RP is listed, the person confirms with a
         //    gesture before the platform learns it exists (so a page cannot probe silently);
         //    the answer is CREDENTIAL_EXCLUDED whatever the gesture, unless withdrawn. A
         //    credProtect=3 credential stays hidden unless the request is user-verified.
-        for descriptor in &request.exclude_list {
+        for descriptor in request.exclude_list.iter().filter(|d| d.is_public_key()) {
             let Some(existing) = self.keystore.find_credential(&rp_id_hash, &descriptor.id)? else {
                 continue;
             };
@@ -219,8 +139,8 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             }
             return match self.collect_presence(
                 Operation::ConfirmExcluded,
-                Some(&request.rp.id),
-                request.user.name.as_deref(),
+                Some(&rp.id),
+                user.name.as_deref(),
             ) {
                 Err(StatusCode::KeepaliveCancel) => Err(StatusCode::KeepaliveCancel),
                 _ => Err(StatusCode::CredentialExcluded),
@@ -238,7 +158,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // credential that needs a new slot).
         if discoverable
             && self.keystore.remaining_discoverable_credentials() == 0
-            && !self.replaces_a_stored_credential(&rp_id_hash, &request.user.id)?
+            && !self.replaces_a_stored_credential(&rp_id_hash, &user.id)?
         {
             return Err(StatusCode::KeyStoreFull);
         }
@@ -248,11 +168,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         //    carries it; then the token's flags and permissions are spent.
         if !built_in_uv {
             if !user_present {
-                self.collect_presence(
-                    Operation::Register,
-                    Some(&request.rp.id),
-                    request.user.name.as_deref(),
-                )?;
+                self.collect_presence(Operation::Register, Some(&rp.id), user.name.as_deref())?;
             }
             self.pin.token.consume_after_presence();
         }
@@ -264,7 +180,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
         // 15. Extensions.
         let (extras, outputs) = self.make_credential_extensions(
             &requested_extensions,
-            &request.rp.id,
+            &rp.id,
             discoverable,
             uv,
             hmac_secret_mc.as_ref(),
@@ -276,10 +192,10 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             self.credential_store_changing()?;
         }
         let (credential, public_key) = self.keystore.create_credential(&NewCredential {
-            rp: &request.rp,
+            rp: &rp,
             rp_id_hash: &rp_id_hash,
-            user: &request.user,
-            algorithm: request.algorithm,
+            user: &user,
+            algorithm: algorithm,
             discoverable,
             extras: &extras,
         })?;
@@ -298,35 +214,36 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             }),
             extension_outputs.as_ref(),
         );
-        let (fmt, att_stmt) = match request.attestation_format {
+        let (fmt, att_stmt) = match attestation_format {
             AttestationFormat::Packed => {
                 let mut signed = auth_data.clone();
                 signed.extend_from_slice(&request.client_data_hash);
                 let sig = self.keystore.sign(&credential, &signed)?;
                 let statement = cbor::text_map(vec![
-                    ("alg", Value::Integer(request.algorithm.cose_id().into())),
+                    ("alg", Value::Integer(algorithm.cose_id().into())),
                     ("sig", Value::Bytes(sig)),
                 ]);
                 ("packed", statement)
             }
             AttestationFormat::None => ("none", Value::Map(vec![])),
         };
-        let mut response = vec![
-            (RESPONSE_FMT, Value::Text(fmt.into())),
-            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
-            (RESPONSE_ATT_STMT, att_stmt),
-        ];
-        if let Some(key) = &credential.extras.large_blob_key {
-            response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
-        }
-        Ok(cbor::int_map(response))
+        Ok(MakeCredentialResponse {
+            fmt: fmt.into(),
+            auth_data,
+            att_stmt,
+            large_blob_key: credential
+                .extras
+                .large_blob_key
+                .as_ref()
+                .map(|key| key.to_vec()),
+        })
     }
 
     /// The extension state kept with the new credential, and the authenticator extension
     /// outputs (in authData).
     fn make_credential_extensions(
         &mut self,
-        requested: &MakeCredentialExtensions,
+        requested: &MakeCredentialExtensionsInput,
         rp_id: &str,
         discoverable: bool,
         uv: bool,
@@ -334,7 +251,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
     ) -> Result<(CredentialExtras, ExtensionOutputs), StatusCode> {
         let mut extras = CredentialExtras::default();
         let mut outputs = Vec::new();
-        if let Some(level) = requested.cred_protect {
+        if let Some(level) = requested.cred_protect.and_then(CredProtect::from_level) {
             extras.cred_protect = level;
             outputs.push((
                 extensions::CRED_PROTECT,

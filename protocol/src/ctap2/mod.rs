@@ -39,19 +39,21 @@ use crate::authenticator::Authenticator;
 use crate::cbor;
 use crate::env::{Clock, Keystore, Presence, Rng};
 use crate::origin::Transport;
+use crate::wire::{
+    Command, GetAssertionRequest, GetInfoRequest, GetNextAssertionRequest, MakeCredentialRequest,
+    Request, Response,
+};
 
-pub const MAKE_CREDENTIAL: u8 = 0x01;
-pub const GET_ASSERTION: u8 = 0x02;
-pub const GET_INFO: u8 = 0x04;
-pub const CLIENT_PIN: u8 = 0x06;
-pub const RESET: u8 = 0x07;
-pub const GET_NEXT_ASSERTION: u8 = 0x08;
-pub const SELECTION: u8 = 0x0B;
-pub const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
-pub const LARGE_BLOBS: u8 = 0x0C;
-pub const AUTHENTICATOR_CONFIG: u8 = 0x0D;
+// The command bytes of the commands not yet typed in `wire`; the others are named by
+// `wire::Command` alone.
+pub const CLIENT_PIN: u8 = Command::ClientPin as u8;
+pub const RESET: u8 = Command::Reset as u8;
+pub const SELECTION: u8 = Command::Selection as u8;
+pub const CREDENTIAL_MANAGEMENT: u8 = Command::CredentialManagement as u8;
+pub const LARGE_BLOBS: u8 = Command::LargeBlobs as u8;
+pub const AUTHENTICATOR_CONFIG: u8 = Command::Config as u8;
 /// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
-pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
+pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = Command::CredentialManagementPreview as u8;
 
 /// Runs one CTAP2 request (command byte + CBOR parameters) and encodes the response: status
 /// byte, then the CBOR response map if the command has one.
@@ -68,22 +70,43 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
             return vec![refusal.status().as_byte()];
         }
     }
+    let Some(command) = Command::from_byte(command) else {
+        return vec![StatusCode::InvalidCommand.as_byte()];
+    };
     // What a command does with the state another command left is in `state`: it was taken
     // out before this command began, and only a continuation gets it back.
     let result = match command {
-        MAKE_CREDENTIAL => authenticator.make_credential(params),
-        GET_ASSERTION => authenticator.get_assertion(params),
-        GET_INFO => authenticator.get_info(params),
-        CLIENT_PIN => authenticator.client_pin(params),
-        RESET => authenticator.reset(params),
-        GET_NEXT_ASSERTION => authenticator.get_next_assertion(params),
-        SELECTION => authenticator.selection(params),
-        CREDENTIAL_MANAGEMENT | CREDENTIAL_MANAGEMENT_PREVIEW => {
+        Command::MakeCredential => {
+            return answer(
+                MakeCredentialRequest::decode(params)
+                    .and_then(|request| authenticator.make_credential(request)),
+            )
+        }
+        Command::GetAssertion => {
+            return answer(
+                GetAssertionRequest::decode(params)
+                    .and_then(|request| authenticator.get_assertion(request)),
+            )
+        }
+        Command::GetNextAssertion => {
+            return answer(
+                GetNextAssertionRequest::decode(params)
+                    .and_then(|request| authenticator.get_next_assertion(request)),
+            )
+        }
+        Command::GetInfo => {
+            return answer(
+                GetInfoRequest::decode(params).and_then(|request| authenticator.get_info(request)),
+            )
+        }
+        Command::ClientPin => authenticator.client_pin(params),
+        Command::Reset => authenticator.reset(params),
+        Command::Selection => authenticator.selection(params),
+        Command::CredentialManagement | Command::CredentialManagementPreview => {
             authenticator.credential_management(params)
         }
-        LARGE_BLOBS => authenticator.large_blobs(params),
-        AUTHENTICATOR_CONFIG => authenticator.authenticator_config(params),
-        _ => Err(StatusCode::InvalidCommand),
+        Command::LargeBlobs => authenticator.large_blobs(params),
+        Command::Config => authenticator.authenticator_config(params),
     };
     match result {
         Ok(Value::Null) => vec![StatusCode::Success.as_byte()],
@@ -92,6 +115,14 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
             out.extend(cbor::encode(&response));
             out
         }
+        Err(status) => vec![status.as_byte()],
+    }
+}
+
+/// A typed command's answer: the encoded response, or the status byte alone.
+fn answer(result: Result<impl Response, StatusCode>) -> Vec<u8> {
+    match result {
+        Ok(response) => response.encode(),
         Err(status) => vec![status.as_byte()],
     }
 }
