@@ -9,6 +9,7 @@ use protocol::hybrid::messages::{self, InitiatorFrame};
 use protocol::hybrid::qr::QrRequest;
 use protocol::hybrid::{digits, handshake, keys, tunnel_domain};
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+use protocol::wire::{Command, StatusCode};
 use protocol::{Authenticator, AuthenticatorConfig};
 use snow::params::NoiseParams;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
@@ -197,10 +198,25 @@ pub fn tunnel_answers(data: &[u8]) -> usize {
             let answer = authenticator.process_cbor(PEER, &request);
             // A phone's service, nothing more: written here from the hybrid policy's text,
             // not from its code.
-            if command == 0x01 {
-                assert_eq!(answer, [0x30], "a \"ga\" session registered");
-            } else if ![0x02, 0x04, 0x06, 0x08, 0x0b].contains(&command) {
-                assert_eq!(answer, [0x01], "a hybrid peer was served {command:#x}");
+            let served = [
+                Command::GetAssertion,
+                Command::GetInfo,
+                Command::ClientPin,
+                Command::GetNextAssertion,
+                Command::Selection,
+            ];
+            if command == Command::MakeCredential.as_byte() {
+                assert_eq!(
+                    answer,
+                    [StatusCode::NotAllowed.as_byte()],
+                    "a \"ga\" session registered"
+                );
+            } else if !Command::from_byte(command).is_some_and(|c| served.contains(&c)) {
+                assert_eq!(
+                    answer,
+                    [StatusCode::InvalidCommand.as_byte()],
+                    "a hybrid peer was served {command:#x}"
+                );
             }
             let sent = us
                 .encrypt(&messages::ctap_response_frame(&answer))
