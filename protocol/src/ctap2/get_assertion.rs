@@ -336,34 +336,30 @@ mod tests {
     use super::*;
     use crate::ctap2::test_support::*;
     use crate::env::PresenceOutcome;
+    use crate::wire::{Command, GetNextAssertionRequest, Options, Response as _};
 
-    const GA: u8 = 0x02;
-    const NEXT: u8 = 0x08;
+    const GA: u8 = Command::GetAssertion as u8;
 
-    fn ga_params(rp: &str, allow: &[&[u8]]) -> Vec<(i64, Value)> {
-        let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
-        if !allow.is_empty() {
-            p.push((
-                3,
-                Value::Array(allow.iter().map(|id| descriptor(id)).collect()),
-            ));
-        }
-        p
+    fn next(a: &mut TestAuthenticator) -> Result<GetAssertionResponse, StatusCode> {
+        send(a, &GetNextAssertionRequest)
     }
 
-    fn signature_verifies(reg: &Registration, response: &Value) -> bool {
-        let auth_data = as_bytes(field(response, 2).unwrap());
-        let signed = [auth_data, &TEST_CLIENT_DATA_HASH].concat();
-        verify(
-            &reg.cose_key,
-            &signed,
-            as_bytes(field(response, 3).unwrap()),
-        )
+    fn signature_verifies(reg: &Registration, response: &GetAssertionResponse) -> bool {
+        let signed = [&response.auth_data[..], &TEST_CLIENT_DATA_HASH].concat();
+        verify(&reg.cose_key, &signed, &response.signature)
     }
 
-    fn counter(response: &Value) -> u32 {
-        let d = as_bytes(field(response, 2).unwrap());
+    fn counter(response: &GetAssertionResponse) -> u32 {
+        let d = &response.auth_data;
         u32::from_be_bytes([d[33], d[34], d[35], d[36]])
+    }
+
+    fn user_id(id: &[u8]) -> Option<PublicKeyCredentialUserEntity> {
+        Some(PublicKeyCredentialUserEntity {
+            id: id.to_vec(),
+            name: None,
+            display_name: None,
+        })
     }
 
     #[test]
@@ -371,32 +367,30 @@ mod tests {
         for alg in [-7, -8] {
             let (mut a, _) = authenticator();
             let reg = register(&mut a, "x.org", b"alice", alg, false);
-            let first = call(
-                &mut a,
-                GA,
-                ga_params("x.org", &[b"nope", &reg.credential_id]),
-            )
-            .unwrap();
-            let second = call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])).unwrap();
+            let first = get_assertion(&mut a, &ga_request("x.org", &[b"nope", &reg.credential_id]))
+                .unwrap();
+            let second =
+                get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])).unwrap();
 
             assert!(signature_verifies(&reg, &first));
             assert!(signature_verifies(&reg, &second));
-            let auth_data = as_bytes(field(&first, 2).unwrap());
+            let auth_data = &first.auth_data;
             assert_eq!(auth_data.len(), 37);
             assert_eq!(&auth_data[..32], &rp_id_hash("x.org"));
             assert_eq!(auth_data[32], FLAG_UP);
             assert!(counter(&second) > counter(&first));
             assert_eq!(
-                field(&first, 1),
-                Some(
-                    &PublicKeyCredentialDescriptor::public_key(reg.credential_id.clone()).to_cbor()
-                )
+                first.credential,
+                PublicKeyCredentialDescriptor::public_key(reg.credential_id.clone())
             );
             assert!(
-                field(&first, 4).is_none(),
+                first.user.is_none(),
                 "no user for a non-discoverable credential"
             );
-            assert!(field(&first, 5).is_none(), "no count with an allowList");
+            assert!(
+                first.number_of_credentials.is_none(),
+                "no count with an allowList"
+            );
         }
     }
 
@@ -405,11 +399,11 @@ mod tests {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "other.org", b"alice", -7, true);
         assert_eq!(
-            call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+            get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])),
             Err(StatusCode::NoCredentials)
         );
         assert_eq!(
-            call(&mut a, GA, ga_params("x.org", &[])),
+            get_assertion(&mut a, &ga_request("x.org", &[])),
             Err(StatusCode::NoCredentials)
         );
         assert!(
@@ -428,43 +422,30 @@ mod tests {
         let newer = register(&mut a, "x.org", b"bob", -8, true);
         register(&mut a, "other.org", b"carol", -7, true);
 
-        let first = call(&mut a, GA, ga_params("x.org", &[])).unwrap();
-        assert_eq!(field(&first, 5), Some(&int(2)));
+        let first = get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
+        assert_eq!(first.number_of_credentials, Some(2));
         assert_eq!(
-            field(&first, 1),
-            Some(&PublicKeyCredentialDescriptor::public_key(newer.credential_id.clone()).to_cbor())
+            first.credential,
+            PublicKeyCredentialDescriptor::public_key(newer.credential_id.clone())
         );
         assert!(signature_verifies(&newer, &first));
-        let user = field(&first, 4).unwrap();
-        assert_eq!(text_field(user, "id"), Some(&bytes(b"bob")));
-        assert!(
-            text_field(user, "name").is_none(),
+        assert_eq!(
+            first.user,
+            user_id(b"bob"),
             "no name without user verification"
         );
-        assert!(text_field(user, "displayName").is_none());
 
-        let second = call(&mut a, NEXT, vec![]).unwrap();
+        let second = next(&mut a).unwrap();
         assert_eq!(
-            field(&second, 1),
-            Some(&PublicKeyCredentialDescriptor::public_key(older.credential_id.clone()).to_cbor())
+            second.credential,
+            PublicKeyCredentialDescriptor::public_key(older.credential_id.clone())
         );
         assert!(signature_verifies(&older, &second));
-        assert_eq!(
-            text_field(field(&second, 4).unwrap(), "id"),
-            Some(&bytes(b"alice"))
-        );
-        assert!(field(&second, 5).is_none());
-        assert_eq!(
-            as_bytes(field(&second, 2).unwrap())[32],
-            FLAG_UP,
-            "same flags as the first"
-        );
+        assert_eq!(second.user, user_id(b"alice"));
+        assert!(second.number_of_credentials.is_none());
+        assert_eq!(second.auth_data[32], FLAG_UP, "same flags as the first");
 
-        assert_eq!(
-            call(&mut a, NEXT, vec![]),
-            Err(StatusCode::NotAllowed),
-            "nothing left"
-        );
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed), "nothing left");
         let asked = a
             .presence_mut()
             .asked
@@ -473,16 +454,21 @@ mod tests {
         assert_eq!(asked.count(), 1, "one gesture for the whole batch");
     }
 
+    /// An empty allowList, sent as such (the wire type leaves it out), is a discovery.
     #[test]
     fn an_empty_allow_list_means_discovery() {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, true);
-        let mut p = ga_params("x.org", &[]);
+        let mut p = params_of(&ga_request("x.org", &[]));
         p.push((3, Value::Array(vec![])));
         let r = call(&mut a, GA, p).unwrap();
+        let r = GetAssertionResponse::decode(&cbor::encode(&r)).unwrap();
         assert!(signature_verifies(&reg, &r));
-        assert!(field(&r, 5).is_none(), "a single credential needs no count");
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+        assert!(
+            r.number_of_credentials.is_none(),
+            "a single credential needs no count"
+        );
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
         assert_eq!(
             a.presence_mut().asked.last().unwrap().2.as_deref(),
             Some("alice@example.com")
@@ -496,10 +482,15 @@ mod tests {
         let (mut a, _) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[]);
-        let foreign = cbor::text_map(vec![("id", bytes(b"x")), ("type", text("future-key"))]);
-        p.push((3, Value::Array(vec![foreign])));
-        assert_eq!(call(&mut a, GA, p), Err(StatusCode::NoCredentials));
+        let mut request = ga_request("x.org", &[]);
+        request.allow_list = vec![PublicKeyCredentialDescriptor {
+            kind: "future-key".into(),
+            id: b"x".to_vec(),
+        }];
+        assert_eq!(
+            get_assertion(&mut a, &request),
+            Err(StatusCode::NoCredentials)
+        );
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -510,13 +501,11 @@ mod tests {
         let (mut a, _) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[]);
-        p.push((5, options(&[("up", false)])));
-        let r = call(&mut a, GA, p).unwrap();
-        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0, "no UP flag");
-        let user = field(&r, 4).unwrap();
-        assert_eq!(text_field(user, "id"), Some(&bytes(b"alice")));
-        assert!(text_field(user, "name").is_none());
+        let mut request = ga_request("x.org", &[]);
+        request.options.up = Some(false);
+        let r = get_assertion(&mut a, &request).unwrap();
+        assert_eq!(r.auth_data[32], 0, "no UP flag");
+        assert_eq!(r.user, user_id(b"alice"));
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -525,25 +514,25 @@ mod tests {
         let (mut a, clock) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         register(&mut a, "x.org", b"bob", -7, true);
-        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
+        get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
         clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
     }
 
     #[test]
     fn get_next_assertion_only_follows_get_assertion_directly() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            call(&mut a, NEXT, vec![]),
+            next(&mut a),
             Err(StatusCode::NotAllowed),
             "no getAssertion before"
         );
         register(&mut a, "x.org", b"alice", -7, true);
         register(&mut a, "x.org", b"bob", -7, true);
-        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
-        call(&mut a, 0x04, vec![]).unwrap();
+        get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
+        send::<_, crate::wire::GetInfoResponse>(&mut a, &crate::wire::GetInfoRequest).unwrap();
         assert_eq!(
-            call(&mut a, NEXT, vec![]),
+            next(&mut a),
             Err(StatusCode::NotAllowed),
             "getInfo came in between"
         );
@@ -554,10 +543,10 @@ mod tests {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, false);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[&reg.credential_id]);
-        p.push((5, options(&[("up", false)])));
-        let r = call(&mut a, GA, p).unwrap();
-        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0);
+        let mut request = ga_request("x.org", &[&reg.credential_id]);
+        request.options.up = Some(false);
+        let r = get_assertion(&mut a, &request).unwrap();
+        assert_eq!(r.auth_data[32], 0);
         assert!(signature_verifies(&reg, &r));
         assert!(a.presence_mut().asked.is_empty());
     }
@@ -566,14 +555,32 @@ mod tests {
     fn rk_option_is_unsupported_and_uv_is_invalid() {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, false);
-        for (opt, status) in [
-            (("rk", false), StatusCode::UnsupportedOption),
-            (("rk", true), StatusCode::UnsupportedOption),
-            (("uv", true), StatusCode::InvalidOption),
+        for (options, status) in [
+            (
+                Options {
+                    rk: Some(false),
+                    ..Options::default()
+                },
+                StatusCode::UnsupportedOption,
+            ),
+            (
+                Options {
+                    rk: Some(true),
+                    ..Options::default()
+                },
+                StatusCode::UnsupportedOption,
+            ),
+            (
+                Options {
+                    uv: Some(true),
+                    ..Options::default()
+                },
+                StatusCode::InvalidOption,
+            ),
         ] {
-            let mut p = ga_params("x.org", &[&reg.credential_id]);
-            p.push((5, options(&[opt])));
-            assert_eq!(call(&mut a, GA, p), Err(status), "{opt:?}");
+            let mut request = ga_request("x.org", &[&reg.credential_id]);
+            request.options = options;
+            assert_eq!(get_assertion(&mut a, &request), Err(status), "{options:?}");
         }
     }
 
@@ -588,7 +595,7 @@ mod tests {
             let reg = register(&mut a, "x.org", b"alice", -7, false);
             a.presence_mut().default = outcome;
             assert_eq!(
-                call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+                get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])),
                 Err(status)
             );
         }
@@ -609,7 +616,7 @@ mod tests {
             call(&mut a, GA, vec![(1, bytes(b"x")), (2, bytes(&[0; 32]))]),
             Err(StatusCode::CborUnexpectedType)
         );
-        let mut p = ga_params("x.org", &[]);
+        let mut p = params_of(&ga_request("x.org", &[]));
         p.push((3, descriptor(b"not in an array")));
         assert_eq!(call(&mut a, GA, p), Err(StatusCode::CborUnexpectedType));
         assert_eq!(call_raw(&mut a, &[GA, 0xa1]), Err(StatusCode::InvalidCbor));
@@ -618,9 +625,9 @@ mod tests {
     #[test]
     fn empty_pin_uv_auth_param_probe_is_pin_not_set() {
         let (mut a, _) = authenticator();
-        let mut p = ga_params("x.org", &[]);
-        p.push((6, bytes(&[])));
-        p.push((7, int(2)));
-        assert_eq!(call(&mut a, GA, p), Err(StatusCode::PinNotSet));
+        let mut request = ga_request("x.org", &[]);
+        request.pin_uv_auth_param = Some(Vec::new());
+        request.pin_uv_auth_protocol = Some(2);
+        assert_eq!(get_assertion(&mut a, &request), Err(StatusCode::PinNotSet));
     }
 }
