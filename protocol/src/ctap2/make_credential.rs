@@ -195,7 +195,7 @@ impl<K: Keystore, P: Presence, C: Clock, R: Rng> Authenticator<K, P, C, R> {
             rp: &rp,
             rp_id_hash: &rp_id_hash,
             user: &user,
-            algorithm: algorithm,
+            algorithm,
             discoverable,
             extras: &extras,
         })?;
