@@ -226,6 +226,7 @@ mod tests {
     use crate::cbor;
     use crate::ctap2::test_support::{field as int_field, *};
     use crate::wire::get_info::key;
+    use crate::wire::{Command, Request as _, Response};
     use ciborium::Value;
 
     /// A getInfo member by its key.
@@ -248,7 +249,7 @@ mod tests {
     ];
 
     fn info(a: &mut TestAuthenticator) -> Value {
-        call(a, 0x04, vec![]).unwrap()
+        call(a, Command::GetInfo as u8, vec![]).unwrap()
     }
 
     fn option(info: &Value, name: &str) -> Option<Value> {
@@ -434,10 +435,9 @@ mod tests {
             Some(&texts(&["packed"]))
         );
         for format in ["packed", "none"] {
-            let mut p = make_credential_params("x.org", b"u", &[-7]);
-            p.push((0x0B, Value::Array(vec![text(format)])));
-            let r = call(&mut a, 0x01, p).unwrap();
-            assert_eq!(field(&r, 1), Some(&text(format)));
+            let mut request = mc_request("x.org", b"u", &[-7]);
+            request.attestation_formats_preference = Some(vec![format.into()]);
+            assert_eq!(make_credential(&mut a, &request).unwrap().fmt, format);
         }
     }
 
@@ -724,11 +724,12 @@ mod tests {
         assert_eq!(state(&mut a), s0, "getInfo itself changes nothing");
         let rk = |a: &mut TestAuthenticator, user: &[u8], rk: bool| {
             let mc = pin_token(a, PinProtocol::Two, "1234", PERM_MC, Some("x.org")).unwrap();
-            let mut p = make_credential_params("x.org", user, &[-7]);
-            p.push((7, options(&[("rk", rk)])));
-            p.push((8, auth_param(PinProtocol::Two, &mc, &TEST_CLIENT_DATA_HASH)));
-            p.push((9, int(2)));
-            parse_registration(&call(a, 0x01, p).unwrap())
+            let mut request = mc_request("x.org", user, &[-7]);
+            request.options.rk = Some(rk);
+            request.pin_uv_auth_param =
+                Some(PinProtocol::Two.authenticate(&mc, &TEST_CLIENT_DATA_HASH));
+            request.pin_uv_auth_protocol = Some(2);
+            registration(&make_credential(a, &request).unwrap())
         };
         rk(&mut a, b"nd", false);
         assert_eq!(
@@ -780,10 +781,26 @@ mod tests {
         crate::ctap2::types::credential_descriptor(id)
     }
 
+    /// The wire type reads every member fido2d sends, with or without built-in UV and over
+    /// hybrid, and encodes it back to the same bytes.
+    #[test]
+    fn get_info_response_reads_every_member_fido2d_sends() {
+        let hybrid = crate::origin::Origin::hybrid(1, crate::hybrid::qr::RequestType::GetAssertion);
+        for (mut a, origin) in [
+            (authenticator().0, TEST_ORIGIN),
+            (uv_authenticator().0, TEST_ORIGIN),
+            (authenticator().0, hybrid),
+        ] {
+            let raw = a.process_cbor(origin, &GetInfoRequest.encode());
+            let info = <GetInfoResponse as Response>::decode(&raw[1..]).expect("a getInfo");
+            assert_eq!(Response::encode(&info), raw);
+        }
+    }
+
     #[test]
     fn get_info_is_canonical_cbor() {
         let (mut a, _) = authenticator();
-        let raw = a.process_cbor(TEST_ORIGIN, &[0x04]);
+        let raw = a.process_cbor(TEST_ORIGIN, &GetInfoRequest.encode());
         assert_eq!(raw[0], 0);
         assert_eq!(
             crate::cbor::encode(&crate::cbor::decode(&raw[1..]).unwrap()),
