@@ -47,9 +47,10 @@ use crate::verify::{cbor_prefix, int_field, is_canonical, text_field, PublicKey}
 pub const RP_IDS: [&str; 4] = ["example.com", "login.example.com", "example.org", "x"];
 
 use protocol::wire::{
-    Command, GetAssertionRequest, GetInfoRequest, GetNextAssertionRequest, HmacSecretInput,
-    MakeCredentialRequest, Options, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
-    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, Request,
+    Command, GetAssertionRequest, GetAssertionResponse, GetInfoRequest, GetNextAssertionRequest,
+    HmacSecretInput, MakeCredentialRequest, MakeCredentialResponse, Options,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity, Request, Response,
 };
 
 /// Who sends each op: the first is the default (op bytes below [`OPS`]).
@@ -524,12 +525,11 @@ impl<K: Keystore> Harness<K> {
         if status != STATUS_SUCCESS {
             assert!(body.is_empty(), "status {status:#x} with a body");
         }
-        let value = (!body.is_empty()).then(|| {
+        if !body.is_empty() {
             assert!(is_canonical(body), "response is not canonical CBOR");
             let value = cbor::decode(body).expect("response is CBOR");
             assert!(value.is_map(), "response is not a map");
-            value
-        });
+        }
         self.command_from(origin);
         let blob_write = self.blob_write.take();
         let Some((&byte, params)) = request.split_first() else {
@@ -574,13 +574,9 @@ impl<K: Keystore> Harness<K> {
             self.after_large_blob(&facts, blob_write);
         }
         match command {
-            Some(Command::MakeCredential) => {
-                self.after_make_credential(&facts, status, value.as_ref())
-            }
-            Some(Command::GetAssertion) => self.after_get_assertion(&facts, status, value.as_ref()),
-            Some(Command::GetNextAssertion) => {
-                self.after_get_next_assertion(status, value.as_ref())
-            }
+            Some(Command::MakeCredential) => self.after_make_credential(&facts, status, body),
+            Some(Command::GetAssertion) => self.after_get_assertion(&facts, status, body),
+            Some(Command::GetNextAssertion) => self.after_get_next_assertion(status, body),
             Some(Command::Reset) if status == STATUS_SUCCESS => {
                 assert!(self.approved(Operation::Reset), "reset without presence");
                 for known in &mut self.known {
@@ -619,7 +615,7 @@ impl<K: Keystore> Harness<K> {
         }
     }
 
-    fn after_make_credential(&mut self, facts: &Facts, status: u8, response: Option<&Value>) {
+    fn after_make_credential(&mut self, facts: &Facts, status: u8, body: &[u8]) {
         let rp_id_hash = facts.rp_id.as_deref().map(rp_id_hash);
         let excluded = facts.list.iter().flatten().any(|id| {
             self.known
@@ -647,10 +643,8 @@ impl<K: Keystore> Harness<K> {
             self.approved(Operation::Register),
             "credential made without presence"
         );
-        let response = response.expect("makeCredential answers a map");
-        let auth_data = int_field(response, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
+        let response = MakeCredentialResponse::decode(body).expect("a makeCredential response");
+        let auth_data = &response.auth_data;
         let rp_id_hash = rp_id_hash.expect("made for an RP");
         assert_eq!(auth_data[..32], rp_id_hash, "authData for another RP");
         let flags = auth_data[32];
@@ -667,9 +661,9 @@ impl<K: Keystore> Harness<K> {
         }
         let key = PublicKey::from_cose(&cose).expect("an ES256 or EdDSA COSE key");
         let cdh = facts.client_data_hash.as_deref().expect("a clientDataHash");
-        let statement = int_field(response, 3).expect("attStmt");
-        match int_field(response, 1).and_then(Value::as_text) {
-            Some("packed") => {
+        let statement = &response.att_stmt;
+        match response.fmt.as_str() {
+            "packed" => {
                 let alg = text_field(statement, "alg").and_then(Value::as_integer);
                 assert_eq!(alg.map(i128::from), Some(i128::from(key.cose_alg())));
                 let sig = text_field(statement, "sig")
@@ -682,7 +676,7 @@ impl<K: Keystore> Harness<K> {
                 );
                 self.stats.registrations += 1;
             }
-            Some("none") => assert_eq!(statement, &Value::Map(vec![])),
+            "none" => assert_eq!(statement, &Value::Map(vec![])),
             other => panic!("attestation format {other:?}"),
         }
         assert!(
@@ -708,11 +702,11 @@ impl<K: Keystore> Harness<K> {
         });
     }
 
-    fn after_get_assertion(&mut self, facts: &Facts, status: u8, response: Option<&Value>) {
+    fn after_get_assertion(&mut self, facts: &Facts, status: u8, body: &[u8]) {
         if status != STATUS_SUCCESS {
             return;
         }
-        let response = response.expect("getAssertion answers a map");
+        let response = &GetAssertionResponse::decode(body).expect("a getAssertion response");
         let rp_id_hash = rp_id_hash(facts.rp_id.as_deref().expect("an RP ID"));
         let cdh = facts.client_data_hash.clone().expect("a clientDataHash");
         let allow = facts.list.as_ref().filter(|list| !list.is_empty());
@@ -720,9 +714,9 @@ impl<K: Keystore> Harness<K> {
         let silent = facts.up == Some(false);
         let (id, flags) =
             self.check_assertion(response, &rp_id_hash, &cdh, allow, up_granted, silent);
-        let count = int_field(response, 5)
-            .and_then(Value::as_integer)
-            .map(|n| usize::try_from(i128::from(n)).expect("a small count"));
+        let count = response
+            .number_of_credentials
+            .map(|n| usize::try_from(n).expect("a small count"));
         if let Some(count) = count {
             assert!(allow.is_none(), "numberOfCredentials with an allowList");
             assert!(count > 1, "numberOfCredentials {count}");
@@ -747,7 +741,7 @@ impl<K: Keystore> Harness<K> {
         }
     }
 
-    fn after_get_next_assertion(&mut self, status: u8, response: Option<&Value>) {
+    fn after_get_next_assertion(&mut self, status: u8, body: &[u8]) {
         let Some(mut continuation) = self.continuation.take() else {
             assert_ne!(
                 status, STATUS_SUCCESS,
@@ -768,7 +762,7 @@ impl<K: Keystore> Harness<K> {
             continuation.left > 0,
             "more assertions than numberOfCredentials"
         );
-        let response = response.expect("getNextAssertion answers a map");
+        let response = &GetAssertionResponse::decode(body).expect("a getAssertion response");
         let up_granted = continuation.flags & FLAG_UP != 0;
         let (id, flags) = self.check_assertion(
             response,
@@ -783,7 +777,7 @@ impl<K: Keystore> Harness<K> {
             "getNextAssertion with other flags"
         );
         assert!(
-            int_field(response, 5).is_none(),
+            response.number_of_credentials.is_none(),
             "numberOfCredentials again"
         );
         assert!(
@@ -798,16 +792,14 @@ impl<K: Keystore> Harness<K> {
     /// The checks every assertion passes; returns its credential ID and flags.
     fn check_assertion(
         &mut self,
-        response: &Value,
+        response: &GetAssertionResponse,
         rp_id_hash: &[u8; 32],
         cdh: &[u8],
         allow: Option<&Vec<Vec<u8>>>,
         up_granted: bool,
         silent: bool,
     ) -> (Vec<u8>, u8) {
-        let auth_data = int_field(response, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
+        let auth_data = &response.auth_data;
         assert!(auth_data.len() >= 37, "short authData");
         assert_eq!(&auth_data[..32], rp_id_hash, "assertion for another RP");
         let flags = auth_data[32];
@@ -817,7 +809,7 @@ impl<K: Keystore> Harness<K> {
                 "extension output without user presence"
             );
             assert!(
-                int_field(response, 7).is_none(),
+                response.large_blob_key.is_none(),
                 "a largeBlobKey without user presence"
             );
         }
@@ -833,11 +825,11 @@ impl<K: Keystore> Harness<K> {
             );
         }
         self.check_counter(u32::from_be_bytes(auth_data[33..37].try_into().unwrap()));
-        let id = int_field(response, 1)
-            .and_then(|d| text_field(d, "id"))
-            .and_then(Value::as_bytes)
-            .expect("credential descriptor")
-            .clone();
+        assert!(
+            response.credential.is_public_key(),
+            "a credential of another type"
+        );
+        let id = response.credential.id.clone();
         let known = self
             .known
             .iter()
@@ -855,17 +847,14 @@ impl<K: Keystore> Harness<K> {
                 "discovery returned a non-discoverable one"
             ),
         }
-        if let Some(user) = int_field(response, 4) {
-            let user_id = text_field(user, "id").and_then(Value::as_bytes);
+        if let Some(user) = &response.user {
             assert!(
                 known.discoverable,
                 "a user entity for a non-discoverable credential"
             );
-            assert_eq!(user_id, Some(&known.user_id), "another user's handle");
+            assert_eq!(user.id, known.user_id, "another user's handle");
         }
-        let sig = int_field(response, 3)
-            .and_then(Value::as_bytes)
-            .expect("signature");
+        let sig = &response.signature;
         let signed = [auth_data.as_slice(), cdh].concat();
         assert!(
             known.key.verifies(&signed, sig),
