@@ -75,39 +75,45 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
     };
     // What a command does with the state another command left is in `state`: it was taken
     // out before this command began, and only a continuation gets it back.
-    let result = match command {
-        Command::MakeCredential => {
-            return answer(
-                MakeCredentialRequest::decode(params)
-                    .and_then(|request| authenticator.make_credential(request)),
-            )
-        }
-        Command::GetAssertion => {
-            return answer(
-                GetAssertionRequest::decode(params)
-                    .and_then(|request| authenticator.get_assertion(request)),
-            )
-        }
-        Command::GetNextAssertion => {
-            return answer(
-                GetNextAssertionRequest::decode(params)
-                    .and_then(|request| authenticator.get_next_assertion(request)),
-            )
-        }
-        Command::GetInfo => {
-            return answer(
-                GetInfoRequest::decode(params).and_then(|request| authenticator.get_info(request)),
-            )
-        }
-        Command::ClientPin => authenticator.client_pin(params),
-        Command::Reset => authenticator.reset(params),
-        Command::Selection => authenticator.selection(params),
+    match command {
+        Command::MakeCredential => run(params, |request: MakeCredentialRequest| {
+            authenticator.make_credential(request)
+        }),
+        Command::GetAssertion => run(params, |request: GetAssertionRequest| {
+            authenticator.get_assertion(request)
+        }),
+        Command::GetNextAssertion => run(params, |request: GetNextAssertionRequest| {
+            authenticator.get_next_assertion(request)
+        }),
+        Command::GetInfo => run(params, |request: GetInfoRequest| {
+            authenticator.get_info(request)
+        }),
+        Command::ClientPin => untyped(authenticator.client_pin(params)),
+        Command::Reset => untyped(authenticator.reset(params)),
+        Command::Selection => untyped(authenticator.selection(params)),
         Command::CredentialManagement | Command::CredentialManagementPreview => {
-            authenticator.credential_management(params)
+            untyped(authenticator.credential_management(params))
         }
-        Command::LargeBlobs => authenticator.large_blobs(params),
-        Command::Config => authenticator.authenticator_config(params),
-    };
+        Command::LargeBlobs => untyped(authenticator.large_blobs(params)),
+        Command::Config => untyped(authenticator.authenticator_config(params)),
+    }
+}
+
+/// A command typed in `wire`: its request decoded (a malformed one answered with its precise
+/// status), the command run, its response encoded, or the status byte alone.
+fn run<Q: Request, S: Response>(
+    params: &[u8],
+    command: impl FnOnce(Q) -> Result<S, StatusCode>,
+) -> Vec<u8> {
+    match Q::decode(params).and_then(command) {
+        Ok(response) => response.encode(),
+        Err(status) => vec![status.as_byte()],
+    }
+}
+
+/// A command not yet typed in `wire`: it reads its own parameters and answers a CBOR value
+/// (`Null` for none).
+fn untyped(result: Result<Value, StatusCode>) -> Vec<u8> {
     match result {
         Ok(Value::Null) => vec![StatusCode::Success.as_byte()],
         Ok(response) => {
@@ -115,14 +121,6 @@ pub fn process<K: Keystore, P: Presence, C: Clock, R: Rng>(
             out.extend(cbor::encode(&response));
             out
         }
-        Err(status) => vec![status.as_byte()],
-    }
-}
-
-/// A typed command's answer: the encoded response, or the status byte alone.
-fn answer(result: Result<impl Response, StatusCode>) -> Vec<u8> {
-    match result {
-        Ok(response) => response.encode(),
         Err(status) => vec![status.as_byte()],
     }
 }
