@@ -247,9 +247,10 @@ mod tests {
         }
     }
 
-    /// CTAP 2.1 §6.2 example: a2 01 6b "example.com" 02 58 20 <clientDataHash>.
+    /// A discovery as CTAP 2.1 §6.2.1 and §8 lay it out: the command byte, then
+    /// a2 01 6b "example.com" 02 58 20 <clientDataHash>.
     #[test]
-    fn a_discovery_encodes_like_the_spec_example() {
+    fn a_discovery_is_rp_id_and_client_data_hash_in_canonical_cbor() {
         let encoded = GetAssertionRequest::new("example.com", vec![0xcd; 32]).encode();
         let mut expected = vec![0x02, 0xa2, 0x01, 0x6b];
         expected.extend(b"example.com");

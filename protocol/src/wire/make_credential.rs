@@ -289,10 +289,11 @@ mod tests {
         }
     }
 
-    /// CTAP 2.1 §6.1 example: the parameter map's first keys as the spec shows them
-    /// (a5 01 58 20 <clientDataHash> 02 a2 62 "id" ...).
+    /// The encoding CTAP 2.1 §6.1 and §8 ask for: the command byte, a definite-length map,
+    /// the keys in canonical order (01 58 20 <clientDataHash>, then 02 and the rp map, whose
+    /// keys "id" and "name" sort shortest first).
     #[test]
-    fn the_encoding_is_canonical_like_the_spec_example() {
+    fn the_encoding_is_canonical_ctap2_cbor() {
         let encoded = request().encode();
         assert_eq!(&encoded[..4], &[0x01, 0xa4, 0x01, 0x58]);
         assert_eq!(encoded[4], 32);
