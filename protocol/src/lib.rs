@@ -5,6 +5,8 @@
 //! deterministic, so it can be fuzzed, benchmarked and tested without a kernel or a disk.
 //!
 //! - [`ctaphid`]: the CTAPHID transport framing (64-byte reports, channels, keepalive, cancel).
+//! - [`wire`]: the CTAP2 messages as typed values, their CBOR encoding and decoding, for the
+//!   authenticator and for platforms (fido2ctl, tests, benches, fuzz targets).
 //! - [`ctap2`]: the CTAP 2.1 commands (`authenticatorMakeCredential`, ...).
 //! - [`ctap1`]: the U2F raw messages carried in CTAPHID_MSG.
 //! - [`authenticator`]: the [`Authenticator`] that routes a transport message to either.
