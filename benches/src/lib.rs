@@ -4,10 +4,13 @@
 #[cfg(feature = "peer")]
 pub mod peer;
 
-use ciborium::Value;
-use protocol::cbor;
 use protocol::env::PresenceOutcome;
 use protocol::testing::{ManualClock, ScriptedPresence, SeededRng};
+use protocol::wire::{
+    GetAssertionRequest, MakeCredentialRequest, MakeCredentialResponse,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity, Request, Response,
+};
 use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use storage::file::FileKeystore;
 use storage::{KeystoreOptions, TpmConfig, TpmKeys, TpmKeystore};
@@ -71,48 +74,35 @@ pub fn tpm_authenticator(dir: &std::path::Path, tcti: &str) -> TpmAuthenticator 
     )
 }
 
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
 /// authenticatorMakeCredential for `rp` with one algorithm, non-discoverable unless `rk`.
 pub fn make_credential_request(rp: &str, user_id: &[u8], alg: i64, rk: bool) -> Vec<u8> {
-    let mut params = vec![
-        (1, Value::Bytes(vec![0xcd; 32])),
-        (2, cbor::text_map(vec![("id", text(rp))])),
-        (
-            3,
-            cbor::text_map(vec![
-                ("id", Value::Bytes(user_id.to_vec())),
-                ("name", text("bench")),
-                ("displayName", text("Bench User")),
-            ]),
-        ),
-        (
-            4,
-            Value::Array(vec![cbor::text_map(vec![
-                ("alg", Value::Integer(alg.into())),
-                ("type", text("public-key")),
-            ])]),
-        ),
-    ];
+    let mut request = MakeCredentialRequest::new(
+        vec![0xcd; 32],
+        PublicKeyCredentialRpEntity {
+            id: rp.into(),
+            name: None,
+        },
+        PublicKeyCredentialUserEntity {
+            id: user_id.to_vec(),
+            name: Some("bench".into()),
+            display_name: Some("Bench User".into()),
+        },
+        vec![PublicKeyCredentialParameters::public_key(alg)],
+    );
     if rk {
-        params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
+        request.options.rk = Some(true);
     }
-    [vec![0x01], cbor::encode(&cbor::int_map(params))].concat()
+    request.encode()
 }
 
 /// authenticatorGetAssertion for `rp`, with an allowList of `credential_id` if given.
 pub fn get_assertion_request(rp: &str, credential_id: Option<&[u8]>) -> Vec<u8> {
-    let mut params = vec![(1, text(rp)), (2, Value::Bytes(vec![0xab; 32]))];
-    if let Some(id) = credential_id {
-        let descriptor = cbor::text_map(vec![
-            ("id", Value::Bytes(id.to_vec())),
-            ("type", text("public-key")),
-        ]);
-        params.push((3, Value::Array(vec![descriptor])));
-    }
-    [vec![0x02], cbor::encode(&cbor::int_map(params))].concat()
+    let mut request = GetAssertionRequest::new(rp, vec![0xab; 32]);
+    request.allow_list = credential_id
+        .map(|id| PublicKeyCredentialDescriptor::public_key(id.to_vec()))
+        .into_iter()
+        .collect();
+    request.encode()
 }
 
 /// The credential ID in a makeCredential response (status byte + CBOR).
@@ -122,16 +112,11 @@ pub fn credential_id_of(response: &[u8]) -> Vec<u8> {
         "makeCredential failed: status {:#04x}",
         response[0]
     );
-    let Value::Map(map) = cbor::decode(&response[1..]).expect("CBOR response") else {
-        panic!("not a map")
-    };
-    let auth_data = map
-        .into_iter()
-        .find(|(k, _)| *k == Value::Integer(2.into()))
-        .and_then(|(_, v)| v.into_bytes().ok())
-        .expect("authData");
-    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-    auth_data[55..55 + len].to_vec()
+    MakeCredentialResponse::decode(&response[1..])
+        .expect("a makeCredential response")
+        .credential_id()
+        .expect("attested credential data")
+        .to_vec()
 }
 
 /// The platform side of clientPIN, for benches: sets `pin` on `authenticator` (protocol two)

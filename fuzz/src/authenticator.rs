@@ -38,20 +38,19 @@ use protocol::ctap1::Apdu;
 use protocol::env::{Keystore, Operation, PresenceOutcome};
 use protocol::hybrid::qr::RequestType;
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+use protocol::wire::{
+    Command, GetAssertionRequest, GetAssertionResponse, GetInfoRequest, GetNextAssertionRequest,
+    HmacSecretInput, LargeBlobsRequest, MakeCredentialRequest, MakeCredentialResponse, Options,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity, Request, ResetRequest, Response, SelectionRequest,
+};
 use protocol::{Authenticator, AuthenticatorConfig, Origin};
 use sha2::{Digest, Sha256};
 
 use crate::input::Input;
 use crate::verify::{cbor_prefix, int_field, is_canonical, text_field, PublicKey};
 
-use protocol::wire::{LargeBlobsRequest, Request as _, ResetRequest, SelectionRequest};
-
 pub const RP_IDS: [&str; 4] = ["example.com", "login.example.com", "example.org", "x"];
-
-use protocol::ctap2::{
-    CLIENT_PIN, GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, LARGE_BLOBS, MAKE_CREDENTIAL, RESET,
-    SELECTION,
-};
 
 /// Who sends each op: the first is the default (op bytes below [`OPS`]).
 pub const ORIGINS: [Origin; 5] = [
@@ -147,7 +146,7 @@ struct Facts {
     blob_offset: Option<usize>,
 }
 
-fn facts(command: u8, params: &[u8]) -> Facts {
+fn facts(command: Option<Command>, params: &[u8]) -> Facts {
     let Some((map, used)) = cbor_prefix(params) else {
         return Facts::default();
     };
@@ -168,7 +167,7 @@ fn facts(command: u8, params: &[u8]) -> Facts {
         })
     };
     match command {
-        MAKE_CREDENTIAL => Facts {
+        Some(Command::MakeCredential) => Facts {
             rp_id: int_field(&map, 2)
                 .and_then(|rp| text_field(rp, "id"))
                 .and_then(Value::as_text)
@@ -180,7 +179,7 @@ fn facts(command: u8, params: &[u8]) -> Facts {
             list: ids(int_field(&map, 5)),
             ..Facts::default()
         },
-        GET_ASSERTION => Facts {
+        Some(Command::GetAssertion) => Facts {
             rp_id: int_field(&map, 1)
                 .and_then(Value::as_text)
                 .map(str::to_owned),
@@ -192,7 +191,7 @@ fn facts(command: u8, params: &[u8]) -> Facts {
                 .is_some(),
             ..Facts::default()
         },
-        LARGE_BLOBS => Facts {
+        Some(Command::LargeBlobs) => Facts {
             blob_offset: int_field(&map, 2)
                 .and(int_field(&map, 3))
                 .and_then(Value::as_integer)
@@ -299,8 +298,8 @@ impl<K: Keystore> Harness<K> {
                 self.cbor(request, input.byte());
                 self.typed = false;
             }
-            op::GET_NEXT_ASSERTION => self.cbor(vec![GET_NEXT_ASSERTION], 0),
-            op::GET_INFO => self.cbor(vec![GET_INFO], 0),
+            op::GET_NEXT_ASSERTION => self.cbor(GetNextAssertionRequest.encode(), 0),
+            op::GET_INFO => self.cbor(GetInfoRequest.encode(), 0),
             op::RESET => self.cbor(ResetRequest.encode(), input.byte()),
             op::SELECTION => self.cbor(SelectionRequest.encode(), input.byte()),
             op::U2F_REGISTER => {
@@ -384,56 +383,40 @@ impl<K: Keystore> Harness<K> {
         let flags = input.byte();
         let exclude = self.pick_known(input.byte());
         let cdh = [input.byte(); 32];
-        let mut options = Vec::new();
-        for (bit, name) in [(0, "rk"), (2, "up"), (4, "uv")] {
-            if flags & (1 << bit) != 0 {
-                options.push((name, Value::Bool(flags & (2 << bit) != 0)));
-            }
-        }
-        let mut params = vec![
-            (1, Value::Bytes(cdh.to_vec())),
-            (2, cbor::text_map(vec![("id", Value::Text(rp.into()))])),
-            (
-                3,
-                cbor::text_map(vec![
-                    ("id", Value::Bytes(vec![user; 8])),
-                    ("name", Value::Text(format!("user{user}"))),
-                ]),
-            ),
-            (
-                4,
-                Value::Array(
-                    algs.iter()
-                        .map(|alg| {
-                            cbor::text_map(vec![
-                                ("alg", Value::Integer((*alg).into())),
-                                ("type", Value::Text("public-key".into())),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ];
-        if let Some(id) = exclude {
-            params.push((5, Value::Array(vec![descriptor(&id)])));
-        }
-        if !options.is_empty() {
-            params.push((7, cbor::text_map(options)));
-        }
+        let option = |bit: u8| (flags & (1 << bit) != 0).then_some(flags & (2 << bit) != 0);
+        let mut request = MakeCredentialRequest::new(
+            cdh.to_vec(),
+            PublicKeyCredentialRpEntity {
+                id: rp.into(),
+                name: None,
+            },
+            PublicKeyCredentialUserEntity {
+                id: vec![user; 8],
+                name: Some(format!("user{user}")),
+                display_name: None,
+            },
+            algs.iter()
+                .map(|alg| PublicKeyCredentialParameters::public_key(*alg))
+                .collect(),
+        );
+        request.exclude_list = exclude
+            .map(PublicKeyCredentialDescriptor::public_key)
+            .into_iter()
+            .collect();
+        request.options = Options {
+            rk: option(0),
+            up: option(2),
+            uv: option(4),
+        };
         if flags & 0x40 != 0 {
-            params.push((0x0b, Value::Array(vec![Value::Text("none".into())])));
+            request.attestation_formats_preference = Some(vec!["none".into()]);
         }
         if flags & 0x80 != 0 {
-            params.push((
-                6,
-                cbor::text_map(vec![
-                    ("credBlob", Value::Bytes(vec![0xcb; 16])),
-                    ("largeBlobKey", Value::Bool(true)),
-                    ("hmac-secret", Value::Bool(true)),
-                ]),
-            ));
+            request.extensions.cred_blob = Some(vec![0xcb; 16]);
+            request.extensions.large_blob_key = true;
+            request.extensions.hmac_secret = true;
         }
-        [vec![MAKE_CREDENTIAL], cbor::encode(&cbor::int_map(params))].concat()
+        request.encode()
     }
 
     fn get_assertion_request(&self, input: &mut Input<'_>) -> Vec<u8> {
@@ -442,48 +425,47 @@ impl<K: Keystore> Harness<K> {
         let second = self.pick_known(input.byte());
         let flags = input.byte();
         let cdh = [input.byte(); 32];
-        let mut params = vec![(1, Value::Text(rp.into())), (2, Value::Bytes(cdh.to_vec()))];
-        if allow != 0 {
-            // 1: an empty allowList (the same as none); otherwise a foreign ID, then known ones.
-            let mut list = Vec::new();
-            if allow > 1 {
-                list.push(descriptor(&[allow; 65]));
-                list.extend(self.pick_known(allow - 1).map(|id| descriptor(&id)));
-                list.extend(second.map(|id| descriptor(&id)));
-            }
-            params.push((3, Value::Array(list)));
+        let mut request = GetAssertionRequest::new(rp, cdh.to_vec());
+        // 1: an empty allowList (the same as none); otherwise a foreign ID, then known ones.
+        if allow > 1 {
+            let known = self.pick_known(allow - 1).into_iter().chain(second);
+            request.allow_list = std::iter::once(vec![allow; 65])
+                .chain(known)
+                .map(PublicKeyCredentialDescriptor::public_key)
+                .collect();
         }
-        let mut options = Vec::new();
-        for (bit, name) in [(0, "up"), (2, "uv"), (4, "rk")] {
-            if flags & (1 << bit) != 0 {
-                options.push((name, Value::Bool(flags & (2 << bit) != 0)));
-            }
-        }
-        let mut extensions = Vec::new();
+        let option = |bit: u8| (flags & (1 << bit) != 0).then_some(flags & (2 << bit) != 0);
+        request.options = Options {
+            up: option(0),
+            uv: option(2),
+            rk: option(4),
+        };
         if flags & 0x40 != 0 {
-            extensions.push(("credBlob", Value::Bool(true)));
-            extensions.push(("largeBlobKey", Value::Bool(true)));
+            request.extensions.cred_blob = true;
+            request.extensions.large_blob_key = true;
         }
         if flags & 0x80 != 0 {
             // Well-formed, with a key agreement no key agreement key matches: with presence it
             // fails in the key agreement, without it it must fail before.
-            extensions.push((
-                "hmac-secret",
-                cbor::int_map(vec![
-                    (1, cbor::int_map(vec![(1, Value::Integer(2.into()))])),
-                    (2, Value::Bytes(vec![0; 32])),
-                    (3, Value::Bytes(vec![0; 32])),
-                    (4, Value::Integer(2.into())),
-                ]),
-            ));
+            request.extensions.hmac_secret = Some(HmacSecretInput {
+                key_agreement: cbor::int_map(vec![(1, Value::Integer(2.into()))]),
+                salt_enc: vec![0; 32],
+                salt_auth: vec![0; 32],
+                pin_uv_auth_protocol: 2,
+            });
         }
-        if !extensions.is_empty() {
-            params.push((4, cbor::text_map(extensions)));
+        let Some(Value::Map(mut params)) = request.to_cbor() else {
+            unreachable!("a getAssertion request has parameters")
+        };
+        if allow == 1 {
+            // The wire type sends no empty list; the authenticator must take one as none.
+            params.push((Value::Integer(3.into()), Value::Array(Vec::new())));
         }
-        if !options.is_empty() {
-            params.push((5, cbor::text_map(options)));
-        }
-        [vec![GET_ASSERTION], cbor::encode(&cbor::int_map(params))].concat()
+        [
+            vec![Command::GetAssertion.as_byte()],
+            cbor::encode(&Value::Map(params)),
+        ]
+        .concat()
     }
 
     fn begin(&mut self, presence: u8) {
@@ -539,34 +521,31 @@ impl<K: Keystore> Harness<K> {
         if status != STATUS_SUCCESS {
             assert!(body.is_empty(), "status {status:#x} with a body");
         }
-        let value = (!body.is_empty()).then(|| {
+        if !body.is_empty() {
             assert!(is_canonical(body), "response is not canonical CBOR");
             let value = cbor::decode(body).expect("response is CBOR");
             assert!(value.is_map(), "response is not a map");
-            value
-        });
+        }
         self.command_from(origin);
         let blob_write = self.blob_write.take();
-        let Some((&command, params)) = request.split_first() else {
+        let Some((&byte, params)) = request.split_first() else {
             return;
         };
+        let command = Command::from_byte(byte);
         let facts = facts(command, params);
-        if command != GET_NEXT_ASSERTION {
+        if command != Some(Command::GetNextAssertion) {
             self.continuation = None;
         }
         if origin.is_hybrid() {
             let served = [
-                GET_INFO,
-                SELECTION,
-                GET_ASSERTION,
-                GET_NEXT_ASSERTION,
-                CLIENT_PIN,
+                Command::GetInfo,
+                Command::Selection,
+                Command::GetAssertion,
+                Command::GetNextAssertion,
+                Command::ClientPin,
             ];
-            if !served.contains(&command) {
-                assert_ne!(
-                    status, STATUS_SUCCESS,
-                    "a hybrid peer was served {command:#x}"
-                );
+            if !command.is_some_and(|command| served.contains(&command)) {
+                assert_ne!(status, STATUS_SUCCESS, "a hybrid peer was served {byte:#x}");
             }
             if facts.up == Some(false) {
                 assert_ne!(
@@ -575,7 +554,7 @@ impl<K: Keystore> Harness<K> {
                 );
             }
         }
-        if command == GET_ASSERTION && facts.up == Some(false) && facts.hmac_secret {
+        if command == Some(Command::GetAssertion) && facts.up == Some(false) && facts.hmac_secret {
             assert_ne!(status, STATUS_SUCCESS, "hmac-secret without presence");
             // A well-formed request can only fail on its options (§6.2.2 step 4: rk is
             // UNSUPPORTED_OPTION, uv without built-in UV INVALID_OPTION) or on up=false itself,
@@ -587,20 +566,20 @@ impl<K: Keystore> Harness<K> {
                 );
             }
         }
-        if command == LARGE_BLOBS && status == STATUS_SUCCESS {
+        if command == Some(Command::LargeBlobs) && status == STATUS_SUCCESS {
             self.after_large_blob(&facts, blob_write);
         }
         match command {
-            MAKE_CREDENTIAL => self.after_make_credential(&facts, status, value.as_ref()),
-            GET_ASSERTION => self.after_get_assertion(&facts, status, value.as_ref()),
-            GET_NEXT_ASSERTION => self.after_get_next_assertion(status, value.as_ref()),
-            RESET if status == STATUS_SUCCESS => {
+            Some(Command::MakeCredential) => self.after_make_credential(&facts, status, body),
+            Some(Command::GetAssertion) => self.after_get_assertion(&facts, status, body),
+            Some(Command::GetNextAssertion) => self.after_get_next_assertion(status, body),
+            Some(Command::Reset) if status == STATUS_SUCCESS => {
                 assert!(self.approved(Operation::Reset), "reset without presence");
                 for known in &mut self.known {
                     known.revoked = true;
                 }
             }
-            SELECTION if status == STATUS_SUCCESS => {
+            Some(Command::Selection) if status == STATUS_SUCCESS => {
                 assert!(
                     self.approved(Operation::Selection),
                     "selection without presence"
@@ -632,7 +611,7 @@ impl<K: Keystore> Harness<K> {
         }
     }
 
-    fn after_make_credential(&mut self, facts: &Facts, status: u8, response: Option<&Value>) {
+    fn after_make_credential(&mut self, facts: &Facts, status: u8, body: &[u8]) {
         let rp_id_hash = facts.rp_id.as_deref().map(rp_id_hash);
         let excluded = facts.list.iter().flatten().any(|id| {
             self.known
@@ -660,10 +639,8 @@ impl<K: Keystore> Harness<K> {
             self.approved(Operation::Register),
             "credential made without presence"
         );
-        let response = response.expect("makeCredential answers a map");
-        let auth_data = int_field(response, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
+        let response = MakeCredentialResponse::decode(body).expect("a makeCredential response");
+        let auth_data = &response.auth_data;
         let rp_id_hash = rp_id_hash.expect("made for an RP");
         assert_eq!(auth_data[..32], rp_id_hash, "authData for another RP");
         let flags = auth_data[32];
@@ -680,9 +657,9 @@ impl<K: Keystore> Harness<K> {
         }
         let key = PublicKey::from_cose(&cose).expect("an ES256 or EdDSA COSE key");
         let cdh = facts.client_data_hash.as_deref().expect("a clientDataHash");
-        let statement = int_field(response, 3).expect("attStmt");
-        match int_field(response, 1).and_then(Value::as_text) {
-            Some("packed") => {
+        let statement = &response.att_stmt;
+        match response.fmt.as_str() {
+            "packed" => {
                 let alg = text_field(statement, "alg").and_then(Value::as_integer);
                 assert_eq!(alg.map(i128::from), Some(i128::from(key.cose_alg())));
                 let sig = text_field(statement, "sig")
@@ -695,7 +672,7 @@ impl<K: Keystore> Harness<K> {
                 );
                 self.stats.registrations += 1;
             }
-            Some("none") => assert_eq!(statement, &Value::Map(vec![])),
+            "none" => assert_eq!(statement, &Value::Map(vec![])),
             other => panic!("attestation format {other:?}"),
         }
         assert!(
@@ -721,11 +698,11 @@ impl<K: Keystore> Harness<K> {
         });
     }
 
-    fn after_get_assertion(&mut self, facts: &Facts, status: u8, response: Option<&Value>) {
+    fn after_get_assertion(&mut self, facts: &Facts, status: u8, body: &[u8]) {
         if status != STATUS_SUCCESS {
             return;
         }
-        let response = response.expect("getAssertion answers a map");
+        let response = &GetAssertionResponse::decode(body).expect("a getAssertion response");
         let rp_id_hash = rp_id_hash(facts.rp_id.as_deref().expect("an RP ID"));
         let cdh = facts.client_data_hash.clone().expect("a clientDataHash");
         let allow = facts.list.as_ref().filter(|list| !list.is_empty());
@@ -733,9 +710,9 @@ impl<K: Keystore> Harness<K> {
         let silent = facts.up == Some(false);
         let (id, flags) =
             self.check_assertion(response, &rp_id_hash, &cdh, allow, up_granted, silent);
-        let count = int_field(response, 5)
-            .and_then(Value::as_integer)
-            .map(|n| usize::try_from(i128::from(n)).expect("a small count"));
+        let count = response
+            .number_of_credentials
+            .map(|n| usize::try_from(n).expect("a small count"));
         if let Some(count) = count {
             assert!(allow.is_none(), "numberOfCredentials with an allowList");
             assert!(count > 1, "numberOfCredentials {count}");
@@ -760,7 +737,7 @@ impl<K: Keystore> Harness<K> {
         }
     }
 
-    fn after_get_next_assertion(&mut self, status: u8, response: Option<&Value>) {
+    fn after_get_next_assertion(&mut self, status: u8, body: &[u8]) {
         let Some(mut continuation) = self.continuation.take() else {
             assert_ne!(
                 status, STATUS_SUCCESS,
@@ -781,7 +758,7 @@ impl<K: Keystore> Harness<K> {
             continuation.left > 0,
             "more assertions than numberOfCredentials"
         );
-        let response = response.expect("getNextAssertion answers a map");
+        let response = &GetAssertionResponse::decode(body).expect("a getAssertion response");
         let up_granted = continuation.flags & FLAG_UP != 0;
         let (id, flags) = self.check_assertion(
             response,
@@ -796,7 +773,7 @@ impl<K: Keystore> Harness<K> {
             "getNextAssertion with other flags"
         );
         assert!(
-            int_field(response, 5).is_none(),
+            response.number_of_credentials.is_none(),
             "numberOfCredentials again"
         );
         assert!(
@@ -811,16 +788,14 @@ impl<K: Keystore> Harness<K> {
     /// The checks every assertion passes; returns its credential ID and flags.
     fn check_assertion(
         &mut self,
-        response: &Value,
+        response: &GetAssertionResponse,
         rp_id_hash: &[u8; 32],
         cdh: &[u8],
         allow: Option<&Vec<Vec<u8>>>,
         up_granted: bool,
         silent: bool,
     ) -> (Vec<u8>, u8) {
-        let auth_data = int_field(response, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
+        let auth_data = &response.auth_data;
         assert!(auth_data.len() >= 37, "short authData");
         assert_eq!(&auth_data[..32], rp_id_hash, "assertion for another RP");
         let flags = auth_data[32];
@@ -830,7 +805,7 @@ impl<K: Keystore> Harness<K> {
                 "extension output without user presence"
             );
             assert!(
-                int_field(response, 7).is_none(),
+                response.large_blob_key.is_none(),
                 "a largeBlobKey without user presence"
             );
         }
@@ -846,11 +821,11 @@ impl<K: Keystore> Harness<K> {
             );
         }
         self.check_counter(u32::from_be_bytes(auth_data[33..37].try_into().unwrap()));
-        let id = int_field(response, 1)
-            .and_then(|d| text_field(d, "id"))
-            .and_then(Value::as_bytes)
-            .expect("credential descriptor")
-            .clone();
+        assert!(
+            response.credential.is_public_key(),
+            "a credential of another type"
+        );
+        let id = response.credential.id.clone();
         let known = self
             .known
             .iter()
@@ -868,17 +843,14 @@ impl<K: Keystore> Harness<K> {
                 "discovery returned a non-discoverable one"
             ),
         }
-        if let Some(user) = int_field(response, 4) {
-            let user_id = text_field(user, "id").and_then(Value::as_bytes);
+        if let Some(user) = &response.user {
             assert!(
                 known.discoverable,
                 "a user entity for a non-discoverable credential"
             );
-            assert_eq!(user_id, Some(&known.user_id), "another user's handle");
+            assert_eq!(user.id, known.user_id, "another user's handle");
         }
-        let sig = int_field(response, 3)
-            .and_then(Value::as_bytes)
-            .expect("signature");
+        let sig = &response.signature;
         let signed = [auth_data.as_slice(), cdh].concat();
         assert!(
             known.key.verifies(&signed, sig),
@@ -990,13 +962,6 @@ impl<K: Keystore> Harness<K> {
 
 pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     Sha256::digest(rp_id.as_bytes()).into()
-}
-
-fn descriptor(id: &[u8]) -> Value {
-    cbor::text_map(vec![
-        ("id", Value::Bytes(id.to_vec())),
-        ("type", Value::Text("public-key".into())),
-    ])
 }
 
 /// An extended-length APDU, as libfido2 and python-fido2 send U2F requests.

@@ -10,10 +10,13 @@
 //! are CTAP2_ERR_INVALID_CBOR for the commands that read parameters; a U2F answer ends in a
 //! status word and carries data only with 9000.
 
-use ciborium::Value;
 use protocol::cbor;
 use protocol::env::{Keystore, PresenceOutcome};
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
+use protocol::wire::{
+    Command, MakeCredentialRequest, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity, Request,
+};
 use protocol::{Authenticator, AuthenticatorConfig};
 
 use crate::verify::{cbor_prefix, is_canonical};
@@ -22,7 +25,7 @@ use crate::verify::{cbor_prefix, is_canonical};
 const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
 
 /// The commands whose parameters are decoded (the others ignore theirs).
-const COMMANDS_WITH_PARAMETERS: [u8; 2] = [0x01, 0x02];
+const COMMANDS_WITH_PARAMETERS: [Command; 2] = [Command::MakeCredential, Command::GetAssertion];
 const INVALID_CBOR: u8 = 0x12;
 
 pub fn run(data: &[u8]) {
@@ -64,24 +67,24 @@ fn populated<K: Keystore>(keystore: K) -> Fixture<K> {
     authenticator
 }
 
+/// A well-formed makeCredential: ES256 or EdDSA, discoverable when `rk`.
 pub fn make_credential(rp: &str, user: &[u8], alg: i64, rk: bool) -> Vec<u8> {
-    let text = |s: &str| Value::Text(s.into());
-    let mut params = vec![
-        (1, Value::Bytes(vec![0xcd; 32])),
-        (2, cbor::text_map(vec![("id", text(rp))])),
-        (3, cbor::text_map(vec![("id", Value::Bytes(user.to_vec()))])),
-        (
-            4,
-            Value::Array(vec![cbor::text_map(vec![
-                ("alg", Value::Integer(alg.into())),
-                ("type", text("public-key")),
-            ])]),
-        ),
-    ];
+    let mut request = MakeCredentialRequest::new(
+        vec![0xcd; 32],
+        PublicKeyCredentialRpEntity {
+            id: rp.into(),
+            name: None,
+        },
+        PublicKeyCredentialUserEntity {
+            id: user.to_vec(),
+            ..Default::default()
+        },
+        vec![PublicKeyCredentialParameters::public_key(alg)],
+    );
     if rk {
-        params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
+        request.options.rk = Some(true);
     }
-    [vec![0x01], cbor::encode(&cbor::int_map(params))].concat()
+    request.encode()
 }
 
 fn answer<K: Keystore>(mut authenticator: Fixture<K>, apdu: bool, request: &[u8]) {
@@ -101,9 +104,11 @@ fn answer<K: Keystore>(mut authenticator: Fixture<K>, apdu: bool, request: &[u8]
         assert!(is_canonical(body), "response is not canonical CBOR");
         assert!(cbor::decode(body).expect("CBOR").is_map(), "not a map");
     }
-    if let Some((command, params)) = request.split_first() {
+    if let Some((&command, params)) = request.split_first() {
         let well_formed = cbor_prefix(params).is_some_and(|(_, used)| used == params.len());
-        if COMMANDS_WITH_PARAMETERS.contains(command) && !params.is_empty() && !well_formed {
+        let reads_parameters = Command::from_byte(command)
+            .is_some_and(|command| COMMANDS_WITH_PARAMETERS.contains(&command));
+        if reads_parameters && !params.is_empty() && !well_formed {
             assert_eq!(status, INVALID_CBOR, "malformed CBOR gave {status:#x}");
         }
     }

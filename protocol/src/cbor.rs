@@ -66,7 +66,12 @@ impl RequestMap {
                 entries: Vec::new(),
             });
         }
-        let Value::Map(raw) = decode(bytes)? else {
+        Self::from_value(decode(bytes)?)
+    }
+
+    /// A map already decoded (one nested in a request, such as hmac-secret's input).
+    pub fn from_value(value: Value) -> Result<Self, StatusCode> {
+        let Value::Map(raw) = value else {
             return Err(StatusCode::CborUnexpectedType);
         };
         let mut entries: Vec<(i128, Value)> = Vec::with_capacity(raw.len());

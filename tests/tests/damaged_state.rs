@@ -9,15 +9,14 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ciborium::Value;
-use fido2d_tests::requests::make_credential_es256;
+use fido2d_tests::requests::{
+    credential_id, get_assertion_discovery as get_assertion, make_credential_es256,
+};
 use fido2d_tests::state_tree::{private_state_dir, snapshot};
 use fido2d_tests::swtpm::Swtpm;
 use fido2d_tests::{Daemon, HidAnswer, HidClient};
-use protocol::cbor;
+use protocol::wire::StatusCode;
 use sha2::{Digest, Sha256};
-
-const NO_CREDENTIALS: u8 = 0x2e;
 
 /// The keystore a case runs with.
 struct Backend {
@@ -61,19 +60,11 @@ impl Backend {
     }
 }
 
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
-/// getAssertion with an empty allowList: the RP's discoverable credentials.
-fn get_assertion(rp: &str) -> Vec<u8> {
-    let params = cbor::int_map(vec![(1, text(rp)), (2, Value::Bytes(vec![0xab; 32]))]);
-    [vec![0x02], cbor::encode(&params)].concat()
-}
-
-fn status(answer: &HidAnswer) -> u8 {
+fn status(answer: &HidAnswer) -> StatusCode {
     match answer {
-        HidAnswer::Message(HidClient::CMD_CBOR, body) if !body.is_empty() => body[0],
+        HidAnswer::Message(HidClient::CMD_CBOR, body) if !body.is_empty() => {
+            StatusCode::from_byte(body[0]).expect("a CTAP status")
+        }
         other => panic!("not a CTAP2 answer: {other:?}"),
     }
 }
@@ -90,15 +81,7 @@ fn register(daemon: &Daemon, rps: &[&str]) -> Vec<Vec<u8>> {
                 panic!("{answer:?}")
             };
             assert_eq!(body[0], 0, "makeCredential for {rp}");
-            let made = cbor::decode(&body[1..]).unwrap();
-            let auth_data = made
-                .as_map()
-                .and_then(|m| m.iter().find(|(k, _)| *k == Value::Integer(2.into())))
-                .and_then(|(_, v)| v.as_bytes())
-                .expect("authData")
-                .clone();
-            let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-            auth_data[55..55 + len].to_vec()
+            credential_id(&body[1..])
         })
         .collect()
 }
@@ -153,12 +136,12 @@ fn records_are_set_aside(backend: &Backend) {
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("intact.example")).unwrap()),
-        0
+        StatusCode::Success
     );
     for rp in ["flipped.example", "cut.example"] {
         assert_eq!(
             status(&client.cbor(&get_assertion(rp)).unwrap()),
-            NO_CREDENTIALS,
+            StatusCode::NoCredentials,
             "{rp}"
         );
     }
@@ -242,7 +225,7 @@ fn a_damaged_master_secret_is_refused(backend: &Backend) {
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("example.com")).unwrap()),
-        0,
+        StatusCode::Success,
         "the credential works again with its master key"
     );
     daemon.stop();
@@ -283,7 +266,7 @@ fn another_state_dirs_master_secret_is_refused(backend: &Backend) {
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
     assert_eq!(
         status(&client.cbor(&get_assertion("example.com")).unwrap()),
-        0
+        StatusCode::Success
     );
     daemon.stop();
 }

@@ -17,11 +17,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ciborium::Value;
 use fido2d_tests::fprintd::{Fprintd, TestUser};
 use fido2d_tests::requests::{get_assertion_discovery, make_credential_es256};
 use fido2d_tests::{fido2ctl_bin, run_with_timeout, Daemon, HidAnswer, HidClient, Watched};
-use protocol::cbor;
+use protocol::wire::{
+    MakeCredentialRequest, MakeCredentialResponse, PublicKeyCredentialParameters,
+    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, Request as _, Response as _,
+    StatusCode,
+};
 
 /// The key's owner in these tests (created if missing).
 const OWNER: &str = "fido2d-fp";
@@ -32,10 +35,10 @@ const STRANGER_PRINT: &str = "a-strangers-thumb";
 const PRESENCE_TIMEOUT: u64 = 4;
 const RP: &str = "fingerprint.fido2d.test";
 
-const OK: u8 = 0x00;
-const OPERATION_DENIED: u8 = 0x27;
-const KEEPALIVE_CANCEL: u8 = 0x2d;
-const USER_ACTION_TIMEOUT: u8 = 0x2f;
+const OK: StatusCode = StatusCode::Success;
+const OPERATION_DENIED: StatusCode = StatusCode::OperationDenied;
+const KEEPALIVE_CANCEL: StatusCode = StatusCode::KeepaliveCancel;
+const USER_ACTION_TIMEOUT: StatusCode = StatusCode::UserActionTimeout;
 /// KEEPALIVE status: the authenticator waits for the person.
 const UP_NEEDED: u8 = 2;
 
@@ -63,7 +66,11 @@ fn eager_agent(daemon: &Daemon, owner: &TestUser) -> Watched {
 
 /// Sends `request` on a channel of its own, waits until the daemon waits for the person
 /// (KEEPALIVE UP_NEEDED), does `meanwhile`, and returns the CTAP status of the answer.
-fn status_of(daemon: &Daemon, request: &[u8], meanwhile: impl FnOnce(&mut HidClient)) -> u8 {
+fn status_of(
+    daemon: &Daemon,
+    request: &[u8],
+    meanwhile: impl FnOnce(&mut HidClient),
+) -> StatusCode {
     let mut client = HidClient::connect(daemon.addr()).expect("a CTAPHID channel");
     client.send(HidClient::CMD_CBOR, request).unwrap();
     client
@@ -71,7 +78,7 @@ fn status_of(daemon: &Daemon, request: &[u8], meanwhile: impl FnOnce(&mut HidCli
         .unwrap_or_else(|e| panic!("no KEEPALIVE UP_NEEDED: {e}\n{}", daemon.logs()));
     meanwhile(&mut client);
     match client.read_answer().unwrap() {
-        HidAnswer::Message(HidClient::CMD_CBOR, payload) => payload[0],
+        HidAnswer::Message(HidClient::CMD_CBOR, payload) => status(&payload),
         other => panic!("not a CBOR answer: {other:?}"),
     }
 }
@@ -177,24 +184,22 @@ fn the_owners_finger_is_the_touch_and_an_eager_agent_approves_nothing() {
 
 /// makeCredential with `"uv": true`.
 fn make_credential_with_uv(rp: &str) -> Vec<u8> {
-    let text = |s: &str| Value::Text(s.into());
-    let params = cbor::int_map(vec![
-        (1, Value::Bytes(vec![0xcd; 32])),
-        (2, cbor::text_map(vec![("id", text(rp))])),
-        (
-            3,
-            cbor::text_map(vec![("id", Value::Bytes(b"uv".to_vec()))]),
-        ),
-        (
-            4,
-            Value::Array(vec![cbor::text_map(vec![
-                ("alg", Value::Integer((-7).into())),
-                ("type", text("public-key")),
-            ])]),
-        ),
-        (7, cbor::text_map(vec![("uv", Value::Bool(true))])),
-    ]);
-    [vec![0x01], cbor::encode(&params)].concat()
+    let mut request = MakeCredentialRequest::new(
+        vec![0xcd; 32],
+        PublicKeyCredentialRpEntity {
+            id: rp.into(),
+            name: None,
+        },
+        PublicKeyCredentialUserEntity {
+            id: b"uv".to_vec(),
+            ..Default::default()
+        },
+        vec![PublicKeyCredentialParameters::public_key(
+            protocol::cose::ALG_ES256,
+        )],
+    );
+    request.options.uv = Some(true);
+    request.encode()
 }
 
 /// With fingerprint UV as well, a match is user verification: the UV flag, from the daemon's
@@ -230,9 +235,8 @@ fn with_fingerprint_uv_a_match_verifies_the_owner() {
     let HidAnswer::Message(HidClient::CMD_CBOR, payload) = answer else {
         panic!("not a CBOR answer: {answer:?}");
     };
-    assert_eq!(payload[0], OK, "{}", daemon.logs());
-    let response: Value = ciborium::from_reader(&payload[1..]).unwrap();
-    let flags = auth_data(&response)[32];
+    assert_eq!(status(&payload), OK, "{}", daemon.logs());
+    let flags = auth_data(&payload)[32];
     assert_eq!(flags & 0x05, 0x05, "UP and UV: flags {flags:#04x}");
     // The daemon's own match, not PAM.
     daemon.logs_after("user verification (fingerprint reader)", 1);
@@ -295,14 +299,13 @@ fn with_the_agent_as_presence_fingerprint_uv_goes_through_pam_fprintd() {
         panic!("not a CBOR answer: {answer:?}");
     };
     assert_eq!(
-        payload[0],
+        status(&payload),
         OK,
         "{}\n--- fprintd ---\n{}",
         daemon.logs(),
         fprintd.log()
     );
-    let response: Value = ciborium::from_reader(&payload[1..]).unwrap();
-    let flags = auth_data(&response)[32];
+    let flags = auth_data(&payload)[32];
     assert_eq!(flags & 0x05, 0x05, "UP and UV: flags {flags:#04x}");
     let logs = daemon.logs_after("Verified", 1);
     assert!(
@@ -311,14 +314,16 @@ fn with_the_agent_as_presence_fingerprint_uv_goes_through_pam_fprintd() {
     );
 }
 
-/// authData (key 2) of a makeCredential response.
-fn auth_data(response: &Value) -> Vec<u8> {
-    response
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_integer() == Some(2.into())))
-        .and_then(|(_, v)| v.as_bytes())
-        .expect("authData")
-        .clone()
+/// The status of a CTAP2 answer (its first byte).
+fn status(payload: &[u8]) -> StatusCode {
+    StatusCode::from_byte(payload[0]).expect("a CTAP status")
+}
+
+/// authData of a successful makeCredential answer (status byte, then the response).
+fn auth_data(payload: &[u8]) -> Vec<u8> {
+    MakeCredentialResponse::decode(&payload[1..])
+        .expect("a makeCredential response")
+        .auth_data
 }
 
 /// `fido2ctl status` run as root: the presence line.

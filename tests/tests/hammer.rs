@@ -13,10 +13,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
+use fido2d_tests::requests::{get_assertion_of, make_credential_es256};
 use fido2d_tests::{Daemon, HidAnswer, HidClient};
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{DerSignature, VerifyingKey};
 use protocol::cbor;
+use protocol::wire::{GetAssertionResponse, MakeCredentialResponse, Response as _};
 use sha2::{Digest, Sha256};
 
 const CLIENTS: usize = 4;
@@ -31,39 +33,20 @@ fn field(map: &Value, key: i64) -> &Value {
         .unwrap_or_else(|| panic!("no key {key} in {map:?}"))
 }
 
-fn descriptor(id: &[u8]) -> Value {
-    cbor::text_map(vec![
-        ("id", Value::Bytes(id.to_vec())),
-        ("type", Value::Text("public-key".into())),
-    ])
-}
-
 /// Registers an ES256 credential; returns its ID and public key.
 fn register(client: &mut HidClient) -> (Vec<u8>, VerifyingKey) {
-    let params = cbor::int_map(vec![
-        (1, Value::Bytes(vec![0xcd; 32])),
-        (2, cbor::text_map(vec![("id", Value::Text(RP.into()))])),
-        (3, cbor::text_map(vec![("id", Value::Bytes(vec![1]))])),
-        (
-            4,
-            Value::Array(vec![cbor::text_map(vec![
-                ("alg", Value::Integer((-7).into())),
-                ("type", Value::Text("public-key".into())),
-            ])]),
-        ),
-    ]);
     let answer = client
-        .cbor(&[vec![0x01], cbor::encode(&params)].concat())
+        .cbor(&make_credential_es256(RP, &[1], false))
         .expect("mc");
     let HidAnswer::Message(_, body) = answer else {
         panic!("makeCredential answered {answer:?}")
     };
     assert_eq!(body[0], 0, "makeCredential status");
-    let response = cbor::decode(&body[1..]).expect("CBOR");
-    let auth_data = field(&response, 2).as_bytes().expect("authData");
-    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-    let id = auth_data[55..55 + len].to_vec();
-    let key = cbor::decode(&auth_data[55 + len..]).expect("COSE key");
+    let response = MakeCredentialResponse::decode(&body[1..]).expect("a makeCredential response");
+    let id = response.credential_id().expect("attested credential data");
+    let auth_data = &response.auth_data;
+    let key = cbor::decode(&auth_data[55 + id.len()..]).expect("COSE key");
+    let id = id.to_vec();
     let x = field(&key, -2).as_bytes().expect("x");
     let y = field(&key, -3).as_bytes().expect("y");
     let point = [&[0x04][..], x, y].concat();
@@ -123,21 +106,16 @@ fn clients_on_separate_channels_get_their_own_answers_or_busy() {
                         );
                     } else {
                         let cdh: [u8; 32] = Sha256::digest(tag.to_be_bytes()).into();
-                        let params = cbor::int_map(vec![
-                            (1, Value::Text(RP.into())),
-                            (2, Value::Bytes(cdh.to_vec())),
-                            (3, Value::Array(vec![descriptor(&id)])),
-                        ]);
-                        let request = [vec![0x02], cbor::encode(&params)].concat();
+                        let request = get_assertion_of(RP, &id, cdh);
                         let answer =
                             until_not_busy(&mut client, HidClient::CMD_CBOR, &request, &busy);
                         let HidAnswer::Message(HidClient::CMD_CBOR, body) = answer else {
                             panic!("client {n}: getAssertion answered {answer:?}")
                         };
                         assert_eq!(body[0], 0, "client {n}: getAssertion status {:#x}", body[0]);
-                        let response = cbor::decode(&body[1..]).expect("CBOR");
-                        let auth_data = field(&response, 2).as_bytes().expect("authData");
-                        let signature = field(&response, 3).as_bytes().expect("signature");
+                        let response = GetAssertionResponse::decode(&body[1..])
+                            .expect("a getAssertion response");
+                        let (auth_data, signature) = (response.auth_data, response.signature);
                         let signed = [auth_data.as_slice(), &cdh].concat();
                         let signature = DerSignature::try_from(signature.as_slice()).expect("DER");
                         assert!(

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use fido2d_tests::{Daemon, HidAnswer, HidClient};
+use protocol::wire::{GetInfoRequest, Request as _};
 
 /// CPU time in clock ticks (utime + stime) and context switches, summed over all threads.
 fn sample(pid: u32) -> (u64, u64) {
@@ -47,7 +48,7 @@ fn an_idle_daemon_uses_no_cpu_and_never_wakes_up() {
     }
     let daemon = Daemon::auto_approve();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
-    let answer = client.cbor(&[0x04]).expect("getInfo");
+    let answer = client.cbor(&GetInfoRequest.encode()).expect("getInfo");
     assert!(
         matches!(&answer, HidAnswer::Message(HidClient::CMD_CBOR, body) if body.first() == Some(&0)),
         "getInfo answered {answer:?}"

@@ -9,10 +9,11 @@
 use fido2d_tests::tiers::{skip, Tier};
 use std::fs;
 
-use ciborium::Value;
-use fido2d_tests::requests::make_credential_es256;
+use fido2d_tests::requests::{credential_id, get_assertion_of, make_credential_es256};
 use fido2d_tests::{Daemon, HidAnswer, HidClient};
-use protocol::cbor;
+use protocol::wire::{
+    GetAssertionResponse, GetInfoRequest, GetInfoResponse, Request as _, Response as _,
+};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
@@ -23,43 +24,21 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
 fn get_assertion(rp: &str, id: &[u8], round: u32) -> Vec<u8> {
     let mut cdh = [0xab; 32];
     cdh[..4].copy_from_slice(&round.to_be_bytes());
-    let descriptor = cbor::text_map(vec![
-        ("id", Value::Bytes(id.to_vec())),
-        ("type", text("public-key")),
-    ]);
-    let params = cbor::int_map(vec![
-        (1, text(rp)),
-        (2, Value::Bytes(cdh.to_vec())),
-        (3, Value::Array(vec![descriptor])),
-    ]);
-    [vec![0x02], cbor::encode(&params)].concat()
+    get_assertion_of(rp, id, cdh)
 }
 
-fn ok_body(answer: HidAnswer, what: &str) -> Value {
+/// The body of a successful CTAP2 answer (after the status byte).
+fn ok_body(answer: HidAnswer, what: &str) -> Vec<u8> {
     match answer {
-        HidAnswer::Message(HidClient::CMD_CBOR, body) if body.first() == Some(&0) => {
-            cbor::decode(&body[1..]).expect("CBOR")
+        HidAnswer::Message(HidClient::CMD_CBOR, mut body) if body.first() == Some(&0) => {
+            body.remove(0);
+            body
         }
         other => panic!("{what} answered {other:?}"),
     }
-}
-
-/// The credential ID in a makeCredential answer's authData.
-fn credential_id(answer: &Value) -> Vec<u8> {
-    let auth_data = answer
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| *k == Value::Integer(2.into())))
-        .and_then(|(_, v)| v.as_bytes())
-        .expect("authData");
-    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-    auth_data[55..55 + len].to_vec()
 }
 
 #[test]
@@ -85,12 +64,13 @@ fn a_loop_of_ceremonies_does_not_grow_the_daemon() {
 
     let mut baseline = None;
     for round in 0..rounds {
-        ok_body(
+        let signed = ok_body(
             client
                 .cbor(&get_assertion("soak.example", &id, round))
                 .unwrap(),
             "ga",
         );
+        GetAssertionResponse::decode(&signed).expect("a getAssertion response");
         if round % 10 == 0 {
             ok_body(
                 client
@@ -98,7 +78,8 @@ fn a_loop_of_ceremonies_does_not_grow_the_daemon() {
                     .unwrap(),
                 "rk",
             );
-            ok_body(client.cbor(&[0x04]).unwrap(), "getInfo");
+            let info = ok_body(client.cbor(&GetInfoRequest.encode()).unwrap(), "getInfo");
+            GetInfoResponse::decode(&info).expect("a getInfo response");
             let echo = client.transact(HidClient::CMD_PING, &ping).unwrap();
             assert_eq!(echo, HidAnswer::Message(HidClient::CMD_PING, ping.clone()));
         }

@@ -13,6 +13,7 @@ use fido2d_tests::{
     fido2ctl_bin, fido2d_bin, python, require_python_fido2, run_with_timeout, Daemon, HidAnswer,
     HidClient,
 };
+use protocol::wire::{GetNextAssertionRequest, Request as _, StatusCode};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -45,9 +46,11 @@ fn a_second_python_fido2_client_cannot_continue_the_first_ones_state() {
     assert!(daemon.stop().success());
 }
 
-fn status(answer: HidAnswer) -> u8 {
+fn status(answer: HidAnswer) -> StatusCode {
     match answer {
-        HidAnswer::Message(0x10, payload) => payload[0],
+        HidAnswer::Message(HidClient::CMD_CBOR, payload) => {
+            StatusCode::from_byte(payload[0]).expect("a CTAP status")
+        }
         other => panic!("not a CBOR answer: {other:?}"),
     }
 }
@@ -65,31 +68,34 @@ fn another_peer_writing_the_same_channel_number_continues_nothing() {
         let answer = a
             .cbor(&make_credential_es256("x.test", user, true))
             .unwrap();
-        assert_eq!(status(answer), 0x00);
+        assert_eq!(status(answer), StatusCode::Success);
     }
     assert_eq!(
         status(a.cbor(&get_assertion_discovery("x.test")).unwrap()),
-        0x00
+        StatusCode::Success
     );
 
     let mut b = HidClient::connect(daemon.addr()).unwrap();
     b.cid = a.cid;
     assert_eq!(
-        status(b.cbor(&[0x08]).unwrap()),
-        0x30,
+        status(b.cbor(&GetNextAssertionRequest.encode()).unwrap()),
+        StatusCode::NotAllowed,
         "getNextAssertion from another peer on A's channel number: NOT_ALLOWED"
     );
     assert_eq!(
-        status(a.cbor(&[0x08]).unwrap()),
-        0x30,
+        status(a.cbor(&GetNextAssertionRequest.encode()).unwrap()),
+        StatusCode::NotAllowed,
         "and A's batch is over"
     );
     // Undisturbed, A continues its own.
     assert_eq!(
         status(a.cbor(&get_assertion_discovery("x.test")).unwrap()),
-        0x00
+        StatusCode::Success
     );
-    assert_eq!(status(a.cbor(&[0x08]).unwrap()), 0x00);
+    assert_eq!(
+        status(a.cbor(&GetNextAssertionRequest.encode()).unwrap()),
+        StatusCode::Success
+    );
     assert!(daemon.stop().success());
 }
 

@@ -18,11 +18,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use ciborium::Value;
-use fido2d_tests::requests::make_credential_es256;
+use fido2d_tests::requests::{credential_id, get_assertion_of, make_credential_es256};
 use fido2d_tests::state_tree::{private_state_dir, snapshot};
 use fido2d_tests::{fido2d_bin, run_with_timeout, Daemon, HidAnswer, HidClient};
-use protocol::cbor;
+use protocol::wire::StatusCode;
 
 const ARGS: [&str; 4] = ["--presence", "auto-approve", "--keystore", "file"];
 
@@ -37,45 +36,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
 fn get_assertion(rp: &str, id: &[u8]) -> Vec<u8> {
-    let descriptor = cbor::text_map(vec![
-        ("id", Value::Bytes(id.to_vec())),
-        ("type", text("public-key")),
-    ]);
-    let params = cbor::int_map(vec![
-        (1, text(rp)),
-        (2, Value::Bytes(vec![0xab; 32])),
-        (3, Value::Array(vec![descriptor])),
-    ]);
-    [vec![0x02], cbor::encode(&params)].concat()
+    get_assertion_of(rp, id, [0xab; 32])
 }
 
 /// The CTAP status and body of a CTAPHID_CBOR answer.
-fn answer(client: &mut HidClient, request: &[u8]) -> (u8, Vec<u8>) {
+fn answer(client: &mut HidClient, request: &[u8]) -> (StatusCode, Vec<u8>) {
     match client.cbor(request).expect("an answer") {
-        HidAnswer::Message(HidClient::CMD_CBOR, body) if !body.is_empty() => {
-            (body[0], body[1..].to_vec())
-        }
+        HidAnswer::Message(HidClient::CMD_CBOR, body) if !body.is_empty() => (
+            StatusCode::from_byte(body[0]).expect("a CTAP status"),
+            body[1..].to_vec(),
+        ),
         other => panic!("not a CTAP2 answer: {other:?}"),
     }
 }
 
 fn register(client: &mut HidClient, rp: &str, user: &[u8]) -> Vec<u8> {
     let (status, body) = answer(client, &make_credential_es256(rp, user, true));
-    assert_eq!(status, 0, "makeCredential for {rp}");
-    let made = cbor::decode(&body).unwrap();
-    let auth_data = made
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| *k == Value::Integer(2.into())))
-        .and_then(|(_, v)| v.as_bytes())
-        .expect("authData")
-        .clone();
-    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-    auth_data[55..55 + len].to_vec()
+    assert_eq!(status, StatusCode::Success, "makeCredential for {rp}");
+    credential_id(&body)
 }
 
 #[test]
@@ -138,7 +117,10 @@ fn a_read_only_state_dir_is_a_clear_error_and_changes_nothing() {
 
     let mut daemon = Daemon::builder().state_dir(&dir).args(&ARGS).start();
     let mut client = HidClient::connect(daemon.addr()).expect("INIT");
-    assert_eq!(answer(&mut client, &get_assertion("example.com", &id)).0, 0);
+    assert_eq!(
+        answer(&mut client, &get_assertion("example.com", &id)).0,
+        StatusCode::Success
+    );
     daemon.stop();
 }
 
@@ -196,7 +178,8 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
         &make_credential_es256("second.example", b"u2", true),
     );
     assert_ne!(
-        status, 0,
+        status,
+        StatusCode::Success,
         "a discoverable credential was made on a full disk"
     );
     let mut after = snapshot(&inside);
@@ -215,7 +198,7 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
     }
     assert_eq!(
         answer(&mut client, &get_assertion("first.example", &first)).0,
-        0,
+        StatusCode::Success,
         "the first credential does not sign on a full disk"
     );
 
@@ -224,7 +207,11 @@ fn a_full_state_dir_fails_make_credential_cleanly_and_recovers() {
     fs::remove_file(&filler).unwrap();
     let second = register(&mut client, "second.example", b"u2");
     for (rp, id) in [("first.example", &first), ("second.example", &second)] {
-        assert_eq!(answer(&mut client, &get_assertion(rp, id)).0, 0, "{rp}");
+        assert_eq!(
+            answer(&mut client, &get_assertion(rp, id)).0,
+            StatusCode::Success,
+            "{rp}"
+        );
     }
     // fido2d does not log why the keystore write failed (only the CTAP status goes back): see
     // the notes.

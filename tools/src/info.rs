@@ -1,6 +1,7 @@
 //! `fido2ctl info`: the key's authenticatorGetInfo, with the fields named.
 
 use ciborium::Value;
+use protocol::wire::{GetInfoRequest, Request as _};
 use serde_json::json;
 
 use crate::ctap::Key;
@@ -43,7 +44,9 @@ const FIELDS: [(u64, &str); 31] = [
 
 /// The key's getInfo as JSON with named fields (byte strings as hex).
 pub fn fetch(key: &mut Key) -> Result<serde_json::Value, Failure> {
-    let (status, body) = key.cbor(&[0x04])?;
+    // Read member by member, not as a `wire::GetInfoResponse`: this shows every member a key
+    // sends, also those fido2d does not know (certifications, vendor ones).
+    let (status, body) = key.cbor(&GetInfoRequest.encode())?;
     if status != 0 {
         return Err(Failure::failed(format!(
             "the key refused authenticatorGetInfo: {}",

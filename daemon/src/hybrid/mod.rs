@@ -118,15 +118,13 @@ impl Progress {
 }
 
 fn command_name(command: u8) -> &'static str {
-    use protocol::ctap2::{
-        GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
-    };
-    match command {
-        MAKE_CREDENTIAL => "register a passkey (makeCredential)",
-        GET_ASSERTION => "sign in (getAssertion)",
-        GET_INFO => "getInfo",
-        GET_NEXT_ASSERTION => "getNextAssertion",
-        SELECTION => "selection",
+    use protocol::wire::Command;
+    match Command::from_byte(command) {
+        Some(Command::MakeCredential) => "register a passkey (makeCredential)",
+        Some(Command::GetAssertion) => "sign in (getAssertion)",
+        Some(Command::GetInfo) => "getInfo",
+        Some(Command::GetNextAssertion) => "getNextAssertion",
+        Some(Command::Selection) => "selection",
         _ => "another CTAP command",
     }
 }

@@ -316,18 +316,9 @@ mod tests {
         // U2F register, CTAP2 getAssertion with rpIdHash = application parameter.
         let app = rp_id_hash("x.org");
         let reg = u2f_register(&mut a, &app);
-        let ga = vec![
-            (1, text("x.org")),
-            (2, bytes(&TEST_CLIENT_DATA_HASH)),
-            (3, ciborium::Value::Array(vec![descriptor(&reg.key_handle)])),
-        ];
-        let r = call(&mut a, 0x02, ga).unwrap();
-        let signed = [as_bytes(field(&r, 2).unwrap()), &TEST_CLIENT_DATA_HASH].concat();
-        assert!(verify_p256(
-            &reg.public_key,
-            &signed,
-            as_bytes(field(&r, 3).unwrap())
-        ));
+        let r = get_assertion(&mut a, &ga_request("x.org", &[&reg.key_handle])).unwrap();
+        let signed = [&r.auth_data[..], &TEST_CLIENT_DATA_HASH].concat();
+        assert!(verify_p256(&reg.public_key, &signed, &r.signature));
 
         // CTAP2 ES256 makeCredential, U2F authenticate with application = SHA-256(rp id).
         let ctap2 = register(&mut a, "y.org", b"bob", -7, false);
@@ -357,12 +348,9 @@ mod tests {
         let (mut a, _) = authenticator();
         let app = rp_id_hash("y.org");
         for (level, usable) in [(1, true), (2, true), (3, false)] {
-            let mut p = make_credential_params("y.org", &[level], &[-7]);
-            p.push((
-                6,
-                crate::cbor::text_map(vec![("credProtect", int(level.into()))]),
-            ));
-            let reg = parse_registration(&call(&mut a, 0x01, p).unwrap());
+            let mut request = mc_request("y.org", &[level], &[-7]);
+            request.extensions.cred_protect = Some(level);
+            let reg = registration(&make_credential(&mut a, &request).unwrap());
 
             let response = a.process_apdu(
                 TEST_ORIGIN,

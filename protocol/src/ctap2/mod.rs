@@ -31,19 +31,17 @@ use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
 use crate::origin::{Origin, Transport};
+use crate::wire::{
+    Command, GetAssertionRequest, GetInfoRequest, GetNextAssertionRequest, MakeCredentialRequest,
+    Request, Response,
+};
 
-pub const MAKE_CREDENTIAL: u8 = 0x01;
-pub const GET_ASSERTION: u8 = 0x02;
-pub const GET_INFO: u8 = 0x04;
-pub const CLIENT_PIN: u8 = 0x06;
-pub const RESET: u8 = 0x07;
-pub const GET_NEXT_ASSERTION: u8 = 0x08;
-pub const SELECTION: u8 = 0x0B;
-pub const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
-pub const LARGE_BLOBS: u8 = 0x0C;
-pub const AUTHENTICATOR_CONFIG: u8 = 0x0D;
-/// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
-pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
+// The command bytes fido2ctl's CTAP client and the clientPIN fuzz target still name this way;
+// everything else names commands by `wire::Command`.
+pub const CLIENT_PIN: u8 = Command::ClientPin as u8;
+pub const RESET: u8 = Command::Reset as u8;
+pub const CREDENTIAL_MANAGEMENT: u8 = Command::CredentialManagement as u8;
+pub const AUTHENTICATOR_CONFIG: u8 = Command::Config as u8;
 
 impl<E: Env> Authenticator<E> {
     /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
@@ -66,23 +64,50 @@ pub fn process<E: Env>(authenticator: &mut Authenticator<E>, request: &[u8]) -> 
             return vec![refusal.status().as_byte()];
         }
     }
+    let Some(command) = Command::from_byte(command) else {
+        return vec![StatusCode::InvalidCommand.as_byte()];
+    };
     // What a command does with the state another command left is in `state`: it was taken
     // out before this command began, and only a continuation gets it back.
-    let result = match command {
-        MAKE_CREDENTIAL => authenticator.make_credential(params),
-        GET_ASSERTION => authenticator.get_assertion(params),
-        GET_INFO => authenticator.get_info(params),
-        CLIENT_PIN => authenticator.client_pin(params),
-        RESET => authenticator.reset(params),
-        GET_NEXT_ASSERTION => authenticator.get_next_assertion(params),
-        SELECTION => authenticator.selection(params),
-        CREDENTIAL_MANAGEMENT | CREDENTIAL_MANAGEMENT_PREVIEW => {
-            authenticator.credential_management(params)
+    match command {
+        Command::MakeCredential => run(params, |request: MakeCredentialRequest| {
+            authenticator.make_credential(request)
+        }),
+        Command::GetAssertion => run(params, |request: GetAssertionRequest| {
+            authenticator.get_assertion(request)
+        }),
+        Command::GetNextAssertion => run(params, |request: GetNextAssertionRequest| {
+            authenticator.get_next_assertion(request)
+        }),
+        Command::GetInfo => run(params, |request: GetInfoRequest| {
+            authenticator.get_info(request)
+        }),
+        Command::ClientPin => untyped(authenticator.client_pin(params)),
+        Command::Reset => untyped(authenticator.reset(params)),
+        Command::Selection => untyped(authenticator.selection(params)),
+        Command::CredentialManagement | Command::CredentialManagementPreview => {
+            untyped(authenticator.credential_management(params))
         }
-        LARGE_BLOBS => authenticator.large_blobs(params),
-        AUTHENTICATOR_CONFIG => authenticator.authenticator_config(params),
-        _ => Err(StatusCode::InvalidCommand),
-    };
+        Command::LargeBlobs => untyped(authenticator.large_blobs(params)),
+        Command::Config => untyped(authenticator.authenticator_config(params)),
+    }
+}
+
+/// A command typed in `wire`: its request decoded (a malformed one answered with its precise
+/// status), the command run, its response encoded, or the status byte alone.
+fn run<Q: Request, S: Response>(
+    params: &[u8],
+    command: impl FnOnce(Q) -> Result<S, StatusCode>,
+) -> Vec<u8> {
+    match Q::decode(params).and_then(command) {
+        Ok(response) => response.encode(),
+        Err(status) => vec![status.as_byte()],
+    }
+}
+
+/// A command not yet typed in `wire`: it reads its own parameters and answers a CBOR value
+/// (`Null` for none).
+fn untyped(result: Result<Value, StatusCode>) -> Vec<u8> {
     match result {
         Ok(Value::Null) => vec![StatusCode::Success.as_byte()],
         Ok(response) => {

@@ -13,6 +13,11 @@ use crate::status::StatusCode;
 use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 // The tests call the keystore of `Authenticator<E>` through its trait.
 pub use crate::env::Keystore;
+use crate::wire::{
+    GetAssertionRequest, GetAssertionResponse, MakeCredentialRequest, MakeCredentialResponse,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity, Request, Response,
+};
 
 pub type TestAuthenticator =
     Authenticator<(MemoryKeystore, ScriptedPresence, ManualClock, SeededRng)>;
@@ -153,40 +158,111 @@ pub fn as_bytes(v: &Value) -> &[u8] {
 }
 
 pub fn user(id: &[u8], name: &str) -> Value {
-    cbor::text_map(vec![
-        ("id", bytes(id)),
-        ("name", text(name)),
-        ("displayName", text("Display")),
-    ])
+    user_entity(id, name).to_cbor()
 }
 
-pub fn params(algs: &[i64]) -> Value {
-    Value::Array(
-        algs.iter()
-            .map(|a| cbor::text_map(vec![("alg", int(*a)), ("type", text("public-key"))]))
-            .collect(),
-    )
+/// A user with a name and a display name, as the requests here register them.
+pub fn user_entity(id: &[u8], name: &str) -> PublicKeyCredentialUserEntity {
+    PublicKeyCredentialUserEntity {
+        id: id.to_vec(),
+        name: Some(name.into()),
+        display_name: Some("Display".into()),
+    }
+}
+
+fn public_key_param(alg: i64) -> PublicKeyCredentialParameters {
+    PublicKeyCredentialParameters::public_key(alg)
 }
 
 pub fn descriptor(id: &[u8]) -> Value {
-    cbor::text_map(vec![("id", bytes(id)), ("type", text("public-key"))])
+    PublicKeyCredentialDescriptor::public_key(id.to_vec()).to_cbor()
 }
 
+/// An options map of any names, also ones CTAP does not define (for what the authenticator
+/// must ignore); well-formed requests set [`crate::wire::Options`] instead.
 pub fn options(entries: &[(&str, bool)]) -> Value {
     cbor::text_map(entries.iter().map(|(k, v)| (*k, Value::Bool(*v))).collect())
 }
 
 /// A makeCredential request for `rp` with the given user and algorithms.
+pub fn mc_request(rp: &str, user_id: &[u8], algs: &[i64]) -> MakeCredentialRequest {
+    MakeCredentialRequest::new(
+        TEST_CLIENT_DATA_HASH.to_vec(),
+        PublicKeyCredentialRpEntity {
+            id: rp.into(),
+            name: Some("Example".into()),
+        },
+        user_entity(user_id, "alice@example.com"),
+        algs.iter().map(|alg| public_key_param(*alg)).collect(),
+    )
+}
+
+/// A getAssertion request for `rp` naming `allow` (a discovery when empty).
+pub fn ga_request(rp: &str, allow: &[&[u8]]) -> GetAssertionRequest {
+    let mut request = GetAssertionRequest::new(rp, TEST_CLIENT_DATA_HASH.to_vec());
+    request.allow_list = allow
+        .iter()
+        .map(|id| PublicKeyCredentialDescriptor::public_key(id.to_vec()))
+        .collect();
+    request
+}
+
+/// A request's parameters as integer-keyed entries, for a test that then breaks one of them.
+pub fn params_of(request: &impl Request) -> Vec<(i64, Value)> {
+    let Some(Value::Map(entries)) = request.to_cbor() else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .map(|(key, value)| {
+            let key = key.as_integer().expect("integer keys");
+            (i64::try_from(key).expect("small keys"), value)
+        })
+        .collect()
+}
+
+/// The makeCredential parameters of [`mc_request`], as entries.
 pub fn make_credential_params(rp: &str, user_id: &[u8], algs: &[i64]) -> Vec<(i64, Value)> {
-    vec![
-        (1, bytes(&TEST_CLIENT_DATA_HASH)),
-        (
-            2,
-            cbor::text_map(vec![("id", text(rp)), ("name", text("Example"))]),
-        ),
-        (3, user(user_id, "alice@example.com")),
-        (4, params(algs)),
-    ]
+    params_of(&mc_request(rp, user_id, algs))
+}
+
+/// Sends a typed request from [`TEST_ORIGIN`]; returns the typed answer or the error status.
+pub fn send<Q: Request, S: Response>(
+    a: &mut TestAuthenticator,
+    request: &Q,
+) -> Result<S, StatusCode> {
+    send_from(a, TEST_ORIGIN, request)
+}
+
+/// [`send`] from another origin.
+pub fn send_from<Q: Request, S: Response>(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+    request: &Q,
+) -> Result<S, StatusCode> {
+    let response = a.process_cbor(origin, &request.encode());
+    match response.split_first() {
+        Some((0, body)) => Ok(S::decode(body).expect("a well-formed response")),
+        Some((&status, [])) => Err(StatusCode::from_byte(status)
+            .unwrap_or_else(|| panic!("status {status:#04x} is not a CTAP status"))),
+        other => panic!("error status with a body: {other:?}"),
+    }
+}
+
+/// makeCredential with a typed request and answer.
+pub fn make_credential(
+    a: &mut TestAuthenticator,
+    request: &MakeCredentialRequest,
+) -> Result<MakeCredentialResponse, StatusCode> {
+    send(a, request)
+}
+
+/// getAssertion with a typed request and answer.
+pub fn get_assertion(
+    a: &mut TestAuthenticator,
+    request: &GetAssertionRequest,
+) -> Result<GetAssertionResponse, StatusCode> {
+    send(a, request)
 }
 
 /// What an RP reads from a makeCredential response.
@@ -198,11 +274,22 @@ pub struct Registration {
     pub extensions: Option<Value>,
 }
 
+/// [`registration`] of a response read as a CBOR value.
 pub fn parse_registration(response: &Value) -> Registration {
-    let auth_data = as_bytes(field(response, 2).unwrap()).to_vec();
-    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
-    let credential_id = auth_data[55..55 + id_len].to_vec();
-    let mut rest = &auth_data[55 + id_len..];
+    registration(
+        &MakeCredentialResponse::decode(&cbor::encode(response))
+            .expect("a makeCredential response"),
+    )
+}
+
+/// The attested credential data and extension outputs of a makeCredential response.
+pub fn registration(response: &MakeCredentialResponse) -> Registration {
+    let auth_data = response.auth_data.clone();
+    let credential_id = response
+        .credential_id()
+        .expect("attested credential data")
+        .to_vec();
+    let mut rest = &auth_data[55 + credential_id.len()..];
     let cose_key: Value = ciborium::from_reader(&mut rest).expect("COSE key follows the ID");
     let extensions = (!rest.is_empty()).then(|| cbor::decode(rest).expect("extensions map"));
     assert_eq!(
@@ -247,11 +334,11 @@ pub fn register(
     alg: i64,
     rk: bool,
 ) -> Registration {
-    let mut p = make_credential_params(rp, user_id, &[alg]);
+    let mut request = mc_request(rp, user_id, &[alg]);
     if rk {
-        p.push((7, options(&[("rk", true)])));
+        request.options.rk = Some(true);
     }
-    parse_registration(&call(a, 0x01, p).expect("makeCredential succeeds"))
+    registration(&make_credential(a, &request).expect("makeCredential succeeds"))
 }
 
 // --- clientPIN, the way a platform does it -------------------------------------------------
@@ -261,7 +348,7 @@ use crate::ctap2::pin::protocol::{platform, SharedSecret};
 use crate::wire::{
     permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, ConfigRequest,
     ConfigSubcommand, CredentialManagementRequest, CredentialManagementSubcommand,
-    KeyAgreementPublicKey, Request, Response,
+    KeyAgreementPublicKey,
 };
 
 pub const CLIENT_PIN: u8 = crate::wire::Command::ClientPin as u8;
@@ -273,22 +360,8 @@ pub const PERM_ACFG: u8 = permission::AUTHENTICATOR_CONFIG;
 pub const PERM_PCMR: u8 = permission::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
 
 /// Sends a typed request; the answer as CBOR (Null when it has no body) or its status.
-pub fn send(a: &mut TestAuthenticator, request: &impl Request) -> Result<Value, StatusCode> {
+pub fn send_value(a: &mut TestAuthenticator, request: &impl Request) -> Result<Value, StatusCode> {
     call_raw(a, &request.encode())
-}
-
-/// Sends a typed request and reads the typed answer.
-pub fn exchange<R: Response>(
-    a: &mut TestAuthenticator,
-    request: &impl Request,
-) -> Result<R, StatusCode> {
-    let answer = a.process_cbor(TEST_ORIGIN, &request.encode());
-    match answer.split_first() {
-        Some((0, body)) => Ok(R::decode(body).expect("a well-formed answer")),
-        Some((&status, [])) => Err(StatusCode::from_byte(status)
-            .unwrap_or_else(|| panic!("status {status:#04x} is not a CTAP status"))),
-        other => panic!("error status with a body: {other:?}"),
-    }
 }
 
 /// A request's parameter map as (key, value) entries, for the tests that then break it.
@@ -310,8 +383,7 @@ pub fn platform_key_agreement(
     protocol: PinProtocol,
 ) -> (KeyAgreementPublicKey, SharedSecret) {
     let response: ClientPinResponse =
-        exchange(a, &ClientPinRequest::get_key_agreement(protocol.number()))
-            .expect("getKeyAgreement");
+        send(a, &ClientPinRequest::get_key_agreement(protocol.number())).expect("getKeyAgreement");
     let theirs = response.key_agreement.expect("a key agreement key");
     let (ours, shared) = platform::agree(protocol, &theirs.to_cbor(), 0x77);
     let ours = KeyAgreementPublicKey::from_cbor(ours).expect("our own key");
@@ -363,7 +435,7 @@ pub fn set_pin_params(
 
 pub fn set_pin(a: &mut TestAuthenticator, pin: &str) {
     let request = set_pin_request(a, PinProtocol::Two, &padded(pin.as_bytes()));
-    assert_eq!(send(a, &request), Ok(Value::Null), "setPIN");
+    assert_eq!(send_value(a, &request), Ok(Value::Null), "setPIN");
 }
 
 /// The token in a clientPIN answer, decrypted.
@@ -388,7 +460,7 @@ pub fn pin_token(
         permissions,
         rp_id.map(str::to_owned),
     );
-    Ok(decrypt_token(exchange(a, &request)?, &shared))
+    Ok(decrypt_token(send(a, &request)?, &shared))
 }
 
 /// A credentialManagement request (protocol 2): subCommand, its params, and the token's MAC
@@ -428,13 +500,13 @@ pub fn uv_token(
         permissions,
         rp_id.map(str::to_owned),
     );
-    Ok(decrypt_token(exchange(a, &request)?, &shared))
+    Ok(decrypt_token(send(a, &request)?, &shared))
 }
 
 /// getUVRetries.
 pub fn uv_retries(a: &mut TestAuthenticator) -> i64 {
     let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
-    let response: ClientPinResponse = exchange(a, &request).expect("getUVRetries");
+    let response: ClientPinResponse = send(a, &request).expect("getUVRetries");
     let retries = response.uv_retries.expect("uvRetries");
     i64::try_from(retries).expect("a small count")
 }
@@ -456,5 +528,5 @@ pub fn authenticator_config(
             PinProtocol::Two.authenticate(token, message)
         });
     }
-    send(a, &request)
+    send_value(a, &request)
 }

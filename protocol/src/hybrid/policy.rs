@@ -21,10 +21,9 @@
 use ciborium::Value;
 
 use crate::cbor;
-use crate::ctap2::{
-    StatusCode, CLIENT_PIN, GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
-};
+use crate::ctap2::StatusCode;
 use crate::hybrid::qr::RequestType;
+use crate::wire::Command;
 
 /// Why a hybrid peer's request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +42,9 @@ impl HybridRefusal {
         match self {
             HybridRefusal::NotServed(_) => StatusCode::InvalidCommand,
             HybridRefusal::OtherOperation(_) => StatusCode::NotAllowed,
-            HybridRefusal::Silent(MAKE_CREDENTIAL) => StatusCode::InvalidOption,
+            HybridRefusal::Silent(command) if command == Command::MakeCredential.as_byte() => {
+                StatusCode::InvalidOption
+            }
             HybridRefusal::Silent(_) => StatusCode::UnsupportedOption,
         }
     }
@@ -73,13 +74,13 @@ pub fn admit(serves: RequestType, request: &[u8]) -> Result<(), HybridRefusal> {
     let Some((&command, params)) = request.split_first() else {
         return Ok(());
     };
-    let (wanted, options_key) = match command {
-        GET_INFO | SELECTION => return Ok(()),
-        CLIENT_PIN if is_get_key_agreement(params) => return Ok(()),
-        MAKE_CREDENTIAL => (RequestType::MakeCredential, Some(0x07)),
-        GET_ASSERTION => (RequestType::GetAssertion, Some(0x05)),
-        GET_NEXT_ASSERTION => (RequestType::GetAssertion, None),
-        other => return Err(HybridRefusal::NotServed(other)),
+    let (wanted, options_key) = match Command::from_byte(command) {
+        Some(Command::GetInfo | Command::Selection) => return Ok(()),
+        Some(Command::ClientPin) if is_get_key_agreement(params) => return Ok(()),
+        Some(Command::MakeCredential) => (RequestType::MakeCredential, Some(0x07)),
+        Some(Command::GetAssertion) => (RequestType::GetAssertion, Some(0x05)),
+        Some(Command::GetNextAssertion) => (RequestType::GetAssertion, None),
+        _ => return Err(HybridRefusal::NotServed(command)),
     };
     if wanted != serves {
         return Err(HybridRefusal::OtherOperation(command));
@@ -138,20 +139,30 @@ mod tests {
     #[test]
     fn a_ga_session_serves_get_info_selection_and_assertions() {
         let ga = RequestType::GetAssertion;
-        for command in [GET_INFO, SELECTION, GET_ASSERTION, GET_NEXT_ASSERTION] {
+        for command in [
+            Command::GetInfo.as_byte(),
+            Command::Selection.as_byte(),
+            Command::GetAssertion.as_byte(),
+            Command::GetNextAssertion.as_byte(),
+        ] {
             assert_eq!(admit(ga, &[command]), Ok(()), "{command:#x}");
         }
         assert_eq!(
-            admit(ga, &[MAKE_CREDENTIAL]),
-            Err(HybridRefusal::OtherOperation(MAKE_CREDENTIAL))
+            admit(ga, &[Command::MakeCredential.as_byte()]),
+            Err(HybridRefusal::OtherOperation(
+                Command::MakeCredential.as_byte()
+            ))
         );
     }
 
     #[test]
     fn an_mc_session_serves_only_make_credential_of_the_two() {
         let mc = RequestType::MakeCredential;
-        assert_eq!(admit(mc, &[MAKE_CREDENTIAL]), Ok(()));
-        for command in [GET_ASSERTION, GET_NEXT_ASSERTION] {
+        assert_eq!(admit(mc, &[Command::MakeCredential.as_byte()]), Ok(()));
+        for command in [
+            Command::GetAssertion.as_byte(),
+            Command::GetNextAssertion.as_byte(),
+        ] {
             assert_eq!(
                 admit(mc, &[command]),
                 Err(HybridRefusal::OtherOperation(command))
@@ -195,18 +206,18 @@ mod tests {
     #[test]
     fn up_false_is_refused_with_the_commands_own_status() {
         let ga = request(
-            GET_ASSERTION,
+            Command::GetAssertion.as_byte(),
             vec![(1, Value::Text("x".into())), (5, up(false))],
         );
         let refusal = admit(RequestType::GetAssertion, &ga).unwrap_err();
         assert_eq!(refusal.status(), StatusCode::UnsupportedOption);
-        let mc = request(MAKE_CREDENTIAL, vec![(7, up(false))]);
+        let mc = request(Command::MakeCredential.as_byte(), vec![(7, up(false))]);
         let refusal = admit(RequestType::MakeCredential, &mc).unwrap_err();
         assert_eq!(refusal.status(), StatusCode::InvalidOption);
-        let ga = request(GET_ASSERTION, vec![(5, up(true))]);
+        let ga = request(Command::GetAssertion.as_byte(), vec![(5, up(true))]);
         assert_eq!(admit(RequestType::GetAssertion, &ga), Ok(()));
         // "up" under another key is not the options map.
-        let ga = request(GET_ASSERTION, vec![(4, up(false))]);
+        let ga = request(Command::GetAssertion.as_byte(), vec![(4, up(false))]);
         assert_eq!(admit(RequestType::GetAssertion, &ga), Ok(()));
     }
 }

@@ -13,9 +13,14 @@ mod client_pin;
 mod command;
 mod config;
 mod credential_management;
+pub mod entities;
+pub mod extensions;
 mod fields;
+pub mod get_assertion;
+pub mod get_info;
 mod key_agreement;
 mod large_blobs;
+pub mod make_credential;
 pub mod permission;
 mod reset;
 mod selection;
@@ -28,8 +33,16 @@ pub use credential_management::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementResponse,
     CredentialManagementSubcommand,
 };
+pub use entities::{
+    Options, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
+};
+pub use extensions::{GetAssertionExtensionsInput, HmacSecretInput, MakeCredentialExtensionsInput};
+pub use get_assertion::{GetAssertionRequest, GetAssertionResponse, GetNextAssertionRequest};
+pub use get_info::{GetInfoRequest, GetInfoResponse};
 pub use key_agreement::KeyAgreementPublicKey;
 pub use large_blobs::{LargeBlobsRequest, LargeBlobsResponse};
+pub use make_credential::{MakeCredentialRequest, MakeCredentialResponse};
 pub use reset::ResetRequest;
 pub use selection::SelectionRequest;
 
@@ -74,4 +87,14 @@ pub trait Response: Sized {
         }
         answer
     }
+}
+
+/// A map with integer keys as the message types name them (every key is small).
+fn int_map(entries: Vec<(i128, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(key, value)| (entities::integer(key), value))
+            .collect(),
+    )
 }

@@ -26,78 +26,18 @@
 use ciborium::Value;
 use sha2::{Digest, Sha256};
 
-use crate::cbor::{self, RequestMap};
+use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::authenticator_data::{self, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, GetAssertionExtensions};
+use crate::ctap2::extensions;
 use crate::ctap2::pin::token::permission;
 use crate::ctap2::state::continuation::{AssertionExtensions, Continuation, NextAssertionState};
-use crate::ctap2::types::{self, Options};
 use crate::env::{CredProtect, Credential, Env, Keystore, Operation, Presence, Rng};
 use crate::status::StatusCode;
-
-const RP_ID: i128 = 0x01;
-const CLIENT_DATA_HASH: i128 = 0x02;
-const ALLOW_LIST: i128 = 0x03;
-const EXTENSIONS: i128 = 0x04;
-const OPTIONS: i128 = 0x05;
-const PIN_UV_AUTH_PARAM: i128 = 0x06;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x07;
-
-const RESPONSE_CREDENTIAL: i64 = 0x01;
-const RESPONSE_AUTH_DATA: i64 = 0x02;
-const RESPONSE_SIGNATURE: i64 = 0x03;
-const RESPONSE_USER: i64 = 0x04;
-const RESPONSE_NUMBER_OF_CREDENTIALS: i64 = 0x05;
-const RESPONSE_LARGE_BLOB_KEY: i64 = 0x07;
-
-struct Request {
-    rp_id: String,
-    client_data_hash: Vec<u8>,
-    /// The allowList as sent: `None` when absent or empty (a discovery, §6.2.2 step 7);
-    /// otherwise its "public-key" descriptors, possibly none of them.
-    allow_list: Option<Vec<types::CredentialDescriptor>>,
-    extensions: GetAssertionExtensions,
-    options: Options,
-    pin_uv_auth_param: Option<Vec<u8>>,
-    pin_uv_auth_protocol: Option<i128>,
-}
-
-fn parse(params: &[u8]) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    let rp_id = cbor::into_text(map.required(RP_ID)?)?;
-    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
-    // A present, non-empty allowList is never a discovery, even when none of its entries is
-    // of a type we know (§6.2.2 step 7: "If the allowList parameter is present and
-    // non-empty"): it then simply names no credential of ours.
-    let allow_list = map
-        .take(ALLOW_LIST)
-        .filter(|list| !matches!(list, Value::Array(entries) if entries.is_empty()))
-        .map(types::parse_credential_list)
-        .transpose()?;
-    let extensions = map
-        .take(EXTENSIONS)
-        .map(extensions::parse_get_assertion)
-        .transpose()?;
-    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    Ok(Request {
-        rp_id,
-        client_data_hash,
-        allow_list,
-        extensions: extensions.unwrap_or_default(),
-        options: options.unwrap_or_default(),
-        pin_uv_auth_param,
-        pin_uv_auth_protocol,
-    })
-}
+use crate::wire::{
+    GetAssertionRequest, GetAssertionResponse, PublicKeyCredentialDescriptor,
+    PublicKeyCredentialUserEntity,
+};
 
 /// credProtect (§12.1): may this credential be used? Level 3 only with UV; level 2 without
 /// UV only when the platform named it in an allowList.
@@ -119,9 +59,10 @@ fn needs_the_pins_secret(credential: &Credential, extensions: &AssertionExtensio
 }
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn get_assertion(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = parse(params)?;
-
+    pub(crate) fn get_assertion(
+        &mut self,
+        request: GetAssertionRequest,
+    ) -> Result<GetAssertionResponse, StatusCode> {
         // 1-2. pinUvAuthParam: the zero-length probe and protocol checks.
         let auth =
             self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
@@ -174,11 +115,14 @@ impl<E: Env> Authenticator<E> {
         //    credProtect decides which of them may be used without UV. With built-in UV the
         //    lookup assumes the verification below succeeds: nothing found leaves otherwise.
         let rp_id_hash: [u8; 32] = Sha256::digest(request.rp_id.as_bytes()).into();
-        let discovery = request.allow_list.is_none();
-        let mut credentials = match &request.allow_list {
-            Some(list) => {
+        // A present, non-empty allowList is never a discovery, even when none of its entries
+        // is of a type we know (§6.2.2 step 7: "If the allowList parameter is present and
+        // non-empty"): it then simply names no credential of ours.
+        let discovery = request.allow_list.is_empty();
+        let mut credentials = match discovery {
+            false => {
                 let mut found = None;
-                for descriptor in list {
+                for descriptor in request.allow_list.iter().filter(|d| d.is_public_key()) {
                     if let Some(credential) =
                         self.keystore.find_credential(&rp_id_hash, &descriptor.id)?
                     {
@@ -190,7 +134,7 @@ impl<E: Env> Authenticator<E> {
                 }
                 found.into_iter().collect::<Vec<_>>()
             }
-            None => {
+            true => {
                 let mut list = self.keystore.discoverable_credentials(&rp_id_hash)?;
                 list.retain(|c| usable(c, uv, false));
                 list.sort_by_key(|c| std::cmp::Reverse(c.created));
@@ -292,7 +236,7 @@ impl<E: Env> Authenticator<E> {
         client_data_hash: &[u8],
         extensions: &AssertionExtensions,
         number_of_credentials: Option<usize>,
-    ) -> Result<Value, StatusCode> {
+    ) -> Result<GetAssertionResponse, StatusCode> {
         let uv = flags & FLAG_UV != 0;
         if uv && needs_the_pins_secret(credential, extensions) {
             return Err(StatusCode::PuatRequired);
@@ -337,40 +281,34 @@ impl<E: Env> Authenticator<E> {
         signed.extend_from_slice(client_data_hash);
         let signature = self.keystore.sign(credential, &signed)?;
 
-        let mut response = vec![
-            (
-                RESPONSE_CREDENTIAL,
-                types::credential_descriptor(&credential.id),
-            ),
-            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
-            (RESPONSE_SIGNATURE, Value::Bytes(signature)),
-        ];
         // The user entity of a discoverable credential. Without user verification only the
         // user handle is returned: names identify the person (CTAP 2.1 §6.2.2, privacy).
-        if let Some(user) = &credential.user {
-            let mut entity = vec![("id", Value::Bytes(user.id.clone()))];
-            if uv {
-                if let Some(name) = &user.name {
-                    entity.push(("name", Value::Text(name.clone())));
-                }
-                if let Some(display_name) = &user.display_name {
-                    entity.push(("displayName", Value::Text(display_name.clone())));
-                }
-            }
-            response.push((RESPONSE_USER, cbor::text_map(entity)));
-        }
-        if let Some(count) = number_of_credentials {
-            response.push((
-                RESPONSE_NUMBER_OF_CREDENTIALS,
-                Value::Integer((count as u64).into()),
-            ));
-        }
-        if extensions.large_blob_key {
-            if let Some(key) = &credential.extras.large_blob_key {
-                response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
-            }
-        }
-        Ok(cbor::int_map(response))
+        let user = credential
+            .user
+            .as_ref()
+            .map(|user| PublicKeyCredentialUserEntity {
+                id: user.id.clone(),
+                name: user.name.clone().filter(|_| uv),
+                display_name: user.display_name.clone().filter(|_| uv),
+            });
+        let large_blob_key = if extensions.large_blob_key {
+            credential
+                .extras
+                .large_blob_key
+                .as_ref()
+                .map(|key| key.to_vec())
+        } else {
+            None
+        };
+        Ok(GetAssertionResponse {
+            credential: PublicKeyCredentialDescriptor::public_key(credential.id.clone()),
+            auth_data,
+            signature,
+            user,
+            number_of_credentials: number_of_credentials.map(|count| count as u64),
+            user_selected: None,
+            large_blob_key,
+        })
     }
 }
 
@@ -379,34 +317,30 @@ mod tests {
     use super::*;
     use crate::ctap2::test_support::*;
     use crate::env::PresenceOutcome;
+    use crate::wire::{Command, GetNextAssertionRequest, Options, Response as _};
 
-    const GA: u8 = 0x02;
-    const NEXT: u8 = 0x08;
+    const GA: u8 = Command::GetAssertion as u8;
 
-    fn ga_params(rp: &str, allow: &[&[u8]]) -> Vec<(i64, Value)> {
-        let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
-        if !allow.is_empty() {
-            p.push((
-                3,
-                Value::Array(allow.iter().map(|id| descriptor(id)).collect()),
-            ));
-        }
-        p
+    fn next(a: &mut TestAuthenticator) -> Result<GetAssertionResponse, StatusCode> {
+        send(a, &GetNextAssertionRequest)
     }
 
-    fn signature_verifies(reg: &Registration, response: &Value) -> bool {
-        let auth_data = as_bytes(field(response, 2).unwrap());
-        let signed = [auth_data, &TEST_CLIENT_DATA_HASH].concat();
-        verify(
-            &reg.cose_key,
-            &signed,
-            as_bytes(field(response, 3).unwrap()),
-        )
+    fn signature_verifies(reg: &Registration, response: &GetAssertionResponse) -> bool {
+        let signed = [&response.auth_data[..], &TEST_CLIENT_DATA_HASH].concat();
+        verify(&reg.cose_key, &signed, &response.signature)
     }
 
-    fn counter(response: &Value) -> u32 {
-        let d = as_bytes(field(response, 2).unwrap());
+    fn counter(response: &GetAssertionResponse) -> u32 {
+        let d = &response.auth_data;
         u32::from_be_bytes([d[33], d[34], d[35], d[36]])
+    }
+
+    fn user_id(id: &[u8]) -> Option<PublicKeyCredentialUserEntity> {
+        Some(PublicKeyCredentialUserEntity {
+            id: id.to_vec(),
+            name: None,
+            display_name: None,
+        })
     }
 
     #[test]
@@ -414,30 +348,30 @@ mod tests {
         for alg in [-7, -8] {
             let (mut a, _) = authenticator();
             let reg = register(&mut a, "x.org", b"alice", alg, false);
-            let first = call(
-                &mut a,
-                GA,
-                ga_params("x.org", &[b"nope", &reg.credential_id]),
-            )
-            .unwrap();
-            let second = call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])).unwrap();
+            let first = get_assertion(&mut a, &ga_request("x.org", &[b"nope", &reg.credential_id]))
+                .unwrap();
+            let second =
+                get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])).unwrap();
 
             assert!(signature_verifies(&reg, &first));
             assert!(signature_verifies(&reg, &second));
-            let auth_data = as_bytes(field(&first, 2).unwrap());
+            let auth_data = &first.auth_data;
             assert_eq!(auth_data.len(), 37);
             assert_eq!(&auth_data[..32], &rp_id_hash("x.org"));
             assert_eq!(auth_data[32], FLAG_UP);
             assert!(counter(&second) > counter(&first));
             assert_eq!(
-                field(&first, 1),
-                Some(&types::credential_descriptor(&reg.credential_id))
+                first.credential,
+                PublicKeyCredentialDescriptor::public_key(reg.credential_id.clone())
             );
             assert!(
-                field(&first, 4).is_none(),
+                first.user.is_none(),
                 "no user for a non-discoverable credential"
             );
-            assert!(field(&first, 5).is_none(), "no count with an allowList");
+            assert!(
+                first.number_of_credentials.is_none(),
+                "no count with an allowList"
+            );
         }
     }
 
@@ -446,11 +380,11 @@ mod tests {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "other.org", b"alice", -7, true);
         assert_eq!(
-            call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+            get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])),
             Err(StatusCode::NoCredentials)
         );
         assert_eq!(
-            call(&mut a, GA, ga_params("x.org", &[])),
+            get_assertion(&mut a, &ga_request("x.org", &[])),
             Err(StatusCode::NoCredentials)
         );
         assert!(
@@ -469,43 +403,30 @@ mod tests {
         let newer = register(&mut a, "x.org", b"bob", -8, true);
         register(&mut a, "other.org", b"carol", -7, true);
 
-        let first = call(&mut a, GA, ga_params("x.org", &[])).unwrap();
-        assert_eq!(field(&first, 5), Some(&int(2)));
+        let first = get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
+        assert_eq!(first.number_of_credentials, Some(2));
         assert_eq!(
-            field(&first, 1),
-            Some(&types::credential_descriptor(&newer.credential_id))
+            first.credential,
+            PublicKeyCredentialDescriptor::public_key(newer.credential_id.clone())
         );
         assert!(signature_verifies(&newer, &first));
-        let user = field(&first, 4).unwrap();
-        assert_eq!(text_field(user, "id"), Some(&bytes(b"bob")));
-        assert!(
-            text_field(user, "name").is_none(),
+        assert_eq!(
+            first.user,
+            user_id(b"bob"),
             "no name without user verification"
         );
-        assert!(text_field(user, "displayName").is_none());
 
-        let second = call(&mut a, NEXT, vec![]).unwrap();
+        let second = next(&mut a).unwrap();
         assert_eq!(
-            field(&second, 1),
-            Some(&types::credential_descriptor(&older.credential_id))
+            second.credential,
+            PublicKeyCredentialDescriptor::public_key(older.credential_id.clone())
         );
         assert!(signature_verifies(&older, &second));
-        assert_eq!(
-            text_field(field(&second, 4).unwrap(), "id"),
-            Some(&bytes(b"alice"))
-        );
-        assert!(field(&second, 5).is_none());
-        assert_eq!(
-            as_bytes(field(&second, 2).unwrap())[32],
-            FLAG_UP,
-            "same flags as the first"
-        );
+        assert_eq!(second.user, user_id(b"alice"));
+        assert!(second.number_of_credentials.is_none());
+        assert_eq!(second.auth_data[32], FLAG_UP, "same flags as the first");
 
-        assert_eq!(
-            call(&mut a, NEXT, vec![]),
-            Err(StatusCode::NotAllowed),
-            "nothing left"
-        );
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed), "nothing left");
         let asked = a
             .presence_mut()
             .asked
@@ -514,16 +435,21 @@ mod tests {
         assert_eq!(asked.count(), 1, "one gesture for the whole batch");
     }
 
+    /// An empty allowList, sent as such (the wire type leaves it out), is a discovery.
     #[test]
     fn an_empty_allow_list_means_discovery() {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, true);
-        let mut p = ga_params("x.org", &[]);
+        let mut p = params_of(&ga_request("x.org", &[]));
         p.push((3, Value::Array(vec![])));
         let r = call(&mut a, GA, p).unwrap();
+        let r = GetAssertionResponse::decode(&cbor::encode(&r)).unwrap();
         assert!(signature_verifies(&reg, &r));
-        assert!(field(&r, 5).is_none(), "a single credential needs no count");
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+        assert!(
+            r.number_of_credentials.is_none(),
+            "a single credential needs no count"
+        );
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
         assert_eq!(
             a.presence_mut().asked.last().unwrap().2.as_deref(),
             Some("alice@example.com")
@@ -537,10 +463,15 @@ mod tests {
         let (mut a, _) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[]);
-        let foreign = cbor::text_map(vec![("id", bytes(b"x")), ("type", text("future-key"))]);
-        p.push((3, Value::Array(vec![foreign])));
-        assert_eq!(call(&mut a, GA, p), Err(StatusCode::NoCredentials));
+        let mut request = ga_request("x.org", &[]);
+        request.allow_list = vec![PublicKeyCredentialDescriptor {
+            kind: "future-key".into(),
+            id: b"x".to_vec(),
+        }];
+        assert_eq!(
+            get_assertion(&mut a, &request),
+            Err(StatusCode::NoCredentials)
+        );
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -551,13 +482,11 @@ mod tests {
         let (mut a, _) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[]);
-        p.push((5, options(&[("up", false)])));
-        let r = call(&mut a, GA, p).unwrap();
-        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0, "no UP flag");
-        let user = field(&r, 4).unwrap();
-        assert_eq!(text_field(user, "id"), Some(&bytes(b"alice")));
-        assert!(text_field(user, "name").is_none());
+        let mut request = ga_request("x.org", &[]);
+        request.options.up = Some(false);
+        let r = get_assertion(&mut a, &request).unwrap();
+        assert_eq!(r.auth_data[32], 0, "no UP flag");
+        assert_eq!(r.user, user_id(b"alice"));
         assert!(a.presence_mut().asked.is_empty());
     }
 
@@ -566,25 +495,25 @@ mod tests {
         let (mut a, clock) = authenticator();
         register(&mut a, "x.org", b"alice", -7, true);
         register(&mut a, "x.org", b"bob", -7, true);
-        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
+        get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
         clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
-        assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+        assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
     }
 
     #[test]
     fn get_next_assertion_only_follows_get_assertion_directly() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            call(&mut a, NEXT, vec![]),
+            next(&mut a),
             Err(StatusCode::NotAllowed),
             "no getAssertion before"
         );
         register(&mut a, "x.org", b"alice", -7, true);
         register(&mut a, "x.org", b"bob", -7, true);
-        call(&mut a, GA, ga_params("x.org", &[])).unwrap();
-        call(&mut a, 0x04, vec![]).unwrap();
+        get_assertion(&mut a, &ga_request("x.org", &[])).unwrap();
+        send::<_, crate::wire::GetInfoResponse>(&mut a, &crate::wire::GetInfoRequest).unwrap();
         assert_eq!(
-            call(&mut a, NEXT, vec![]),
+            next(&mut a),
             Err(StatusCode::NotAllowed),
             "getInfo came in between"
         );
@@ -595,10 +524,10 @@ mod tests {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, false);
         a.presence_mut().asked.clear();
-        let mut p = ga_params("x.org", &[&reg.credential_id]);
-        p.push((5, options(&[("up", false)])));
-        let r = call(&mut a, GA, p).unwrap();
-        assert_eq!(as_bytes(field(&r, 2).unwrap())[32], 0);
+        let mut request = ga_request("x.org", &[&reg.credential_id]);
+        request.options.up = Some(false);
+        let r = get_assertion(&mut a, &request).unwrap();
+        assert_eq!(r.auth_data[32], 0);
         assert!(signature_verifies(&reg, &r));
         assert!(a.presence_mut().asked.is_empty());
     }
@@ -607,14 +536,32 @@ mod tests {
     fn rk_option_is_unsupported_and_uv_is_invalid() {
         let (mut a, _) = authenticator();
         let reg = register(&mut a, "x.org", b"alice", -7, false);
-        for (opt, status) in [
-            (("rk", false), StatusCode::UnsupportedOption),
-            (("rk", true), StatusCode::UnsupportedOption),
-            (("uv", true), StatusCode::InvalidOption),
+        for (options, status) in [
+            (
+                Options {
+                    rk: Some(false),
+                    ..Options::default()
+                },
+                StatusCode::UnsupportedOption,
+            ),
+            (
+                Options {
+                    rk: Some(true),
+                    ..Options::default()
+                },
+                StatusCode::UnsupportedOption,
+            ),
+            (
+                Options {
+                    uv: Some(true),
+                    ..Options::default()
+                },
+                StatusCode::InvalidOption,
+            ),
         ] {
-            let mut p = ga_params("x.org", &[&reg.credential_id]);
-            p.push((5, options(&[opt])));
-            assert_eq!(call(&mut a, GA, p), Err(status), "{opt:?}");
+            let mut request = ga_request("x.org", &[&reg.credential_id]);
+            request.options = options;
+            assert_eq!(get_assertion(&mut a, &request), Err(status), "{options:?}");
         }
     }
 
@@ -629,7 +576,7 @@ mod tests {
             let reg = register(&mut a, "x.org", b"alice", -7, false);
             a.presence_mut().default = outcome;
             assert_eq!(
-                call(&mut a, GA, ga_params("x.org", &[&reg.credential_id])),
+                get_assertion(&mut a, &ga_request("x.org", &[&reg.credential_id])),
                 Err(status)
             );
         }
@@ -650,7 +597,7 @@ mod tests {
             call(&mut a, GA, vec![(1, bytes(b"x")), (2, bytes(&[0; 32]))]),
             Err(StatusCode::CborUnexpectedType)
         );
-        let mut p = ga_params("x.org", &[]);
+        let mut p = params_of(&ga_request("x.org", &[]));
         p.push((3, descriptor(b"not in an array")));
         assert_eq!(call(&mut a, GA, p), Err(StatusCode::CborUnexpectedType));
         assert_eq!(call_raw(&mut a, &[GA, 0xa1]), Err(StatusCode::InvalidCbor));
@@ -659,9 +606,9 @@ mod tests {
     #[test]
     fn empty_pin_uv_auth_param_probe_is_pin_not_set() {
         let (mut a, _) = authenticator();
-        let mut p = ga_params("x.org", &[]);
-        p.push((6, bytes(&[])));
-        p.push((7, int(2)));
-        assert_eq!(call(&mut a, GA, p), Err(StatusCode::PinNotSet));
+        let mut request = ga_request("x.org", &[]);
+        request.pin_uv_auth_param = Some(Vec::new());
+        request.pin_uv_auth_protocol = Some(2);
+        assert_eq!(get_assertion(&mut a, &request), Err(StatusCode::PinNotSet));
     }
 }

@@ -11,10 +11,8 @@
 //! reset); only a platform the person granted pcmr can read them. Not over hybrid.
 
 use aes::cipher::{BlockModeEncrypt, KeyIvInit};
-use ciborium::Value;
 use sha2::Sha256;
 
-use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::commands::{config, large_blobs};
 use crate::ctap2::extensions;
@@ -24,34 +22,7 @@ use crate::ctap2::pin::protocol::PinProtocol;
 use crate::ctap2::state::persistent::{IDENTIFIER_LEN, PERSISTENT_TOKEN_LEN};
 use crate::env::{Algorithm, Env, Keystore, Presence, Rng};
 use crate::status::StatusCode;
-
-const VERSIONS: i64 = 0x01;
-const EXTENSIONS: i64 = 0x02;
-const AAGUID: i64 = 0x03;
-const OPTIONS: i64 = 0x04;
-const MAX_MSG_SIZE: i64 = 0x05;
-const PIN_UV_AUTH_PROTOCOLS: i64 = 0x06;
-const KEY_MAX_CREDENTIAL_COUNT_IN_LIST: i64 = 0x07;
-const MAX_CREDENTIAL_ID_LENGTH: i64 = 0x08;
-const TRANSPORTS: i64 = 0x09;
-const ALGORITHMS: i64 = 0x0A;
-const MAX_SERIALIZED_LARGE_BLOB_ARRAY: i64 = 0x0B;
-const FORCE_PIN_CHANGE: i64 = 0x0C;
-const MIN_PIN_LENGTH: i64 = 0x0D;
-const FIRMWARE_VERSION: i64 = 0x0E;
-const MAX_CRED_BLOB_LENGTH: i64 = 0x0F;
-const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: i64 = 0x10;
-const PREFERRED_PLATFORM_UV_ATTEMPTS_KEY: i64 = 0x11;
-const UV_MODALITY: i64 = 0x12;
-const REMAINING_DISCOVERABLE_CREDENTIALS: i64 = 0x14;
-const ATTESTATION_FORMATS: i64 = 0x16;
-const UV_COUNT_SINCE_LAST_PIN_ENTRY: i64 = 0x17;
-const ENC_IDENTIFIER: i64 = 0x19;
-const TRANSPORTS_FOR_RESET: i64 = 0x1A;
-const PIN_COMPLEXITY_POLICY: i64 = 0x1B;
-const MAX_PIN_LENGTH: i64 = 0x1D;
-const ENC_CRED_STORE_STATE: i64 = 0x1E;
-const AUTHENTICATOR_CONFIG_COMMANDS: i64 = 0x1F;
+use crate::wire::{GetInfoRequest, GetInfoResponse, PublicKeyCredentialParameters};
 
 /// getInfo attestationFormats: the formats makeCredential can produce besides "none", which
 /// every authenticator can return and which CTAP 2.3 §6.4 says must not be listed.
@@ -66,22 +37,6 @@ const VERSION_NAMES: [&str; 5] = ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_
 
 /// The getInfo options a hybrid peer is told: its ceremonies' own, and built-in UV.
 const HYBRID_OPTIONS: [&str; 5] = ["rk", "up", "plat", "uv", "makeCredUvNotRqd"];
-/// The getInfo fields about what a hybrid peer is not served (the PIN and its policy, large
-/// blobs, reset, configuration, the persistent token's members). pinUvAuthProtocols stays:
-/// hmac-secret's key agreement uses it.
-const NOT_FOR_HYBRID: [i64; 10] = [
-    MAX_SERIALIZED_LARGE_BLOB_ARRAY,
-    FORCE_PIN_CHANGE,
-    MIN_PIN_LENGTH,
-    MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH,
-    ENC_IDENTIFIER,
-    TRANSPORTS_FOR_RESET,
-    PIN_COMPLEXITY_POLICY,
-    MAX_PIN_LENGTH,
-    ENC_CRED_STORE_STATE,
-    AUTHENTICATOR_CONFIG_COMMANDS,
-];
-
 /// encIdentifier / encCredStoreState (CTAP 2.3 §6.4): `value` encrypted to the holder of the
 /// persistent token, under a fresh IV.
 pub(crate) fn encrypt_to_persistent_token(
@@ -105,43 +60,45 @@ pub(crate) fn encrypt_to_persistent_token(
 pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 64;
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn get_info(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
-        let text = |s: &str| Value::Text(s.to_owned());
-        let uint = |n: u64| Value::Integer(n.into());
+    pub(crate) fn get_info(
+        &mut self,
+        _request: GetInfoRequest,
+    ) -> Result<GetInfoResponse, StatusCode> {
+        let texts = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let state = self.state()?.clone();
         let pin_set = self.pin_is_set()?;
         // With alwaysUv on, U2F (which cannot verify the user) is off (CTAP 2.1 §9.2).
         let versions = VERSION_NAMES
             .into_iter()
             .filter(|v| !(state.always_uv && *v == "U2F_V2"))
-            .map(text)
+            .map(String::from)
             .collect();
         let mut options = vec![
-            ("rk", Value::Bool(true)),
-            ("up", Value::Bool(true)),
-            ("plat", Value::Bool(false)),
+            ("rk", true),
+            ("up", true),
+            ("plat", false),
             // clientPin: present means supported; its value says whether a PIN is set.
-            ("clientPin", Value::Bool(pin_set)),
-            ("pinUvAuthToken", Value::Bool(true)),
-            ("credMgmt", Value::Bool(true)),
+            ("clientPin", pin_set),
+            ("pinUvAuthToken", true),
+            ("credMgmt", true),
             // The FIDO_2_1_PRE name of credMgmt (command 0x41), for older platforms.
-            ("credentialMgmtPreview", Value::Bool(true)),
-            ("authnrCfg", Value::Bool(true)),
-            ("largeBlobs", Value::Bool(true)),
-            ("setMinPINLength", Value::Bool(true)),
+            ("credentialMgmtPreview", true),
+            ("authnrCfg", true),
+            ("largeBlobs", true),
+            ("setMinPINLength", true),
             // Non-discoverable credentials without UV, unless alwaysUv forbids any.
-            ("makeCredUvNotRqd", Value::Bool(!state.always_uv)),
-            ("alwaysUv", Value::Bool(state.always_uv)),
+            ("makeCredUvNotRqd", !state.always_uv),
+            ("alwaysUv", state.always_uv),
             // CTAP 2.2: the pcmr permission and its persistent token are supported.
-            ("perCredMgmtRO", Value::Bool(true)),
+            ("perCredMgmtRO", true),
         ];
         // "uv" only exists with built-in user verification; its value says whether it is
         // configured (it is, whenever the environment offers it). clientPin stays as it is:
         // the PIN is the fallback when UV fails. A UV token may carry acfg too ("uvAcfg").
         let built_in_uv = self.presence.built_in_uv();
         if built_in_uv {
-            options.push(("uv", Value::Bool(true)));
-            options.push(("uvAcfg", Value::Bool(true)));
+            options.push(("uv", true));
+            options.push(("uvAcfg", true));
         }
         // A hybrid peer is told what it is served (see `hybrid_policy`): what a phone offers,
         // without the PIN, management, configuration and large blobs.
@@ -152,90 +109,61 @@ impl<E: Env> Authenticator<E> {
         let algorithms = [Algorithm::Es256, Algorithm::EdDsa]
             .into_iter()
             .filter(|alg| self.keystore.supports(*alg))
-            .map(|alg| {
-                cbor::text_map(vec![
-                    ("alg", Value::Integer(alg.cose_id().into())),
-                    ("type", text("public-key")),
-                ])
-            })
+            .map(|alg| PublicKeyCredentialParameters::public_key(alg.cose_id()))
             .collect();
-        let transports = self.config.transports.iter().map(|t| text(t)).collect();
+        let transports = self.config.transports.clone();
         let pin_protocols = PinProtocol::SUPPORTED
             .iter()
-            .map(|p| uint(p.number().into()))
+            .map(|p| p.number().into())
             .collect();
-        let mut info = vec![
-            (VERSIONS, Value::Array(versions)),
-            (
-                EXTENSIONS,
-                Value::Array(extensions::SUPPORTED.map(text).to_vec()),
+        let mut info = GetInfoResponse {
+            versions,
+            extensions: Some(texts(&extensions::SUPPORTED)),
+            aaguid: self.config.aaguid,
+            options: Some(
+                options
+                    .into_iter()
+                    .map(|(name, on)| (name.to_owned(), on))
+                    .collect(),
             ),
-            (AAGUID, Value::Bytes(self.config.aaguid.to_vec())),
-            (OPTIONS, cbor::text_map(options)),
-            (MAX_MSG_SIZE, uint(self.config.max_msg_size as u64)),
-            (PIN_UV_AUTH_PROTOCOLS, Value::Array(pin_protocols)),
-            (
-                KEY_MAX_CREDENTIAL_COUNT_IN_LIST,
-                uint(MAX_CREDENTIAL_COUNT_IN_LIST),
-            ),
-            (
-                MAX_CREDENTIAL_ID_LENGTH,
-                uint(self.config.max_credential_id_length as u64),
-            ),
-            (TRANSPORTS, Value::Array(transports)),
-            (ALGORITHMS, Value::Array(algorithms)),
-            (
-                MAX_SERIALIZED_LARGE_BLOB_ARRAY,
-                uint(large_blobs::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64),
-            ),
-            (FORCE_PIN_CHANGE, Value::Bool(state.force_pin_change)),
-            (MIN_PIN_LENGTH, uint(state.min_pin_length.into())),
-            (FIRMWARE_VERSION, uint(self.config.firmware_version)),
-            (
-                MAX_CRED_BLOB_LENGTH,
-                uint(extensions::MAX_CRED_BLOB_LENGTH as u64),
-            ),
-            (
-                MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH,
-                uint(config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH as u64),
-            ),
-            (
-                REMAINING_DISCOVERABLE_CREDENTIALS,
-                uint(self.keystore.remaining_discoverable_credentials() as u64),
-            ),
-            (
-                ATTESTATION_FORMATS,
-                Value::Array(ATTESTATION_FORMAT_NAMES.map(text).to_vec()),
-            ),
+            max_msg_size: Some(self.config.max_msg_size as u64),
+            pin_uv_auth_protocols: Some(pin_protocols),
+            max_credential_count_in_list: Some(MAX_CREDENTIAL_COUNT_IN_LIST),
+            max_credential_id_length: Some(self.config.max_credential_id_length as u64),
             // Reset is served where the person can touch the key: not over hybrid.
-            (
-                TRANSPORTS_FOR_RESET,
-                Value::Array(
-                    self.config
-                        .transports
-                        .iter()
-                        .filter(|t| *t != "hybrid")
-                        .map(|t| text(t))
-                        .collect(),
-                ),
+            transports_for_reset: Some(
+                transports
+                    .iter()
+                    .filter(|t| *t != "hybrid")
+                    .cloned()
+                    .collect(),
             ),
+            transports: Some(transports),
+            algorithms: Some(algorithms),
+            max_serialized_large_blob_array: Some(
+                large_blobs::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64,
+            ),
+            force_pin_change: Some(state.force_pin_change),
+            min_pin_length: Some(state.min_pin_length.into()),
+            firmware_version: Some(self.config.firmware_version),
+            max_cred_blob_length: Some(extensions::MAX_CRED_BLOB_LENGTH as u64),
+            max_rp_ids_for_set_min_pin_length: Some(
+                config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH as u64,
+            ),
+            remaining_discoverable_credentials: Some(
+                self.keystore.remaining_discoverable_credentials() as u64,
+            ),
+            attestation_formats: Some(texts(&ATTESTATION_FORMAT_NAMES)),
             // Present: the policy exists; its value: whether setMinPINLength turned it on.
-            (
-                PIN_COMPLEXITY_POLICY,
-                Value::Bool(state.pin_complexity_policy),
-            ),
+            pin_complexity_policy: Some(state.pin_complexity_policy),
             // In code points; a PIN is at most 63 bytes (§6.5.5.5), so 63 ASCII characters.
-            (MAX_PIN_LENGTH, uint(MAX_PIN_BYTES as u64)),
+            max_pin_length: Some(MAX_PIN_BYTES as u64),
             // toggleAlwaysUv and setMinPINLength (no enterprise attestation, no vendor command).
-            (
-                AUTHENTICATOR_CONFIG_COMMANDS,
-                Value::Array(
-                    config::SUPPORTED_SUBCOMMANDS
-                        .map(|c| uint(c.into()))
-                        .to_vec(),
-                ),
+            authenticator_config_commands: Some(
+                config::SUPPORTED_SUBCOMMANDS.map(u64::from).to_vec(),
             ),
-        ];
+            ..GetInfoResponse::default()
+        };
         // A state that cannot be written now (a full disk) costs these two members, not the
         // getInfo every platform starts with.
         let token = if hybrid {
@@ -246,54 +174,88 @@ impl<E: Env> Authenticator<E> {
         if let Some(token) = token {
             let state = self.state()?.clone();
             let members = [
-                (ENC_IDENTIFIER, "encIdentifier", &state.device_identifier),
                 (
-                    ENC_CRED_STORE_STATE,
+                    &mut info.enc_identifier,
+                    "encIdentifier",
+                    &state.device_identifier,
+                ),
+                (
+                    &mut info.enc_cred_store_state,
                     "encCredStoreState",
                     &state.cred_store_state,
                 ),
             ];
-            for (key, label, value) in members {
+            for (member, label, value) in members {
                 if let Some(value) = value {
                     let mut iv = [0u8; 16];
                     self.rng.fill_bytes(&mut iv);
-                    let encrypted =
-                        encrypt_to_persistent_token(token.bytes(), label, value.bytes(), iv);
-                    info.push((key, Value::Bytes(encrypted)));
+                    *member = Some(encrypt_to_persistent_token(
+                        token.bytes(),
+                        label,
+                        value.bytes(),
+                        iv,
+                    ));
                 }
             }
         }
+        // The members about what a hybrid peer is not served (the PIN and its policy, large
+        // blobs, reset, configuration, the persistent token's members). pinUvAuthProtocols
+        // stays: hmac-secret's key agreement uses it.
         if hybrid {
-            info.retain(|(key, _)| !NOT_FOR_HYBRID.contains(key));
+            info.max_serialized_large_blob_array = None;
+            info.force_pin_change = None;
+            info.min_pin_length = None;
+            info.max_rp_ids_for_set_min_pin_length = None;
+            info.enc_identifier = None;
+            info.transports_for_reset = None;
+            info.pin_complexity_policy = None;
+            info.max_pin_length = None;
+            info.enc_cred_store_state = None;
+            info.authenticator_config_commands = None;
         }
         if built_in_uv {
-            info.extend([
-                (
-                    PREFERRED_PLATFORM_UV_ATTEMPTS_KEY,
-                    uint(PREFERRED_PLATFORM_UV_ATTEMPTS.into()),
-                ),
-                (UV_MODALITY, uint(self.presence.uv_modality().into())),
-                (
-                    UV_COUNT_SINCE_LAST_PIN_ENTRY,
-                    uint(state.uv_count_since_pin.into()),
-                ),
-            ]);
+            info.preferred_platform_uv_attempts = Some(PREFERRED_PLATFORM_UV_ATTEMPTS.into());
+            info.uv_modality = Some(self.presence.uv_modality().into());
+            info.uv_count_since_last_pin_entry = Some(state.uv_count_since_pin.into());
         }
-        Ok(cbor::int_map(info))
+        Ok(info)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::test_support::*;
+    use crate::cbor;
+    use crate::ctap2::test_support::{field as int_field, *};
+    use crate::wire::get_info::key;
+    use crate::wire::{Command, Request as _, Response};
+    use ciborium::Value;
+
+    /// A getInfo member by its key.
+    fn field(info: &Value, key: i128) -> Option<&Value> {
+        int_field(info, key as i64)
+    }
+
+    /// The members about what a hybrid peer is not served.
+    const NOT_FOR_HYBRID: [i128; 10] = [
+        key::MAX_SERIALIZED_LARGE_BLOB_ARRAY,
+        key::FORCE_PIN_CHANGE,
+        key::MIN_PIN_LENGTH,
+        key::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH,
+        key::ENC_IDENTIFIER,
+        key::TRANSPORTS_FOR_RESET,
+        key::PIN_COMPLEXITY_POLICY,
+        key::MAX_PIN_LENGTH,
+        key::ENC_CRED_STORE_STATE,
+        key::AUTHENTICATOR_CONFIG_COMMANDS,
+    ];
 
     fn info(a: &mut TestAuthenticator) -> Value {
-        call(a, 0x04, vec![]).unwrap()
+        call(a, Command::GetInfo as u8, vec![]).unwrap()
     }
 
     fn option(info: &Value, name: &str) -> Option<Value> {
-        text_field(field(info, OPTIONS).unwrap(), name).cloned()
+        text_field(field(info, key::OPTIONS).unwrap(), name).cloned()
     }
 
     fn texts(list: &[&str]) -> Value {
@@ -305,7 +267,7 @@ mod tests {
         let (mut a, _) = authenticator();
         let info = info(&mut a);
         assert_eq!(
-            field(&info, VERSIONS),
+            field(&info, key::VERSIONS),
             Some(&texts(&[
                 "U2F_V2",
                 "FIDO_2_0",
@@ -315,35 +277,35 @@ mod tests {
             ]))
         );
         assert_eq!(
-            field(&info, AAGUID),
+            field(&info, key::AAGUID),
             Some(&bytes(&crate::ctap2::authenticator::FIDO2D_AAGUID))
         );
-        assert_eq!(field(&info, MAX_MSG_SIZE), Some(&int(7609)));
+        assert_eq!(field(&info, key::MAX_MSG_SIZE), Some(&int(7609)));
         assert_eq!(
-            field(&info, KEY_MAX_CREDENTIAL_COUNT_IN_LIST),
+            field(&info, key::MAX_CREDENTIAL_COUNT_IN_LIST),
             Some(&int(64))
         );
-        assert_eq!(field(&info, MAX_CREDENTIAL_ID_LENGTH), Some(&int(256)));
-        assert_eq!(field(&info, TRANSPORTS), Some(&texts(&["usb"])));
+        assert_eq!(field(&info, key::MAX_CREDENTIAL_ID_LENGTH), Some(&int(256)));
+        assert_eq!(field(&info, key::TRANSPORTS), Some(&texts(&["usb"])));
         assert_eq!(
-            field(&info, FIRMWARE_VERSION),
+            field(&info, key::FIRMWARE_VERSION),
             Some(&int(a.config().firmware_version as i64))
         );
         assert_eq!(
-            field(&info, PIN_UV_AUTH_PROTOCOLS),
+            field(&info, key::PIN_UV_AUTH_PROTOCOLS),
             Some(&Value::Array(vec![int(2), int(1)]))
         );
         assert_eq!(
-            field(&info, MAX_SERIALIZED_LARGE_BLOB_ARRAY),
+            field(&info, key::MAX_SERIALIZED_LARGE_BLOB_ARRAY),
             Some(&int(4096))
         );
-        assert_eq!(field(&info, MAX_CRED_BLOB_LENGTH), Some(&int(32)));
+        assert_eq!(field(&info, key::MAX_CRED_BLOB_LENGTH), Some(&int(32)));
         assert_eq!(
-            field(&info, MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH),
+            field(&info, key::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH),
             Some(&int(8))
         );
         assert_eq!(
-            field(&info, EXTENSIONS),
+            field(&info, key::EXTENSIONS),
             Some(&texts(&[
                 "credProtect",
                 "hmac-secret",
@@ -367,7 +329,7 @@ mod tests {
     #[test]
     fn algorithms_follow_the_keystore() {
         let (mut a, _) = authenticator();
-        let Some(Value::Array(algorithms)) = field(&info(&mut a), ALGORITHMS).cloned() else {
+        let Some(Value::Array(algorithms)) = field(&info(&mut a), key::ALGORITHMS).cloned() else {
             panic!()
         };
         assert_eq!(algorithms.len(), 2);
@@ -378,7 +340,7 @@ mod tests {
         );
         assert_eq!(text_field(&algorithms[1], "alg"), Some(&int(-8)));
         a.keystore_mut().algorithms = vec![crate::env::Algorithm::Es256];
-        let Some(Value::Array(algorithms)) = field(&info(&mut a), ALGORITHMS).cloned() else {
+        let Some(Value::Array(algorithms)) = field(&info(&mut a), key::ALGORITHMS).cloned() else {
             panic!()
         };
         assert_eq!(algorithms.len(), 1, "a TPM-like keystore without Ed25519");
@@ -418,8 +380,11 @@ mod tests {
     fn pin_policy_fields_follow_the_state() {
         let (mut a, _) = authenticator();
         let info0 = info(&mut a);
-        assert_eq!(field(&info0, MIN_PIN_LENGTH), Some(&int(4)));
-        assert_eq!(field(&info0, FORCE_PIN_CHANGE), Some(&Value::Bool(false)));
+        assert_eq!(field(&info0, key::MIN_PIN_LENGTH), Some(&int(4)));
+        assert_eq!(
+            field(&info0, key::FORCE_PIN_CHANGE),
+            Some(&Value::Bool(false))
+        );
         a.update_state(|s| {
             s.min_pin_length = 6;
             s.force_pin_change = true;
@@ -427,12 +392,15 @@ mod tests {
         })
         .unwrap();
         let info1 = info(&mut a);
-        assert_eq!(field(&info1, MIN_PIN_LENGTH), Some(&int(6)));
-        assert_eq!(field(&info1, FORCE_PIN_CHANGE), Some(&Value::Bool(true)));
+        assert_eq!(field(&info1, key::MIN_PIN_LENGTH), Some(&int(6)));
+        assert_eq!(
+            field(&info1, key::FORCE_PIN_CHANGE),
+            Some(&Value::Bool(true))
+        );
         assert_eq!(option(&info1, "alwaysUv"), Some(Value::Bool(true)));
         assert_eq!(option(&info1, "makeCredUvNotRqd"), Some(Value::Bool(false)));
         assert_eq!(
-            field(&info1, VERSIONS),
+            field(&info1, key::VERSIONS),
             Some(&texts(&[
                 "FIDO_2_0",
                 "FIDO_2_1_PRE",
@@ -447,12 +415,12 @@ mod tests {
     fn remaining_discoverable_credentials_counts_down() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            field(&info(&mut a), REMAINING_DISCOVERABLE_CREDENTIALS),
+            field(&info(&mut a), key::REMAINING_DISCOVERABLE_CREDENTIALS),
             Some(&int(100))
         );
         register(&mut a, "x.org", b"alice", -7, true);
         assert_eq!(
-            field(&info(&mut a), REMAINING_DISCOVERABLE_CREDENTIALS),
+            field(&info(&mut a), key::REMAINING_DISCOVERABLE_CREDENTIALS),
             Some(&int(99))
         );
     }
@@ -464,12 +432,14 @@ mod tests {
     fn attestation_formats_are_those_make_credential_produces() {
         let (mut a, _) = authenticator();
         let info = info(&mut a);
-        assert_eq!(field(&info, ATTESTATION_FORMATS), Some(&texts(&["packed"])));
+        assert_eq!(
+            field(&info, key::ATTESTATION_FORMATS),
+            Some(&texts(&["packed"]))
+        );
         for format in ["packed", "none"] {
-            let mut p = make_credential_params("x.org", b"u", &[-7]);
-            p.push((0x0B, Value::Array(vec![text(format)])));
-            let r = call(&mut a, 0x01, p).unwrap();
-            assert_eq!(field(&r, 1), Some(&text(format)));
+            let mut request = mc_request("x.org", b"u", &[-7]);
+            request.attestation_formats_preference = Some(vec![format.into()]);
+            assert_eq!(make_credential(&mut a, &request).unwrap().fmt, format);
         }
     }
 
@@ -478,8 +448,9 @@ mod tests {
     #[test]
     fn uv_count_since_last_pin_entry_counts_built_in_verifications() {
         let (mut a, _) = uv_authenticator();
-        let count =
-            |a: &mut TestAuthenticator| field(&info(a), UV_COUNT_SINCE_LAST_PIN_ENTRY).cloned();
+        let count = |a: &mut TestAuthenticator| {
+            field(&info(a), key::UV_COUNT_SINCE_LAST_PIN_ENTRY).cloned()
+        };
         assert_eq!(count(&mut a), Some(int(0)));
         uv_token(&mut a, PinProtocol::Two, PERM_CM, None).unwrap();
         uv_token(&mut a, PinProtocol::Two, PERM_CM, None).unwrap();
@@ -496,12 +467,12 @@ mod tests {
     fn transports_for_reset_leave_out_hybrid() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            field(&info(&mut a), TRANSPORTS_FOR_RESET),
+            field(&info(&mut a), key::TRANSPORTS_FOR_RESET),
             Some(&texts(&["usb"]))
         );
         a.config.transports = vec!["usb".into(), "hybrid".into()];
         assert_eq!(
-            field(&info(&mut a), TRANSPORTS_FOR_RESET),
+            field(&info(&mut a), key::TRANSPORTS_FOR_RESET),
             Some(&texts(&["usb"]))
         );
     }
@@ -513,10 +484,10 @@ mod tests {
         let (mut a, _) = authenticator();
         let info0 = info(&mut a);
         assert_eq!(
-            field(&info0, PIN_COMPLEXITY_POLICY),
+            field(&info0, key::PIN_COMPLEXITY_POLICY),
             Some(&Value::Bool(false))
         );
-        assert_eq!(field(&info0, MAX_PIN_LENGTH), Some(&int(63)));
+        assert_eq!(field(&info0, key::MAX_PIN_LENGTH), Some(&int(63)));
         set_pin(&mut a, "1111");
         let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
         let on = cbor::int_map(vec![(4, Value::Bool(true))]);
@@ -525,14 +496,14 @@ mod tests {
             Ok(Value::Null)
         );
         assert_eq!(
-            field(&info(&mut a), PIN_COMPLEXITY_POLICY),
+            field(&info(&mut a), key::PIN_COMPLEXITY_POLICY),
             Some(&Value::Bool(true))
         );
         let off = cbor::int_map(vec![(4, Value::Bool(false))]);
         let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
         authenticator_config(&mut a, Some(&acfg), 0x03, Some(off)).unwrap();
         assert_eq!(
-            field(&info(&mut a), PIN_COMPLEXITY_POLICY),
+            field(&info(&mut a), key::PIN_COMPLEXITY_POLICY),
             Some(&Value::Bool(true)),
             "only a reset turns it off"
         );
@@ -549,7 +520,7 @@ mod tests {
     fn authenticator_config_commands_are_those_served() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            field(&info(&mut a), AUTHENTICATOR_CONFIG_COMMANDS),
+            field(&info(&mut a), key::AUTHENTICATOR_CONFIG_COMMANDS),
             Some(&Value::Array(vec![int(2), int(3)]))
         );
         assert_eq!(
@@ -594,11 +565,11 @@ mod tests {
         let (mut a, clock) = authenticator();
         let before_pin = info(&mut a);
         assert_eq!(
-            as_bytes(field(&before_pin, ENC_IDENTIFIER).unwrap()).len(),
+            as_bytes(field(&before_pin, key::ENC_IDENTIFIER).unwrap()).len(),
             32
         );
         assert_eq!(
-            as_bytes(field(&before_pin, ENC_CRED_STORE_STATE).unwrap()).len(),
+            as_bytes(field(&before_pin, key::ENC_CRED_STORE_STATE).unwrap()).len(),
             32
         );
         set_pin(&mut a, "1234");
@@ -608,20 +579,20 @@ mod tests {
         let id = decrypt_member(
             &token,
             "encIdentifier",
-            field(&first, ENC_IDENTIFIER).unwrap(),
+            field(&first, key::ENC_IDENTIFIER).unwrap(),
         );
         assert_ne!(
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&before_pin, ENC_IDENTIFIER).unwrap()
+                field(&before_pin, key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "setting the PIN drew another persistent token"
         );
         assert_ne!(
-            field(&first, ENC_IDENTIFIER),
-            field(&second, ENC_IDENTIFIER),
+            field(&first, key::ENC_IDENTIFIER),
+            field(&second, key::ENC_IDENTIFIER),
             "a fresh IV each time"
         );
         for seen in [&first, &second] {
@@ -629,7 +600,7 @@ mod tests {
                 decrypt_member(
                     &token,
                     "encIdentifier",
-                    field(seen, ENC_IDENTIFIER).unwrap()
+                    field(seen, key::ENC_IDENTIFIER).unwrap()
                 ),
                 id
             );
@@ -640,7 +611,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&after_restart, ENC_IDENTIFIER).unwrap()
+                field(&after_restart, key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "persistent across a restart"
@@ -649,7 +620,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encCredStoreState",
-                field(&after_restart, ENC_IDENTIFIER).unwrap()
+                field(&after_restart, key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "the label is part of the key"
@@ -666,7 +637,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&after_change, ENC_IDENTIFIER).unwrap()
+                field(&after_change, key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "the old persistent token reads nothing after a PIN change"
@@ -676,7 +647,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&after_change, ENC_IDENTIFIER).unwrap()
+                field(&after_change, key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "the identifier outlives the PIN; the new token reads it"
@@ -684,7 +655,7 @@ mod tests {
         assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null));
         let after_reset = info(&mut a);
         assert!(
-            field(&after_reset, ENC_IDENTIFIER).is_some(),
+            field(&after_reset, key::ENC_IDENTIFIER).is_some(),
             "still there after a reset"
         );
         set_pin(&mut a, "1234");
@@ -693,7 +664,7 @@ mod tests {
             decrypt_member(
                 &token,
                 "encIdentifier",
-                field(&info(&mut a), ENC_IDENTIFIER).unwrap()
+                field(&info(&mut a), key::ENC_IDENTIFIER).unwrap()
             ),
             id,
             "a reset makes another key of it"
@@ -708,12 +679,12 @@ mod tests {
         let (mut a, _) = authenticator();
         a.keystore_mut().state_writes_fail = true;
         let answer = info(&mut a);
-        assert!(field(&answer, ENC_IDENTIFIER).is_none());
-        assert!(field(&answer, ENC_CRED_STORE_STATE).is_none());
-        assert!(field(&answer, VERSIONS).is_some());
+        assert!(field(&answer, key::ENC_IDENTIFIER).is_none());
+        assert!(field(&answer, key::ENC_CRED_STORE_STATE).is_none());
+        assert!(field(&answer, key::VERSIONS).is_some());
         a.keystore_mut().state_writes_fail = false;
         assert!(
-            field(&info(&mut a), ENC_IDENTIFIER).is_some(),
+            field(&info(&mut a), key::ENC_IDENTIFIER).is_some(),
             "once space returns"
         );
     }
@@ -733,7 +704,7 @@ mod tests {
         for key in NOT_FOR_HYBRID {
             assert!(field(&hybrid, key).is_none(), "{key:#x}");
         }
-        assert!(field(&hybrid, ATTESTATION_FORMATS).is_some());
+        assert!(field(&hybrid, key::ATTESTATION_FORMATS).is_some());
         assert_eq!(option(&hybrid, "perCredMgmtRO"), None);
     }
 
@@ -748,18 +719,19 @@ mod tests {
             decrypt_member(
                 &token,
                 "encCredStoreState",
-                field(&info(a), ENC_CRED_STORE_STATE).unwrap(),
+                field(&info(a), key::ENC_CRED_STORE_STATE).unwrap(),
             )
         };
         let s0 = state(&mut a);
         assert_eq!(state(&mut a), s0, "getInfo itself changes nothing");
         let rk = |a: &mut TestAuthenticator, user: &[u8], rk: bool| {
             let mc = pin_token(a, PinProtocol::Two, "1234", PERM_MC, Some("x.org")).unwrap();
-            let mut p = make_credential_params("x.org", user, &[-7]);
-            p.push((7, options(&[("rk", rk)])));
-            p.push((8, auth_param(PinProtocol::Two, &mc, &TEST_CLIENT_DATA_HASH)));
-            p.push((9, int(2)));
-            parse_registration(&call(a, 0x01, p).unwrap())
+            let mut request = mc_request("x.org", user, &[-7]);
+            request.options.rk = Some(rk);
+            request.pin_uv_auth_param =
+                Some(PinProtocol::Two.authenticate(&mc, &TEST_CLIENT_DATA_HASH));
+            request.pin_uv_auth_protocol = Some(2);
+            registration(&make_credential(a, &request).unwrap())
         };
         rk(&mut a, b"nd", false);
         assert_eq!(
@@ -811,10 +783,26 @@ mod tests {
         crate::ctap2::types::credential_descriptor(id)
     }
 
+    /// The wire type reads every member fido2d sends, with or without built-in UV and over
+    /// hybrid, and encodes it back to the same bytes.
+    #[test]
+    fn get_info_response_reads_every_member_fido2d_sends() {
+        let hybrid = crate::origin::Origin::hybrid(1, crate::hybrid::qr::RequestType::GetAssertion);
+        for (mut a, origin) in [
+            (authenticator().0, TEST_ORIGIN),
+            (uv_authenticator().0, TEST_ORIGIN),
+            (authenticator().0, hybrid),
+        ] {
+            let raw = a.process_cbor(origin, &GetInfoRequest.encode());
+            let info = <GetInfoResponse as Response>::decode(&raw[1..]).expect("a getInfo");
+            assert_eq!(Response::encode(&info), raw);
+        }
+    }
+
     #[test]
     fn get_info_is_canonical_cbor() {
         let (mut a, _) = authenticator();
-        let raw = a.process_cbor(TEST_ORIGIN, &[0x04]);
+        let raw = a.process_cbor(TEST_ORIGIN, &GetInfoRequest.encode());
         assert_eq!(raw[0], 0);
         assert_eq!(
             crate::cbor::encode(&crate::cbor::decode(&raw[1..]).unwrap()),

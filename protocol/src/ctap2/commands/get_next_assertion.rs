@@ -1,15 +1,17 @@
 //! authenticatorGetNextAssertion (CTAP 2.1 §6.3).
 
-use ciborium::Value;
-
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::state::continuation::Continuation;
 use crate::ctap2::state::Found;
 use crate::env::Env;
 use crate::status::StatusCode;
+use crate::wire::{GetAssertionResponse, GetNextAssertionRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn get_next_assertion(&mut self, _params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn get_next_assertion(
+        &mut self,
+        _request: GetNextAssertionRequest,
+    ) -> Result<GetAssertionResponse, StatusCode> {
         // 1-3. There must be a getAssertion to continue, begun on this very channel, with
         //      credentials left, and its 30-second timer must still run (the runtime state
         //      checks the origin and the timer: see `state`). From anywhere else: NOT_ALLOWED.

@@ -195,7 +195,7 @@ mod tests {
     }
 
     fn read_all(a: &mut TestAuthenticator) -> Vec<u8> {
-        let r: LargeBlobsResponse = exchange(a, &LargeBlobsRequest::get(7000, 0)).unwrap();
+        let r: LargeBlobsResponse = send(a, &LargeBlobsRequest::get(7000, 0)).unwrap();
         r.config.expect("a slice")
     }
 
@@ -218,7 +218,7 @@ mod tests {
             request.pin_uv_auth_param = Some(P2.authenticate(token, &message));
             request.pin_uv_auth_protocol = Some(2);
         }
-        send(a, &request)
+        send_value(a, &request)
     }
 
     #[test]
@@ -440,7 +440,7 @@ mod tests {
         let (mut a, _) = authenticator();
         let array = serialized(&[&[1; 40]]);
         set(&mut a, &array, 0, Some(array.len()), None).unwrap();
-        send(&mut a, &crate::wire::ResetRequest).unwrap();
+        send_value(&mut a, &crate::wire::ResetRequest).unwrap();
         assert_eq!(read_all(&mut a), INITIAL_ARRAY.to_vec());
     }
 }

@@ -2,38 +2,21 @@
 
 use ciborium::Value;
 use sha2::{Digest, Sha256};
-
-use crate::cbor::{self, RequestMap};
-use crate::ctap2::authenticator::Authenticator;
 use zeroize::Zeroizing;
 
+use crate::cbor;
+use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::authenticator_data::{self, AttestedCredential, FLAG_UP, FLAG_UV};
-use crate::ctap2::extensions::{self, MakeCredentialExtensions};
+use crate::ctap2::extensions;
 use crate::ctap2::hmac_secret::HmacSecretSalts;
 use crate::ctap2::pin::token::permission;
-use crate::ctap2::types::{self, Options};
+use crate::ctap2::types;
 use crate::env::{
-    Algorithm, CredProtect, CredentialExtras, Env, HmacSecret, Keystore, NewCredential, Operation,
-    Presence, Rng,
+    CredProtect, CredentialExtras, Env, HmacSecret, Keystore, NewCredential, Operation, Presence,
+    Rng,
 };
 use crate::status::StatusCode;
-
-const CLIENT_DATA_HASH: i128 = 0x01;
-const RP: i128 = 0x02;
-const USER: i128 = 0x03;
-const PUB_KEY_CRED_PARAMS: i128 = 0x04;
-const EXCLUDE_LIST: i128 = 0x05;
-const EXTENSIONS: i128 = 0x06;
-const OPTIONS: i128 = 0x07;
-const PIN_UV_AUTH_PARAM: i128 = 0x08;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x09;
-const ENTERPRISE_ATTESTATION: i128 = 0x0A;
-const ATTESTATION_FORMATS_PREFERENCE: i128 = 0x0B;
-
-const RESPONSE_FMT: i64 = 0x01;
-const RESPONSE_AUTH_DATA: i64 = 0x02;
-const RESPONSE_ATT_STMT: i64 = 0x03;
-const RESPONSE_LARGE_BLOB_KEY: i64 = 0x05;
+use crate::wire::{MakeCredentialExtensionsInput, MakeCredentialRequest, MakeCredentialResponse};
 
 /// The attestation statement formats we can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,96 +29,37 @@ enum AttestationFormat {
 /// Authenticator extension outputs, by extension name.
 type ExtensionOutputs = Vec<(&'static str, Value)>;
 
-struct Request {
-    client_data_hash: Vec<u8>,
-    rp: crate::env::RelyingParty,
-    user: crate::env::UserEntity,
-    algorithm: Algorithm,
-    exclude_list: Vec<types::CredentialDescriptor>,
-    extensions: MakeCredentialExtensions,
-    options: Options,
-    pin_uv_auth_param: Option<Vec<u8>>,
-    pin_uv_auth_protocol: Option<i128>,
-    enterprise_attestation: Option<i128>,
-    attestation_format: AttestationFormat,
-}
-
-fn parse(params: &[u8], supports: impl Fn(Algorithm) -> bool) -> Result<Request, StatusCode> {
-    let mut map = RequestMap::parse(params)?;
-    // Parse every parameter before acting on any, so a malformed request changes nothing.
-    let client_data_hash = cbor::into_bytes(map.required(CLIENT_DATA_HASH)?)?;
-    let rp = types::parse_rp(map.required(RP)?)?;
-    let user = types::parse_user(map.required(USER)?)?;
-    let pub_key_cred_params = map.required(PUB_KEY_CRED_PARAMS)?;
-    let exclude_list = map
-        .take(EXCLUDE_LIST)
-        .map(types::parse_credential_list)
-        .transpose()?;
-    let extensions = map
-        .take(EXTENSIONS)
-        .map(extensions::parse_make_credential)
-        .transpose()?;
-    let options = map.take(OPTIONS).map(types::parse_options).transpose()?;
-    let pin_uv_auth_param = map
-        .take(PIN_UV_AUTH_PARAM)
-        .map(cbor::into_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = map
-        .take(PIN_UV_AUTH_PROTOCOL)
-        .map(cbor::into_int)
-        .transpose()?;
-    let enterprise_attestation = map
-        .take(ENTERPRISE_ATTESTATION)
-        .map(cbor::into_int)
-        .transpose()?;
-    let attestation_format = map
-        .take(ATTESTATION_FORMATS_PREFERENCE)
-        .map(parse_attestation_preference)
-        .transpose()?
-        .unwrap_or(AttestationFormat::Packed);
-    // An unsupported algorithm is reported after the types of all parameters are checked.
-    let algorithm = types::choose_algorithm(pub_key_cred_params, supports)?;
-    Ok(Request {
-        client_data_hash,
-        rp,
-        user,
-        algorithm,
-        exclude_list: exclude_list.unwrap_or_default(),
-        extensions: extensions.unwrap_or_default(),
-        options: options.unwrap_or_default(),
-        pin_uv_auth_param,
-        pin_uv_auth_protocol,
-        enterprise_attestation,
-        attestation_format,
-    })
-}
-
 /// attestationFormatsPreference (CTAP 2.2): the first listed format we support; our default
-/// (`packed`) when we support none of them.
-fn parse_attestation_preference(value: Value) -> Result<AttestationFormat, StatusCode> {
-    let mut chosen = None;
-    for format in cbor::into_array(value)? {
-        let format = cbor::into_text(format)?;
-        if chosen.is_none() {
-            chosen = match format.as_str() {
-                "packed" => Some(AttestationFormat::Packed),
-                "none" => Some(AttestationFormat::None),
-                _ => None,
-            };
-        }
-    }
-    Ok(chosen.unwrap_or(AttestationFormat::Packed))
+/// (`packed`) when we support none of them, or none is given.
+fn attestation_format(preference: Option<&[String]>) -> AttestationFormat {
+    preference
+        .unwrap_or_default()
+        .iter()
+        .find_map(|format| match format.as_str() {
+            "packed" => Some(AttestationFormat::Packed),
+            "none" => Some(AttestationFormat::None),
+            _ => None,
+        })
+        .unwrap_or(AttestationFormat::Packed)
 }
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn make_credential(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = parse(params, |alg| self.keystore.supports(alg))?;
+    pub(crate) fn make_credential(
+        &mut self,
+        request: MakeCredentialRequest,
+    ) -> Result<MakeCredentialResponse, StatusCode> {
+        // 3. The algorithm: UNSUPPORTED_ALGORITHM when none fits, before anything else.
+        let algorithm = types::choose_algorithm(&request.pub_key_cred_params, |alg| {
+            self.keystore.supports(alg)
+        })?;
+        let attestation_format =
+            attestation_format(request.attestation_formats_preference.as_deref());
+        let rp = types::stored_rp(request.rp);
+        let user = types::stored_user(request.user);
 
         // 1-2. pinUvAuthParam: the zero-length "which key?" probe, protocol checks.
         let auth =
             self.pin_uv_auth_precheck(request.pin_uv_auth_param, request.pin_uv_auth_protocol)?;
-
-        // 3. The algorithm was chosen while parsing (UNSUPPORTED_ALGORITHM when none fits).
 
         // 5. Options. "up": false makes no sense for a new credential.
         if request.options.up == Some(false) {
@@ -186,29 +110,25 @@ impl<E: Env> Authenticator<E> {
                     auth,
                     &request.client_data_hash,
                     permission::MAKE_CREDENTIAL,
-                    &request.rp.id,
+                    &rp.id,
                 )?;
                 true
             }
             None if built_in_uv => {
-                self.verify_for_ceremony(
-                    Operation::Register,
-                    &request.rp.id,
-                    request.user.name.as_deref(),
-                )?;
+                self.verify_for_ceremony(Operation::Register, &rp.id, user.name.as_deref())?;
                 true
             }
             None => false,
         };
         let user_present = built_in_uv || (auth.is_some() && self.pin.token.user_present());
 
-        let rp_id_hash: [u8; 32] = Sha256::digest(request.rp.id.as_bytes()).into();
+        let rp_id_hash: [u8; 32] = Sha256::digest(rp.id.as_bytes()).into();
 
         // 12. excludeList: if one of ours for this RP is listed, the person confirms with a
         //    gesture before the platform learns it exists (so a page cannot probe silently);
         //    the answer is CREDENTIAL_EXCLUDED whatever the gesture, unless withdrawn. A
         //    credProtect=3 credential stays hidden unless the request is user-verified.
-        for descriptor in &request.exclude_list {
+        for descriptor in request.exclude_list.iter().filter(|d| d.is_public_key()) {
             let Some(existing) = self.keystore.find_credential(&rp_id_hash, &descriptor.id)? else {
                 continue;
             };
@@ -220,8 +140,8 @@ impl<E: Env> Authenticator<E> {
             }
             return match self.collect_presence(
                 Operation::ConfirmExcluded,
-                Some(&request.rp.id),
-                request.user.name.as_deref(),
+                Some(&rp.id),
+                user.name.as_deref(),
             ) {
                 Err(StatusCode::KeepaliveCancel) => Err(StatusCode::KeepaliveCancel),
                 _ => Err(StatusCode::CredentialExcluded),
@@ -239,7 +159,7 @@ impl<E: Env> Authenticator<E> {
         // credential that needs a new slot).
         if discoverable
             && self.keystore.remaining_discoverable_credentials() == 0
-            && !self.replaces_a_stored_credential(&rp_id_hash, &request.user.id)?
+            && !self.replaces_a_stored_credential(&rp_id_hash, &user.id)?
         {
             return Err(StatusCode::KeyStoreFull);
         }
@@ -249,11 +169,7 @@ impl<E: Env> Authenticator<E> {
         //    carries it; then the token's flags and permissions are spent.
         if !built_in_uv {
             if !user_present {
-                self.collect_presence(
-                    Operation::Register,
-                    Some(&request.rp.id),
-                    request.user.name.as_deref(),
-                )?;
+                self.collect_presence(Operation::Register, Some(&rp.id), user.name.as_deref())?;
             }
             self.pin.token.consume_after_presence();
         }
@@ -265,7 +181,7 @@ impl<E: Env> Authenticator<E> {
         // 15. Extensions.
         let (extras, outputs) = self.make_credential_extensions(
             &requested_extensions,
-            &request.rp.id,
+            &rp.id,
             discoverable,
             uv,
             hmac_secret_mc.as_ref(),
@@ -277,10 +193,10 @@ impl<E: Env> Authenticator<E> {
             self.credential_store_changing()?;
         }
         let (credential, public_key) = self.keystore.create_credential(&NewCredential {
-            rp: &request.rp,
+            rp: &rp,
             rp_id_hash: &rp_id_hash,
-            user: &request.user,
-            algorithm: request.algorithm,
+            user: &user,
+            algorithm,
             discoverable,
             extras: &extras,
         })?;
@@ -299,35 +215,36 @@ impl<E: Env> Authenticator<E> {
             }),
             extension_outputs.as_ref(),
         );
-        let (fmt, att_stmt) = match request.attestation_format {
+        let (fmt, att_stmt) = match attestation_format {
             AttestationFormat::Packed => {
                 let mut signed = auth_data.clone();
                 signed.extend_from_slice(&request.client_data_hash);
                 let sig = self.keystore.sign(&credential, &signed)?;
                 let statement = cbor::text_map(vec![
-                    ("alg", Value::Integer(request.algorithm.cose_id().into())),
+                    ("alg", Value::Integer(algorithm.cose_id().into())),
                     ("sig", Value::Bytes(sig)),
                 ]);
                 ("packed", statement)
             }
             AttestationFormat::None => ("none", Value::Map(vec![])),
         };
-        let mut response = vec![
-            (RESPONSE_FMT, Value::Text(fmt.into())),
-            (RESPONSE_AUTH_DATA, Value::Bytes(auth_data)),
-            (RESPONSE_ATT_STMT, att_stmt),
-        ];
-        if let Some(key) = &credential.extras.large_blob_key {
-            response.push((RESPONSE_LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
-        }
-        Ok(cbor::int_map(response))
+        Ok(MakeCredentialResponse {
+            fmt: fmt.into(),
+            auth_data,
+            att_stmt,
+            large_blob_key: credential
+                .extras
+                .large_blob_key
+                .as_ref()
+                .map(|key| key.to_vec()),
+        })
     }
 
     /// The extension state kept with the new credential, and the authenticator extension
     /// outputs (in authData).
     fn make_credential_extensions(
         &mut self,
-        requested: &MakeCredentialExtensions,
+        requested: &MakeCredentialExtensionsInput,
         rp_id: &str,
         discoverable: bool,
         uv: bool,
@@ -335,7 +252,7 @@ impl<E: Env> Authenticator<E> {
     ) -> Result<(CredentialExtras, ExtensionOutputs), StatusCode> {
         let mut extras = CredentialExtras::default();
         let mut outputs = Vec::new();
-        if let Some(level) = requested.cred_protect {
+        if let Some(level) = requested.cred_protect.and_then(CredProtect::from_level) {
             extras.cred_protect = level;
             outputs.push((
                 extensions::CRED_PROTECT,
@@ -425,21 +342,17 @@ mod tests {
     use crate::ctap2::authenticator_data::FLAG_AT;
     use crate::ctap2::test_support::*;
     use crate::env::PresenceOutcome;
+    use crate::wire::{Command, PublicKeyCredentialDescriptor};
 
-    const MC: u8 = 0x01;
+    const MC: u8 = Command::MakeCredential as u8;
 
     #[test]
     fn es256_packed_self_attestation_verifies_like_an_rp_checks_it() {
         let (mut a, _) = authenticator();
-        let response = call(
-            &mut a,
-            MC,
-            make_credential_params("example.com", b"user", &[-7]),
-        )
-        .unwrap();
+        let response = make_credential(&mut a, &mc_request("example.com", b"user", &[-7])).unwrap();
 
-        assert_eq!(field(&response, 1), Some(&text("packed")));
-        let reg = parse_registration(&response);
+        assert_eq!(response.fmt, "packed");
+        let reg = registration(&response);
         assert_eq!(&reg.auth_data[..32], &rp_id_hash("example.com"));
         assert_eq!(
             reg.auth_data[32],
@@ -448,7 +361,7 @@ mod tests {
         );
         assert_eq!(&reg.auth_data[37..53], &a.config().aaguid);
         assert_eq!(field(&reg.cose_key, 3), Some(&int(-7)));
-        let att_stmt = field(&response, 3).unwrap();
+        let att_stmt = &response.att_stmt;
         assert_eq!(text_field(att_stmt, "alg"), Some(&int(-7)));
         assert!(
             text_field(att_stmt, "x5c").is_none(),
@@ -467,39 +380,25 @@ mod tests {
     #[test]
     fn the_first_supported_algorithm_in_the_rp_list_is_used() {
         let (mut a, _) = authenticator();
-        let r = call(
-            &mut a,
-            MC,
-            make_credential_params("x.org", b"u", &[-257, -8, -7]),
-        )
-        .unwrap();
-        let reg = parse_registration(&r);
+        let r = make_credential(&mut a, &mc_request("x.org", b"u", &[-257, -8, -7])).unwrap();
+        let reg = registration(&r);
         assert_eq!(field(&reg.cose_key, 3), Some(&int(-8)));
-        let sig = as_bytes(text_field(field(&r, 3).unwrap(), "sig").unwrap());
+        let sig = as_bytes(text_field(&r.att_stmt, "sig").unwrap());
         assert!(verify(
             &reg.cose_key,
             &[&reg.auth_data[..], &TEST_CLIENT_DATA_HASH].concat(),
             sig
         ));
 
-        let r = call(
-            &mut a,
-            MC,
-            make_credential_params("x.org", b"u", &[-257, -7, -8]),
-        )
-        .unwrap();
-        assert_eq!(field(&parse_registration(&r).cose_key, 3), Some(&int(-7)));
+        let r = make_credential(&mut a, &mc_request("x.org", b"u", &[-257, -7, -8])).unwrap();
+        assert_eq!(field(&registration(&r).cose_key, 3), Some(&int(-7)));
     }
 
     #[test]
     fn only_unsupported_algorithms_is_unsupported_algorithm() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            call(
-                &mut a,
-                MC,
-                make_credential_params("x.org", b"u", &[-257, -35])
-            ),
+            make_credential(&mut a, &mc_request("x.org", b"u", &[-257, -35])),
             Err(StatusCode::UnsupportedAlgorithm)
         );
         assert!(
@@ -574,13 +473,15 @@ mod tests {
     #[test]
     fn up_false_and_uv_true_without_built_in_uv_are_invalid_options_unknown_ones_are_ignored() {
         let (mut a, _) = authenticator();
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((7, options(&[("up", false)])));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidOption));
+        let mut r = mc_request("x.org", b"u", &[-7]);
+        r.options.up = Some(false);
+        assert_eq!(make_credential(&mut a, &r), Err(StatusCode::InvalidOption));
 
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((7, options(&[("uv", true)])));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidOption));
+        let mut r = mc_request("x.org", b"u", &[-7]);
+        r.options.uv = Some(true);
+        assert_eq!(make_credential(&mut a, &r), Err(StatusCode::InvalidOption));
+
+        // An option CTAP does not define: built by hand, the wire type has no room for it.
 
         let mut p = make_credential_params("x.org", b"u", &[-7]);
         p.push((
@@ -607,35 +508,27 @@ mod tests {
     #[test]
     fn enterprise_attestation_is_invalid_parameter() {
         let (mut a, _) = authenticator();
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((0x0A, int(1)));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::InvalidParameter));
+        let mut r = mc_request("x.org", b"u", &[-7]);
+        r.enterprise_attestation = Some(1);
+        assert_eq!(
+            make_credential(&mut a, &r),
+            Err(StatusCode::InvalidParameter)
+        );
     }
 
     #[test]
     fn attestation_formats_preference_picks_the_first_supported() {
         let (mut a, _) = authenticator();
-        let prefs = |list: &[&str]| Value::Array(list.iter().map(|f| text(f)).collect());
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((0x0B, prefs(&["none", "packed"])));
-        let r = call(&mut a, MC, p).unwrap();
-        assert_eq!(field(&r, 1), Some(&text("none")));
-        assert_eq!(field(&r, 3), Some(&Value::Map(vec![])));
-
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((0x0B, prefs(&["tpm", "packed", "none"])));
-        assert_eq!(
-            field(&call(&mut a, MC, p).unwrap(), 1),
-            Some(&text("packed"))
-        );
-
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((0x0B, prefs(&["android-key"])));
-        assert_eq!(
-            field(&call(&mut a, MC, p).unwrap(), 1),
-            Some(&text("packed")),
-            "default"
-        );
+        let mut with = |list: &[&str]| {
+            let mut r = mc_request("x.org", b"u", &[-7]);
+            r.attestation_formats_preference = Some(list.iter().map(|f| f.to_string()).collect());
+            make_credential(&mut a, &r).unwrap()
+        };
+        let r = with(&["none", "packed"]);
+        assert_eq!(r.fmt, "none");
+        assert_eq!(r.att_stmt, Value::Map(vec![]));
+        assert_eq!(with(&["tpm", "packed", "none"]).fmt, "packed");
+        assert_eq!(with(&["android-key"]).fmt, "packed", "default");
     }
 
     #[test]
@@ -647,9 +540,9 @@ mod tests {
         ] {
             let (mut a, _) = authenticator();
             a.presence_mut().default = outcome;
-            let mut p = make_credential_params("x.org", b"u", &[-7]);
-            p.push((7, options(&[("rk", true)])));
-            assert_eq!(call(&mut a, MC, p), Err(status));
+            let mut r = mc_request("x.org", b"u", &[-7]);
+            r.options.rk = Some(true);
+            assert_eq!(make_credential(&mut a, &r), Err(status));
             assert_eq!(a.keystore().discoverable_count(), 0);
         }
     }
@@ -691,9 +584,9 @@ mod tests {
         let (mut a, _) = authenticator();
         a.keystore_mut().capacity = 1;
         register(&mut a, "x.org", b"alice", -7, true);
-        let mut p = make_credential_params("x.org", b"bob", &[-7]);
-        p.push((7, options(&[("rk", true)])));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::KeyStoreFull));
+        let mut r = mc_request("x.org", b"bob", &[-7]);
+        r.options.rk = Some(true);
+        assert_eq!(make_credential(&mut a, &r), Err(StatusCode::KeyStoreFull));
         register(&mut a, "x.org", b"carol", -7, false);
     }
 
@@ -709,10 +602,10 @@ mod tests {
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].id, new.credential_id);
         assert_ne!(stored[0].id, old.credential_id);
-        let mut p = make_credential_params("y.org", b"alice", &[-7]);
-        p.push((7, options(&[("rk", true)])));
+        let mut r = mc_request("y.org", b"alice", &[-7]);
+        r.options.rk = Some(true);
         assert_eq!(
-            call(&mut a, MC, p),
+            make_credential(&mut a, &r),
             Err(StatusCode::KeyStoreFull),
             "same user, other RP"
         );
@@ -730,15 +623,12 @@ mod tests {
             let existing = register(&mut a, "x.org", b"alice", -7, false);
             a.presence_mut().asked.clear();
             a.presence_mut().default = outcome;
-            let mut p = make_credential_params("x.org", b"alice", &[-7]);
-            p.push((
-                5,
-                Value::Array(vec![
-                    descriptor(b"unknown"),
-                    descriptor(&existing.credential_id),
-                ]),
-            ));
-            assert_eq!(call(&mut a, MC, p), Err(status));
+            let mut r = mc_request("x.org", b"alice", &[-7]);
+            r.exclude_list = vec![
+                PublicKeyCredentialDescriptor::public_key(b"unknown".to_vec()),
+                PublicKeyCredentialDescriptor::public_key(existing.credential_id),
+            ];
+            assert_eq!(make_credential(&mut a, &r), Err(status));
             assert_eq!(a.presence_mut().asked.len(), 1);
             assert_eq!(a.presence_mut().asked[0].0, Operation::ConfirmExcluded);
         }
@@ -748,44 +638,49 @@ mod tests {
     fn exclude_list_of_another_rp_does_not_exclude() {
         let (mut a, _) = authenticator();
         let other = register(&mut a, "other.org", b"alice", -7, false);
-        let mut p = make_credential_params("x.org", b"alice", &[-7]);
-        p.push((5, Value::Array(vec![descriptor(&other.credential_id)])));
-        assert!(call(&mut a, MC, p).is_ok());
+        let mut r = mc_request("x.org", b"alice", &[-7]);
+        r.exclude_list = vec![PublicKeyCredentialDescriptor::public_key(
+            other.credential_id,
+        )];
+        assert!(make_credential(&mut a, &r).is_ok());
     }
 
     #[test]
     fn empty_pin_uv_auth_param_asks_for_a_touch_then_pin_not_set() {
         let (mut a, _) = authenticator();
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((8, bytes(&[])));
-        p.push((9, int(1)));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::PinNotSet));
+        let mut r = mc_request("x.org", b"u", &[-7]);
+        r.pin_uv_auth_param = Some(Vec::new());
+        r.pin_uv_auth_protocol = Some(1);
+        assert_eq!(make_credential(&mut a, &r), Err(StatusCode::PinNotSet));
         assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
 
         a.presence_mut().default = PresenceOutcome::Denied;
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((8, bytes(&[])));
-        assert_eq!(call(&mut a, MC, p), Err(StatusCode::OperationDenied));
+        r.pin_uv_auth_protocol = None;
+        assert_eq!(
+            make_credential(&mut a, &r),
+            Err(StatusCode::OperationDenied)
+        );
     }
 
     #[test]
     fn pin_uv_auth_param_needs_a_known_protocol_and_is_pin_not_set_without_a_pin() {
         let (mut a, _) = authenticator();
-        let with = |extra: Vec<(i64, Value)>| {
-            let mut p = make_credential_params("x.org", b"u", &[-7]);
-            p.extend(extra);
-            p
+        let with = |protocol: Option<i128>| {
+            let mut r = mc_request("x.org", b"u", &[-7]);
+            r.pin_uv_auth_param = Some(vec![1; 16]);
+            r.pin_uv_auth_protocol = protocol;
+            r
         };
         assert_eq!(
-            call(&mut a, MC, with(vec![(8, bytes(&[1; 16]))])),
+            make_credential(&mut a, &with(None)),
             Err(StatusCode::MissingParameter)
         );
         assert_eq!(
-            call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(3))])),
+            make_credential(&mut a, &with(Some(3))),
             Err(StatusCode::InvalidParameter)
         );
         assert_eq!(
-            call(&mut a, MC, with(vec![(8, bytes(&[1; 16])), (9, int(2))])),
+            make_credential(&mut a, &with(Some(2))),
             Err(StatusCode::PinNotSet)
         );
         assert!(a.presence_mut().asked.is_empty());
@@ -795,7 +690,7 @@ mod tests {
     fn user_id_over_64_bytes_is_rejected_before_any_gesture() {
         let (mut a, _) = authenticator();
         assert_eq!(
-            call(&mut a, MC, make_credential_params("x.org", &[1; 65], &[-7])),
+            make_credential(&mut a, &mc_request("x.org", &[1; 65], &[-7])),
             Err(StatusCode::InvalidLength)
         );
         assert!(a.presence_mut().asked.is_empty());

@@ -43,7 +43,7 @@ mod tests {
         let reg = register(&mut a, "x.org", b"alice", -7, true);
         clock.advance(9_000);
         assert_eq!(
-            send(&mut a, &crate::wire::ResetRequest),
+            send_value(&mut a, &crate::wire::ResetRequest),
             Ok(ciborium::Value::Null)
         );
         assert_eq!(a.presence_mut().asked.last().unwrap().0, Operation::Reset);
@@ -62,7 +62,7 @@ mod tests {
         a.presence_mut().asked.clear();
         clock.advance(10_001);
         assert_eq!(
-            send(&mut a, &crate::wire::ResetRequest),
+            send_value(&mut a, &crate::wire::ResetRequest),
             Err(StatusCode::NotAllowed)
         );
         assert!(a.presence_mut().asked.is_empty());
@@ -88,7 +88,7 @@ mod tests {
         );
         register(&mut a, "x.org", b"alice", -7, true);
         assert_eq!(
-            send(&mut a, &crate::wire::ResetRequest),
+            send_value(&mut a, &crate::wire::ResetRequest),
             Err(StatusCode::NotAllowed),
             "at once after the start"
         );
@@ -96,7 +96,7 @@ mod tests {
         a.power_cycle();
         clock.advance(9_000);
         assert_eq!(
-            send(&mut a, &crate::wire::ResetRequest),
+            send_value(&mut a, &crate::wire::ResetRequest),
             Ok(ciborium::Value::Null)
         );
         assert_eq!(a.keystore().discoverable_count(), 0);
@@ -112,7 +112,7 @@ mod tests {
             let (mut a, _) = authenticator();
             register(&mut a, "x.org", b"alice", -7, true);
             a.presence_mut().default = outcome;
-            assert_eq!(send(&mut a, &crate::wire::ResetRequest), Err(status));
+            assert_eq!(send_value(&mut a, &crate::wire::ResetRequest), Err(status));
             assert_eq!(a.keystore().discoverable_count(), 1);
         }
     }

@@ -34,7 +34,7 @@ mod tests {
         ] {
             let (mut a, _) = authenticator();
             a.presence_mut().default = outcome;
-            assert_eq!(send(&mut a, &crate::wire::SelectionRequest), expected);
+            assert_eq!(send_value(&mut a, &crate::wire::SelectionRequest), expected);
             assert_eq!(a.presence_mut().asked[0].0, Operation::Selection);
         }
     }

@@ -11,9 +11,12 @@ use crate::cbor;
 use crate::ctap2::pin::protocol::SharedSecret;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
+use crate::wire::{
+    Command, GetAssertionExtensionsInput, GetAssertionRequest, GetAssertionResponse,
+    HmacSecretInput, MakeCredentialExtensionsInput, MakeCredentialResponse,
+};
 
-const MC: u8 = 0x01;
-const GA: u8 = 0x02;
+const MC: u8 = Command::MakeCredential as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 fn register_with(
@@ -21,45 +24,68 @@ fn register_with(
     rp: &str,
     user: &[u8],
     rk: bool,
-    ext: Value,
-) -> (Registration, Value) {
-    let mut p = make_credential_params(rp, user, &[-7]);
-    if rk {
-        p.push((7, options(&[("rk", true)])));
-    }
-    p.push((6, ext));
-    let r = call(a, MC, p).expect("makeCredential");
-    (parse_registration(&r), r)
+    extensions: MakeCredentialExtensionsInput,
+) -> (Registration, MakeCredentialResponse) {
+    let mut request = mc_request(rp, user, &[-7]);
+    request.options.rk = rk.then_some(true);
+    request.extensions = extensions;
+    let r = make_credential(a, &request).expect("makeCredential");
+    (registration(&r), r)
 }
 
-fn ext(entries: Vec<(&str, Value)>) -> Value {
-    cbor::text_map(entries)
+fn mc_ext() -> MakeCredentialExtensionsInput {
+    MakeCredentialExtensionsInput::default()
+}
+
+fn ga_ext() -> GetAssertionExtensionsInput {
+    GetAssertionExtensionsInput::default()
+}
+
+/// makeCredential's hmac-secret: true.
+fn with_hmac_secret() -> MakeCredentialExtensionsInput {
+    MakeCredentialExtensionsInput {
+        hmac_secret: true,
+        ..mc_ext()
+    }
+}
+
+/// getAssertion's hmac-secret with `input`.
+fn hmac_secret_ext(input: HmacSecretInput) -> GetAssertionExtensionsInput {
+    GetAssertionExtensionsInput {
+        hmac_secret: Some(input),
+        ..ga_ext()
+    }
+}
+
+/// A getAssertion request naming `allow` if given, with a pinUvAuthParam of `token`.
+fn ga_request_with(
+    rp: &str,
+    allow: Option<&[u8]>,
+    extensions: Option<GetAssertionExtensionsInput>,
+    token: Option<&[u8]>,
+) -> GetAssertionRequest {
+    let mut request = ga_request(rp, allow.as_slice());
+    request.extensions = extensions.unwrap_or_default();
+    if let Some(token) = token {
+        request.pin_uv_auth_param = Some(P2.authenticate(token, &TEST_CLIENT_DATA_HASH));
+        request.pin_uv_auth_protocol = Some(2);
+    }
+    request
 }
 
 fn ga(
     a: &mut TestAuthenticator,
     rp: &str,
     allow: Option<&[u8]>,
-    extensions: Option<Value>,
+    extensions: Option<GetAssertionExtensionsInput>,
     token: Option<&[u8]>,
-) -> Result<Value, StatusCode> {
-    let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
-    if let Some(id) = allow {
-        p.push((3, Value::Array(vec![descriptor(id)])));
-    }
-    if let Some(e) = extensions {
-        p.push((4, e));
-    }
-    if let Some(token) = token {
-        p.push((6, auth_param(P2, token, &TEST_CLIENT_DATA_HASH)));
-        p.push((7, int(2)));
-    }
-    call(a, GA, p)
+) -> Result<GetAssertionResponse, StatusCode> {
+    get_assertion(a, &ga_request_with(rp, allow, extensions, token))
 }
 
 /// The authenticator extension outputs of an assertion.
-fn outputs(response: &Value) -> Option<Value> {
-    let auth_data = as_bytes(field(response, 2).unwrap());
+fn outputs(response: &GetAssertionResponse) -> Option<Value> {
+    let auth_data = &response.auth_data;
     (auth_data.len() > 37).then(|| cbor::decode(&auth_data[37..]).unwrap())
 }
 
@@ -68,16 +94,16 @@ fn hmac_input(
     a: &mut TestAuthenticator,
     protocol: PinProtocol,
     salts: &[u8],
-) -> (Value, SharedSecret) {
+) -> (HmacSecretInput, SharedSecret) {
     let (key, shared) = key_agreement(a, protocol);
     let salt_enc = shared.encrypt(salts, iv);
     let salt_auth = shared.authenticate(&salt_enc);
-    let input = cbor::int_map(vec![
-        (1, key),
-        (2, bytes(&salt_enc)),
-        (3, bytes(&salt_auth)),
-        (4, int(protocol.number().into())),
-    ]);
+    let input = HmacSecretInput {
+        key_agreement: key,
+        salt_enc,
+        salt_auth,
+        pin_uv_auth_protocol: protocol.number(),
+    };
     (input, shared)
 }
 
@@ -95,14 +121,7 @@ fn hmac_secret(
     token: Option<&[u8]>,
 ) -> Vec<u8> {
     let (input, shared) = hmac_input(a, protocol, salts);
-    let r = ga(
-        a,
-        "x.org",
-        Some(id),
-        Some(ext(vec![("hmac-secret", input)])),
-        token,
-    )
-    .unwrap();
+    let r = ga(a, "x.org", Some(id), Some(hmac_secret_ext(input)), token).unwrap();
     let out = outputs(&r).expect("extension outputs");
     shared
         .decrypt(as_bytes(text_field(&out, "hmac-secret").unwrap()))
@@ -114,13 +133,7 @@ fn hmac_secret(
 fn hmac_secret_derives_stable_secrets_from_the_credentials_cred_random() {
     for protocol in [PinProtocol::One, PinProtocol::Two] {
         let (mut a, _) = authenticator();
-        let (reg, _) = register_with(
-            &mut a,
-            "x.org",
-            b"u",
-            false,
-            ext(vec![("hmac-secret", Value::Bool(true))]),
-        );
+        let (reg, _) = register_with(&mut a, "x.org", b"u", false, with_hmac_secret());
         assert_eq!(
             text_field(reg.extensions.as_ref().unwrap(), "hmac-secret"),
             Some(&Value::Bool(true))
@@ -159,13 +172,7 @@ fn hmac_secret_derives_stable_secrets_from_the_credentials_cred_random() {
 fn hmac_secret_with_uv_uses_the_other_cred_random() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let (reg, _) = register_with(
-        &mut a,
-        "x.org",
-        b"u",
-        false,
-        ext(vec![("hmac-secret", Value::Bool(true))]),
-    );
+    let (reg, _) = register_with(&mut a, "x.org", b"u", false, with_hmac_secret());
     let salt = [0x33; 32];
     let without = hmac_secret(&mut a, &reg.credential_id, P2, &salt, None);
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
@@ -181,44 +188,38 @@ fn hmac_secret_with_uv_uses_the_other_cred_random() {
 #[test]
 fn hmac_secret_input_errors() {
     let (mut a, _) = authenticator();
-    let (reg, _) = register_with(
-        &mut a,
-        "x.org",
-        b"u",
-        false,
-        ext(vec![("hmac-secret", Value::Bool(true))]),
-    );
+    let (reg, _) = register_with(&mut a, "x.org", b"u", false, with_hmac_secret());
     let (key, shared) = key_agreement(&mut a, P2);
     let salt_enc = shared.encrypt(&[1; 32], iv);
-    let bad_auth = cbor::int_map(vec![
-        (1, key.clone()),
-        (2, bytes(&salt_enc)),
-        (3, bytes(&[0; 32])),
-        (4, int(2)),
-    ]);
+    let bad_auth = HmacSecretInput {
+        key_agreement: key.clone(),
+        salt_enc,
+        salt_auth: vec![0; 32],
+        pin_uv_auth_protocol: 2,
+    };
     assert_eq!(
         ga(
             &mut a,
             "x.org",
             Some(&reg.credential_id),
-            Some(ext(vec![("hmac-secret", bad_auth)])),
+            Some(hmac_secret_ext(bad_auth)),
             None
         ),
         Err(StatusCode::PinAuthInvalid)
     );
     let short = shared.encrypt(&[1; 16], iv);
-    let input = cbor::int_map(vec![
-        (1, key),
-        (2, bytes(&short)),
-        (3, bytes(&shared.authenticate(&short))),
-        (4, int(2)),
-    ]);
+    let input = HmacSecretInput {
+        key_agreement: key,
+        salt_auth: shared.authenticate(&short),
+        salt_enc: short,
+        pin_uv_auth_protocol: 2,
+    };
     assert_eq!(
         ga(
             &mut a,
             "x.org",
             Some(&reg.credential_id),
-            Some(ext(vec![("hmac-secret", input)])),
+            Some(hmac_secret_ext(input)),
             None
         ),
         Err(StatusCode::InvalidParameter),
@@ -242,7 +243,7 @@ fn a_credential_without_hmac_secret_gives_no_output() {
         &mut a,
         "x.org",
         Some(&reg.credential_id),
-        Some(ext(vec![("hmac-secret", input)])),
+        Some(hmac_secret_ext(input)),
         None,
     )
     .unwrap();
@@ -259,10 +260,11 @@ fn hmac_secret_mc_returns_the_first_secret_at_registration() {
         "x.org",
         b"u",
         false,
-        ext(vec![
-            ("hmac-secret", Value::Bool(true)),
-            ("hmac-secret-mc", input),
-        ]),
+        MakeCredentialExtensionsInput {
+            hmac_secret: true,
+            hmac_secret_mc: Some(input),
+            ..mc_ext()
+        },
     );
     let out = reg.extensions.unwrap();
     let at_registration = shared
@@ -278,20 +280,13 @@ fn hmac_secret_mc_returns_the_first_secret_at_registration() {
 #[test]
 fn hmac_secret_applies_per_credential_through_get_next_assertion() {
     let (mut a, _) = authenticator();
-    let on = || ext(vec![("hmac-secret", Value::Bool(true))]);
+    let on = with_hmac_secret;
     register_with(&mut a, "x.org", b"alice", true, on());
     register_with(&mut a, "x.org", b"bob", true, on());
     let (input, shared) = hmac_input(&mut a, P2, &[5; 32]);
-    let first = ga(
-        &mut a,
-        "x.org",
-        None,
-        Some(ext(vec![("hmac-secret", input)])),
-        None,
-    )
-    .unwrap();
-    let second = call(&mut a, 0x08, vec![]).unwrap();
-    let secret = |r: &Value| {
+    let first = ga(&mut a, "x.org", None, Some(hmac_secret_ext(input)), None).unwrap();
+    let second = send(&mut a, &crate::wire::GetNextAssertionRequest).unwrap();
+    let secret = |r: &GetAssertionResponse| {
         shared
             .decrypt(as_bytes(
                 text_field(&outputs(r).unwrap(), "hmac-secret").unwrap(),
@@ -306,21 +301,24 @@ fn hmac_secret_applies_per_credential_through_get_next_assertion() {
 fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let protect = |level: i64| ext(vec![("credProtect", int(level))]);
+    let protect = |level: u8| MakeCredentialExtensionsInput {
+        cred_protect: Some(level),
+        ..mc_ext()
+    };
     let mc_token =
         |a: &mut TestAuthenticator, rp: &str| pin_token(a, P2, "1234", PERM_MC, Some(rp)).unwrap();
     let mut regs = Vec::new();
     for (rp, level) in [("one.org", 1), ("two.org", 2), ("three.org", 3)] {
         let token = mc_token(&mut a, rp);
-        let mut p = make_credential_params(rp, b"u", &[-7]);
-        p.push((7, options(&[("rk", true)])));
-        p.push((6, protect(level)));
-        p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-        p.push((9, int(2)));
-        let reg = parse_registration(&call(&mut a, MC, p).unwrap());
+        let mut request = mc_request(rp, b"u", &[-7]);
+        request.options.rk = Some(true);
+        request.extensions = protect(level);
+        request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+        request.pin_uv_auth_protocol = Some(2);
+        let reg = registration(&make_credential(&mut a, &request).unwrap());
         assert_eq!(
             text_field(reg.extensions.as_ref().unwrap(), "credProtect"),
-            Some(&int(level))
+            Some(&int(level.into()))
         );
         regs.push(reg);
     }
@@ -360,17 +358,19 @@ fn cred_protect_is_enforced_on_discovery_allow_list_and_exclude_list() {
         .is_ok());
     }
     // excludeList: a level-3 credential is not revealed without UV.
-    let mut p = make_credential_params("three.org", b"v", &[-7]);
-    p.push((5, Value::Array(vec![descriptor(&regs[2].credential_id)])));
+    let mut request = mc_request("three.org", b"v", &[-7]);
+    request.exclude_list = vec![crate::wire::PublicKeyCredentialDescriptor::public_key(
+        regs[2].credential_id.clone(),
+    )];
     assert!(
-        call(&mut a, MC, p.clone()).is_ok(),
+        make_credential(&mut a, &request).is_ok(),
         "not excluded without UV"
     );
     let token = mc_token(&mut a, "three.org");
-    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
     assert_eq!(
-        call(&mut a, MC, p),
+        make_credential(&mut a, &request),
         Err(StatusCode::CredentialExcluded),
         "excluded with UV"
     );
@@ -384,7 +384,10 @@ fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
         "x.org",
         b"u",
         true,
-        ext(vec![("credBlob", bytes(&[7; 32]))]),
+        MakeCredentialExtensionsInput {
+            cred_blob: Some(vec![7; 32]),
+            ..mc_ext()
+        },
     );
     assert_eq!(
         text_field(reg.extensions.as_ref().unwrap(), "credBlob"),
@@ -394,7 +397,10 @@ fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
         &mut a,
         "x.org",
         Some(&reg.credential_id),
-        Some(ext(vec![("credBlob", Value::Bool(true))])),
+        Some(GetAssertionExtensionsInput {
+            cred_blob: true,
+            ..ga_ext()
+        }),
         None,
     )
     .unwrap();
@@ -408,7 +414,10 @@ fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
         "x.org",
         b"v",
         false,
-        ext(vec![("credBlob", bytes(&[7; 33]))]),
+        MakeCredentialExtensionsInput {
+            cred_blob: Some(vec![7; 33]),
+            ..mc_ext()
+        },
     );
     assert_eq!(
         text_field(big.extensions.as_ref().unwrap(), "credBlob"),
@@ -418,7 +427,10 @@ fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
         &mut a,
         "x.org",
         Some(&big.credential_id),
-        Some(ext(vec![("credBlob", Value::Bool(true))])),
+        Some(GetAssertionExtensionsInput {
+            cred_blob: true,
+            ..ga_ext()
+        }),
         None,
     )
     .unwrap();
@@ -431,22 +443,29 @@ fn cred_blob_is_kept_up_to_32_bytes_and_returned() {
 #[test]
 fn large_blob_key_comes_with_discoverable_credentials() {
     let (mut a, _) = authenticator();
-    let on = || ext(vec![("largeBlobKey", Value::Bool(true))]);
-    let (reg, r) = register_with(&mut a, "x.org", b"u", true, on());
-    let key = as_bytes(field(&r, 5).expect("largeBlobKey in the response")).to_vec();
+    let mc_on = || MakeCredentialExtensionsInput {
+        large_blob_key: true,
+        ..mc_ext()
+    };
+    let ga_on = GetAssertionExtensionsInput {
+        large_blob_key: true,
+        ..ga_ext()
+    };
+    let (reg, r) = register_with(&mut a, "x.org", b"u", true, mc_on());
+    let key = r.large_blob_key.expect("largeBlobKey in the response");
     assert_eq!(key.len(), 32);
     assert!(
         reg.extensions.is_none(),
         "not an authenticator extension output"
     );
-    let assertion = ga(&mut a, "x.org", None, Some(on()), None).unwrap();
-    assert_eq!(field(&assertion, 7), Some(&bytes(&key)));
+    let assertion = ga(&mut a, "x.org", None, Some(ga_on), None).unwrap();
+    assert_eq!(assertion.large_blob_key, Some(key));
     let plain = ga(&mut a, "x.org", None, None, None).unwrap();
-    assert!(field(&plain, 7).is_none(), "only when asked");
+    assert!(plain.large_blob_key.is_none(), "only when asked");
 
-    let (_, r) = register_with(&mut a, "y.org", b"u", false, on());
+    let (_, r) = register_with(&mut a, "y.org", b"u", false, mc_on());
     assert!(
-        field(&r, 5).is_none(),
+        r.large_blob_key.is_none(),
         "a non-discoverable credential has none"
     );
 }
@@ -472,37 +491,31 @@ fn the_platform_side_of_the_key_agreement_matches() {
 #[test]
 fn hmac_secret_without_presence_is_unsupported_option_before_any_computation() {
     let (mut a, _) = authenticator();
-    let (reg, _) = register_with(
-        &mut a,
-        "x.org",
-        b"u",
-        false,
-        ext(vec![("hmac-secret", Value::Bool(true))]),
-    );
+    let (reg, _) = register_with(&mut a, "x.org", b"u", false, with_hmac_secret());
     let (good, _) = hmac_input(&mut a, P2, &[1; 32]);
     // An input whose MAC is wrong: computing anything would answer PIN_AUTH_INVALID.
-    let bad = cbor::int_map(vec![
-        (1, key_agreement(&mut a, P2).0),
-        (2, bytes(&[0; 48])),
-        (3, bytes(&[0; 32])),
-        (4, int(2)),
-    ]);
+    let bad = HmacSecretInput {
+        key_agreement: key_agreement(&mut a, P2).0,
+        salt_enc: vec![0; 48],
+        salt_auth: vec![0; 32],
+        pin_uv_auth_protocol: 2,
+    };
     for (input, with_presence) in [(good, true), (bad, false)] {
         a.presence_mut().asked.clear();
-        let mut p = vec![
-            (1, text("x.org")),
-            (2, bytes(&TEST_CLIENT_DATA_HASH)),
-            (3, Value::Array(vec![descriptor(&reg.credential_id)])),
-            (4, ext(vec![("hmac-secret", input)])),
-            (5, options(&[("up", false)])),
-        ];
+        let mut request = ga_request_with(
+            "x.org",
+            Some(&reg.credential_id),
+            Some(hmac_secret_ext(input)),
+            None,
+        );
+        request.options.up = Some(false);
         assert_eq!(
-            call(&mut a, GA, p.clone()),
+            get_assertion(&mut a, &request),
             Err(StatusCode::UnsupportedOption)
         );
         assert!(a.presence_mut().asked.is_empty());
-        p.pop();
-        let answer = call(&mut a, GA, p);
+        request.options.up = None;
+        let answer = get_assertion(&mut a, &request);
         match with_presence {
             true => assert!(answer.is_ok(), "with presence it works"),
             false => assert_eq!(
@@ -524,41 +537,37 @@ fn a_silent_assertion_carries_no_cred_blob_and_no_large_blob_key() {
         "x.org",
         b"u",
         true,
-        ext(vec![
-            ("credBlob", bytes(&[7; 32])),
-            ("largeBlobKey", Value::Bool(true)),
-        ]),
+        MakeCredentialExtensionsInput {
+            cred_blob: Some(vec![7; 32]),
+            large_blob_key: true,
+            ..mc_ext()
+        },
     );
     let request = |up: Option<bool>| {
-        let mut p = vec![
-            (1, text("x.org")),
-            (2, bytes(&TEST_CLIENT_DATA_HASH)),
-            (3, Value::Array(vec![descriptor(&reg.credential_id)])),
-            (
-                4,
-                ext(vec![
-                    ("credBlob", Value::Bool(true)),
-                    ("largeBlobKey", Value::Bool(true)),
-                ]),
-            ),
-        ];
-        if let Some(up) = up {
-            p.push((5, options(&[("up", up)])));
-        }
-        p
+        let extensions = GetAssertionExtensionsInput {
+            cred_blob: true,
+            large_blob_key: true,
+            ..ga_ext()
+        };
+        let mut request =
+            ga_request_with("x.org", Some(&reg.credential_id), Some(extensions), None);
+        request.options.up = up;
+        request
     };
-    let silent = call(&mut a, GA, request(Some(false))).unwrap();
-    let auth_data = as_bytes(field(&silent, 2).unwrap());
-    assert_eq!(auth_data[32], 0, "no UP, no ED: no extension output at all");
+    let silent = get_assertion(&mut a, &request(Some(false))).unwrap();
+    assert_eq!(
+        silent.auth_data[32], 0,
+        "no UP, no ED: no extension output at all"
+    );
     assert!(outputs(&silent).is_none());
-    assert!(field(&silent, 7).is_none(), "no largeBlobKey");
+    assert!(silent.large_blob_key.is_none(), "no largeBlobKey");
 
-    let touched = call(&mut a, GA, request(None)).unwrap();
+    let touched = get_assertion(&mut a, &request(None)).unwrap();
     assert_eq!(
         text_field(&outputs(&touched).unwrap(), "credBlob"),
         Some(&bytes(&[7; 32]))
     );
-    assert!(field(&touched, 7).is_some());
+    assert!(touched.large_blob_key.is_some());
 }
 
 /// CTAP 2.2 §12.9 thirdPartyPayment: makeCredential stores the flag with the credential and
@@ -568,11 +577,18 @@ fn a_silent_assertion_carries_no_cred_blob_and_no_large_blob_key() {
 #[test]
 fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
     let (mut a, _) = authenticator();
-    let tpp = || ext(vec![("thirdPartyPayment", Value::Bool(true))]);
+    let tpp = || MakeCredentialExtensionsInput {
+        third_party_payment: true,
+        ..mc_ext()
+    };
+    let asks = || GetAssertionExtensionsInput {
+        third_party_payment: true,
+        ..ga_ext()
+    };
     for rk in [true, false] {
         let rp = if rk { "bank.example" } else { "shop.example" };
         let (paying, r) = register_with(&mut a, rp, b"payer", rk, tpp());
-        let registered = parse_registration(&r);
+        let registered = registration(&r);
         assert_eq!(
             registered
                 .extensions
@@ -581,15 +597,15 @@ fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
             Some(Value::Bool(true)),
             "the registration says the flag is set"
         );
-        let (plain, r) = register_with(&mut a, rp, b"other", rk, ext(vec![]));
-        assert!(parse_registration(&r).extensions.is_none());
+        let (plain, r) = register_with(&mut a, rp, b"other", rk, mc_ext());
+        assert!(registration(&r).extensions.is_none());
 
-        let asked = ga(&mut a, rp, Some(&paying.credential_id), Some(tpp()), None).unwrap();
+        let asked = ga(&mut a, rp, Some(&paying.credential_id), Some(asks()), None).unwrap();
         assert_eq!(
             text_field(&outputs(&asked).unwrap(), "thirdPartyPayment"),
             Some(&Value::Bool(true))
         );
-        let plain_asked = ga(&mut a, rp, Some(&plain.credential_id), Some(tpp()), None).unwrap();
+        let plain_asked = ga(&mut a, rp, Some(&plain.credential_id), Some(asks()), None).unwrap();
         assert_eq!(
             text_field(&outputs(&plain_asked).unwrap(), "thirdPartyPayment"),
             Some(&Value::Bool(false))
@@ -603,7 +619,7 @@ fn third_party_payment_is_kept_with_the_credential_and_reported_when_asked() {
             MC,
             [
                 make_credential_params("x.org", b"u", &[-7]),
-                vec![(6, ext(vec![("thirdPartyPayment", int(1))]))]
+                vec![(6, cbor::text_map(vec![("thirdPartyPayment", int(1))]))]
             ]
             .concat()
         ),

@@ -27,11 +27,11 @@ fn key_with_a_credential() -> (TestAuthenticator, ManualClock) {
     let (mut a, clock) = authenticator();
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("a.org")).unwrap();
-    let mut p = make_credential_params("a.org", b"alice", &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
-    call(&mut a, 0x01, p).expect("makeCredential");
+    let mut request = mc_request("a.org", b"alice", &[-7]);
+    request.options.rk = Some(true);
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
+    make_credential(&mut a, &request).expect("makeCredential");
     (a, clock)
 }
 
@@ -132,22 +132,19 @@ fn the_persistent_token_never_deletes_updates_or_serves_anything_else() {
     );
     assert_eq!(a.keystore().discoverable_count(), 1, "nothing deleted");
     // makeCredential, getAssertion and authenticatorConfig do not take it either.
-    let mut p = make_credential_params("a.org", b"bob", &[-7]);
-    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
+    let mut request = mc_request("a.org", b"bob", &[-7]);
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
     assert_eq!(
-        call(&mut a, 0x01, p),
+        make_credential(&mut a, &request),
         Err(PIN_AUTH_INVALID),
         "makeCredential"
     );
-    let ga = vec![
-        (1, text("a.org")),
-        (2, bytes(&TEST_CLIENT_DATA_HASH)),
-        (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)),
-        (7, int(2)),
-    ];
+    let mut request = ga_request("a.org", &[]);
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
     assert_eq!(
-        call(&mut a, 0x02, ga),
+        get_assertion(&mut a, &request),
         Err(PIN_AUTH_INVALID),
         "getAssertion"
     );
@@ -219,7 +216,10 @@ fn a_reset_ends_the_persistent_token() {
     let (mut a, clock) = key_with_a_credential();
     let old = pin_token(&mut a, P2, "1234", PERM_PCMR, None).unwrap();
     let mut a = restart(a, &clock);
-    assert_eq!(send(&mut a, &crate::wire::ResetRequest), Ok(Value::Null));
+    assert_eq!(
+        send_value(&mut a, &crate::wire::ResetRequest),
+        Ok(Value::Null)
+    );
     set_pin(&mut a, "1234");
     assert_eq!(cm(&mut a, &old, 0x01, None), Err(PIN_AUTH_INVALID));
     assert_ne!(pin_token(&mut a, P2, "1234", PERM_PCMR, None).unwrap(), old);

@@ -9,17 +9,59 @@ use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::hybrid::qr::RequestType;
 use crate::origin::{udp_link, Origin};
+use crate::wire::{
+    GetAssertionRequest, GetAssertionResponse, GetInfoRequest, GetInfoResponse,
+    GetNextAssertionRequest, MakeCredentialResponse,
+};
 
-const GA: u8 = 0x02;
-const NEXT: u8 = 0x08;
+fn get_assertion_from(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+    request: &GetAssertionRequest,
+) -> Result<GetAssertionResponse, StatusCode> {
+    send_from(a, origin, request)
+}
+
+fn get_info_from(a: &mut TestAuthenticator, origin: Origin) -> Result<GetInfoResponse, StatusCode> {
+    send_from(a, origin, &GetInfoRequest)
+}
+
 const CM: u8 = 0x0A;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// The attacker's channel: another program on the same machine.
 const OTHER: Origin = Origin::usb(2);
 
-fn discovery(rp: &str) -> Vec<(i64, Value)> {
-    vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))]
+fn discovery(rp: &str) -> GetAssertionRequest {
+    ga_request(rp, &[])
+}
+
+/// A discovery with a pinUvAuthParam of `token` (protocol two).
+fn uv_discovery_request(token: &[u8]) -> GetAssertionRequest {
+    let mut request = discovery("x.org");
+    request.pin_uv_auth_param = Some(P2.authenticate(token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
+    request
+}
+
+/// A discoverable makeCredential at `rp` with a pinUvAuthParam of `token` (protocol two).
+fn make_discoverable(a: &mut TestAuthenticator, rp: &str, user: &[u8], token: &[u8]) {
+    let mut request = mc_request(rp, user, &[-7]);
+    request.options.rk = Some(true);
+    request.pin_uv_auth_param = Some(P2.authenticate(token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(2);
+    make_credential(a, &request).unwrap();
+}
+
+fn next_from(
+    a: &mut TestAuthenticator,
+    origin: Origin,
+) -> Result<GetAssertionResponse, StatusCode> {
+    send_from(a, origin, &GetNextAssertionRequest)
+}
+
+fn next(a: &mut TestAuthenticator) -> Result<GetAssertionResponse, StatusCode> {
+    next_from(a, TEST_ORIGIN)
 }
 
 /// A key with PIN "1234" and two discoverable credentials at x.org.
@@ -28,23 +70,16 @@ fn key_with_two_accounts() -> TestAuthenticator {
     set_pin(&mut a, "1234");
     for user in [b"alice".as_slice(), b"bob"] {
         let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
-        let mut p = make_credential_params("x.org", user, &[-7]);
-        p.push((7, options(&[("rk", true)])));
-        p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-        p.push((9, int(2)));
-        call(&mut a, 0x01, p).unwrap();
+        make_discoverable(&mut a, "x.org", user, &token);
     }
     a
 }
 
 /// A's getAssertion with a PIN token (so UV): two accounts, one left for getNextAssertion.
-fn uv_discovery(a: &mut TestAuthenticator) -> Value {
+fn uv_discovery(a: &mut TestAuthenticator) -> GetAssertionResponse {
     let token = pin_token(a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    let mut p = discovery("x.org");
-    p.push((6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((7, int(2)));
-    let first = call(a, GA, p).unwrap();
-    assert_eq!(field(&first, 5), Some(&int(2)));
+    let first = get_assertion(a, &uv_discovery_request(&token)).unwrap();
+    assert_eq!(first.number_of_credentials, Some(2));
     first
 }
 
@@ -54,20 +89,17 @@ fn uv_discovery(a: &mut TestAuthenticator) -> Value {
 fn get_next_assertion_from_another_channel_is_not_allowed() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
+    assert_eq!(next_from(&mut a, OTHER), Err(StatusCode::NotAllowed));
     assert_eq!(
-        call_from(&mut a, OTHER, NEXT, vec![]),
-        Err(StatusCode::NotAllowed)
-    );
-    assert_eq!(
-        call(&mut a, NEXT, vec![]),
+        next(&mut a),
         Err(StatusCode::NotAllowed),
         "cleared for A too"
     );
 
     // Without B, A gets its second account, with the UV flag of its batch.
     uv_discovery(&mut a);
-    let second = call(&mut a, NEXT, vec![]).unwrap();
-    assert_eq!(as_bytes(field(&second, 2).unwrap())[32] & 0x04, 0x04);
+    let second = next(&mut a).unwrap();
+    assert_eq!(second.auth_data[32] & 0x04, 0x04);
 }
 
 /// The same channel number from another UDP peer is another origin (the UDP transport lets
@@ -77,11 +109,8 @@ fn get_next_assertion_from_the_same_channel_number_of_another_peer_is_not_allowe
     let mut a = key_with_two_accounts();
     let mine = Origin::udp(udp_link([127, 0, 0, 1], 40000), 5);
     let theirs = Origin::udp(udp_link([127, 0, 0, 1], 40001), 5);
-    call_from(&mut a, mine, GA, discovery("x.org")).unwrap();
-    assert_eq!(
-        call_from(&mut a, theirs, NEXT, vec![]),
-        Err(StatusCode::NotAllowed)
-    );
+    get_assertion_from(&mut a, mine, &discovery("x.org")).unwrap();
+    assert_eq!(next_from(&mut a, theirs), Err(StatusCode::NotAllowed));
 }
 
 /// CTAPHID_INIT on the channel (§11.2.9.1.3: it resynchronises the channel) ends what it
@@ -91,7 +120,7 @@ fn forgetting_the_channel_ends_its_get_next_assertion() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
     a.forget_origin(TEST_ORIGIN);
-    assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+    assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
 }
 
 /// Any other command of the same channel also ends the batch (§6.3).
@@ -100,7 +129,7 @@ fn a_u2f_message_in_between_ends_get_next_assertion() {
     let mut a = key_with_two_accounts();
     uv_discovery(&mut a);
     a.process_apdu(TEST_ORIGIN, &[0, 3, 0, 0]);
-    assert_eq!(call(&mut a, NEXT, vec![]), Err(StatusCode::NotAllowed));
+    assert_eq!(next(&mut a), Err(StatusCode::NotAllowed));
 }
 
 /// §6.8.3 enumerateCredentialsGetNextCredential and §6.8.2 enumerateRPsGetNextRP continue
@@ -131,11 +160,7 @@ fn credential_and_rp_enumeration_from_another_channel_is_not_allowed() {
 
     // enumerateRPs: one RP only, so make a second one first.
     let mc_token = pin_token(&mut a, P2, "1234", PERM_MC, Some("y.org")).unwrap();
-    let mut p = make_credential_params("y.org", b"carol", &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    p.push((8, auth_param(P2, &mc_token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
-    call(&mut a, 0x01, p).unwrap();
+    make_discoverable(&mut a, "y.org", b"carol", &mc_token);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     let rps = call(&mut a, CM, cm_params(&token, 0x02, None)).unwrap();
     assert_eq!(field(&rps, 5), Some(&int(2)));
@@ -170,29 +195,27 @@ fn an_enumeration_expires_after_30_seconds_without_a_step() {
 fn a_command_from_another_channel_ends_the_token_in_use() {
     let mut a = key_with_two_accounts();
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    call_from(&mut a, OTHER, 0x04, vec![]).unwrap();
-    let mut p = discovery("x.org");
-    p.push((6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((7, int(2)));
+    get_info_from(&mut a, OTHER).unwrap();
     assert_eq!(
-        call(&mut a, GA, p.clone()),
+        get_assertion(&mut a, &uv_discovery_request(&token)),
         Err(StatusCode::PinAuthInvalid),
         "PIN_AUTH_INVALID"
     );
 
     // Used from another channel directly: refused the same way.
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
     assert_eq!(
-        call_from(&mut a, OTHER, GA, p.clone()),
+        get_assertion_from(&mut a, OTHER, &uv_discovery_request(&token)),
         Err(StatusCode::PinAuthInvalid)
     );
 
     // INIT on the holder's channel ends it as well.
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    p[2] = (6, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH));
     a.forget_origin(TEST_ORIGIN);
-    assert_eq!(call(&mut a, GA, p), Err(StatusCode::PinAuthInvalid));
+    assert_eq!(
+        get_assertion(&mut a, &uv_discovery_request(&token)),
+        Err(StatusCode::PinAuthInvalid)
+    );
 }
 
 /// Wrong PINs count for the key, not for a channel: changing channels gives no new tries
@@ -266,18 +289,12 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
         "no reset"
     );
     assert_eq!(
-        call_from(
-            &mut a,
-            peer,
-            0x01,
-            make_credential_params("x.org", b"u", &[-7])
-        ),
+        send_from::<_, MakeCredentialResponse>(&mut a, peer, &mc_request("x.org", b"u", &[-7])),
         Err(StatusCode::NotAllowed),
         "a \"ga\" QR code does not register"
     );
 
-    let info = call_from(&mut a, peer, 0x04, vec![]).unwrap();
-    let options = field(&info, 4).unwrap();
+    let info = get_info_from(&mut a, peer).unwrap();
     for name in [
         "clientPin",
         "credMgmt",
@@ -285,11 +302,14 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
         "authnrCfg",
         "pinUvAuthToken",
     ] {
-        assert!(text_field(options, name).is_none(), "{name} offered");
+        assert_eq!(info.option(name), None, "{name} offered");
     }
-    assert!(field(&info, 0x0B).is_none(), "no large-blob size");
-    let local = call(&mut a, 0x04, vec![]).unwrap();
-    assert!(text_field(field(&local, 4).unwrap(), "clientPin").is_some());
+    assert!(
+        info.max_serialized_large_blob_array.is_none(),
+        "no large-blob size"
+    );
+    let local = get_info_from(&mut a, TEST_ORIGIN).unwrap();
+    assert!(local.option("clientPin").is_some());
 }
 
 /// A hybrid peer's getAssertion is served, with the person's gesture, and its getNext too.
@@ -297,14 +317,14 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
 fn a_hybrid_peer_signs_in_with_presence_and_continues_its_own_batch() {
     let mut a = key_with_two_accounts();
     let peer = Origin::hybrid(1, RequestType::GetAssertion);
-    let first = call_from(&mut a, peer, GA, discovery("x.org")).unwrap();
-    assert_eq!(as_bytes(field(&first, 2).unwrap())[32] & 0x01, 0x01);
-    assert!(call_from(&mut a, peer, NEXT, vec![]).is_ok());
+    let first = get_assertion_from(&mut a, peer, &discovery("x.org")).unwrap();
+    assert_eq!(first.auth_data[32] & 0x01, 0x01);
+    assert!(next_from(&mut a, peer).is_ok());
 
     let mut silent = discovery("x.org");
-    silent.push((5, options(&[("up", false)])));
+    silent.options.up = Some(false);
     assert_eq!(
-        call_from(&mut a, peer, GA, silent),
+        get_assertion_from(&mut a, peer, &silent),
         Err(StatusCode::UnsupportedOption)
     );
 }

@@ -46,7 +46,7 @@ fn cm(
     sub: u8,
     params: Option<Value>,
 ) -> Result<Value, StatusCode> {
-    send(a, &cm_request(token, sub, params))
+    send_value(a, &cm_request(token, sub, params))
 }
 
 fn rp_hash_params(rp: &str) -> Value {
@@ -69,7 +69,7 @@ fn credential_params(credential_id: &[u8], user: Option<Value>) -> Value {
 
 /// A GetNext subcommand: no parameters, no token.
 fn next(a: &mut TestAuthenticator, sub: Sub) -> Result<Value, StatusCode> {
-    send(a, &CredentialManagementRequest::new(sub))
+    send_value(a, &CredentialManagementRequest::new(sub))
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn the_token_must_be_right_and_carry_cm() {
     register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap_or(token);
     assert_eq!(
-        send(
+        send_value(
             &mut a,
             &CredentialManagementRequest::new(Sub::GetCredsMetadata)
         ),

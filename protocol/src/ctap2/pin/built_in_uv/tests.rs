@@ -122,7 +122,10 @@ fn get_uv_retries_answers_uv_retries_alone() {
     let (mut a, _) = uv_authenticator();
     // 2. Authenticator responds back with uvRetries.
     let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
-    assert_eq!(send(&mut a, &request), Ok(cbor::int_map(vec![(5, int(8))])));
+    assert_eq!(
+        send_value(&mut a, &request),
+        Ok(cbor::int_map(vec![(5, int(8))]))
+    );
 }
 
 // --- getPinUvAuthTokenUsingUvWithPermissions ------------------------------------------------
@@ -467,7 +470,10 @@ fn power_lost_mid_verification_has_already_spent_the_attempt() {
 fn reset_restores_uv_retries() {
     let (mut a, _) = uv_authenticator();
     a.update_state(|s| s.uv_retries = 0).unwrap();
-    assert_eq!(send(&mut a, &crate::wire::ResetRequest), Ok(Value::Null));
+    assert_eq!(
+        send_value(&mut a, &crate::wire::ResetRequest),
+        Ok(Value::Null)
+    );
     assert_eq!(uv_retries(&mut a), 8);
     assert!(uv_token(&mut a, P2, PERM_GA, Some("x.org")).is_ok());
 }

@@ -14,7 +14,7 @@ const PROTOCOLS: [PinProtocol; 2] = [PinProtocol::One, PinProtocol::Two];
 
 fn retries(a: &mut TestAuthenticator) -> (i64, bool) {
     let request = ClientPinRequest::new(ClientPinSubcommand::GetPinRetries);
-    let r: ClientPinResponse = exchange(a, &request).unwrap();
+    let r: ClientPinResponse = send(a, &request).unwrap();
     let n = r.pin_retries.expect("pinRetries");
     let power_cycle = r.power_cycle_state.expect("powerCycleState");
     (n as i64, power_cycle)
@@ -68,7 +68,7 @@ fn a_new_key_has_eight_retries_and_needs_no_power_cycle() {
 fn get_key_agreement_returns_a_p256_ecdh_cose_key() {
     for protocol in PROTOCOLS {
         let (mut a, _) = authenticator();
-        let r = send(
+        let r = send_value(
             &mut a,
             &ClientPinRequest::get_key_agreement(protocol.number()),
         )
@@ -138,9 +138,15 @@ fn without_built_in_uv_the_uv_subcommands_are_not_supported() {
     set_pin(&mut a, "1234");
     let (key, _) = platform_key_agreement(&mut a, PinProtocol::Two);
     let request = ClientPinRequest::get_token_using_uv(2, key, PERM_GA, Some("x.org".into()));
-    assert_eq!(send(&mut a, &request), Err(StatusCode::InvalidSubcommand));
+    assert_eq!(
+        send_value(&mut a, &request),
+        Err(StatusCode::InvalidSubcommand)
+    );
     let request = ClientPinRequest::new(ClientPinSubcommand::GetUvRetries);
-    assert_eq!(send(&mut a, &request), Err(StatusCode::InvalidSubcommand));
+    assert_eq!(
+        send_value(&mut a, &request),
+        Err(StatusCode::InvalidSubcommand)
+    );
 }
 
 #[test]
@@ -378,7 +384,7 @@ fn get_pin_token_gives_an_mc_ga_token_for_any_rp() {
         let (key, shared) = platform_key_agreement(&mut a, protocol);
         let pin_hash_enc = shared.encrypt(&pin_hash(b"1234"), iv);
         let request = ClientPinRequest::get_pin_token(protocol.number(), key, pin_hash_enc);
-        let r: ClientPinResponse = exchange(&mut a, &request).unwrap();
+        let r: ClientPinResponse = send(&mut a, &request).unwrap();
         let encrypted = r.pin_uv_auth_token.unwrap();
         assert_eq!(
             encrypted.len(),
@@ -540,9 +546,12 @@ fn a_wrong_pin_regenerates_the_key_agreement_key() {
         let pin_hash_enc = shared.encrypt(&pin_hash(pin), iv);
         ClientPinRequest::get_token_using_pin(2, key.clone(), pin_hash_enc, PERM_CM, None)
     };
-    assert_eq!(send(&mut a, &attempt(b"0000")), Err(StatusCode::PinInvalid));
     assert_eq!(
-        send(&mut a, &attempt(b"1234")),
+        send_value(&mut a, &attempt(b"0000")),
+        Err(StatusCode::PinInvalid)
+    );
+    assert_eq!(
+        send_value(&mut a, &attempt(b"1234")),
         Err(StatusCode::PinInvalid),
         "the old shared secret no longer decrypts to the right hash"
     );
@@ -630,7 +639,7 @@ fn eight_wrong_pins_block_the_pin_until_reset() {
         "survives a restart"
     );
     assert_eq!(
-        send(&mut a, &crate::wire::ResetRequest),
+        send_value(&mut a, &crate::wire::ResetRequest),
         Ok(Value::Null),
         "reset"
     );
@@ -650,7 +659,7 @@ fn a_damaged_state_slot_fails_closed() {
         .write_state(StateSlot::Authenticator, b"garbage")
         .unwrap();
     let request = ClientPinRequest::new(ClientPinSubcommand::GetPinRetries);
-    assert_eq!(send(&mut a, &request), Err(StatusCode::Other));
+    assert_eq!(send_value(&mut a, &request), Err(StatusCode::Other));
     assert_eq!(
         pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None),
         Err(StatusCode::Other)
