@@ -21,9 +21,9 @@
 use ciborium::Value;
 
 use crate::cbor;
-use crate::ctap2::StatusCode;
 use crate::hybrid::qr::RequestType;
-use crate::wire::Command;
+use crate::status::StatusCode;
+use crate::wire::{ClientPinSubcommand, Command};
 
 /// Why a hybrid peer's request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +91,6 @@ pub fn admit(serves: RequestType, request: &[u8]) -> Result<(), HybridRefusal> {
     Ok(())
 }
 
-/// clientPIN's getKeyAgreement subcommand (0x02).
-const GET_KEY_AGREEMENT: i64 = 0x02;
-
 /// The value under integer `key` of the parameters map, if they are one.
 fn param(params: &[u8], key: i64) -> Option<Value> {
     let Ok(Value::Map(entries)) = cbor::decode(params) else {
@@ -107,7 +104,8 @@ fn param(params: &[u8], key: i64) -> Option<Value> {
 
 /// Whether a clientPIN request is getKeyAgreement (subCommand, key 0x02).
 fn is_get_key_agreement(params: &[u8]) -> bool {
-    param(params, 0x02).and_then(|v| v.as_integer()) == Some(GET_KEY_AGREEMENT.into())
+    param(params, 0x02).and_then(|v| v.as_integer())
+        == Some(ClientPinSubcommand::GetKeyAgreement.as_byte().into())
 }
 
 /// Whether the options map under `key` says `"up": false`.

@@ -7,8 +7,10 @@ use std::fmt;
 use ciborium::Value;
 use zeroize::Zeroizing;
 
+use super::command::Command;
 use super::fields::{int_key_map, integer, into_count};
-use super::{Command, KeyAgreementPublicKey, Request, Response};
+use super::key_agreement::KeyAgreementPublicKey;
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 

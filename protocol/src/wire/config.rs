@@ -6,8 +6,9 @@
 
 use ciborium::Value;
 
+use super::command::Command;
 use super::fields::{int_key_map, integer};
-use super::{Command, Request};
+use super::message::Request;
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 

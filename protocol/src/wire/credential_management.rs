@@ -10,8 +10,9 @@ use std::fmt;
 use ciborium::Value;
 use zeroize::Zeroizing;
 
+use super::command::Command;
 use super::fields::{int_key_map, integer, into_count};
-use super::{Command, Request, Response};
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 

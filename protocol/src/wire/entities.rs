@@ -215,13 +215,6 @@ impl Options {
     }
 }
 
-/// A CBOR integer of any value a decoder produced (CBOR integers span -2^64..2^64-1; a
-/// larger value is clamped, which no decoded request holds).
-pub(crate) fn integer(n: i128) -> Value {
-    let clamped = n.clamp(-(1i128 << 64), (1i128 << 64) - 1);
-    Value::Integer(ciborium::value::Integer::try_from(clamped).unwrap_or(0u8.into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,11 @@
 
 use ciborium::Value;
 
-use super::entities::{
-    integer, Options, PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
-};
+use super::command::Command;
+use super::entities::{Options, PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity};
 use super::extensions::GetAssertionExtensionsInput;
-use super::{int_map, Command, Request, Response};
+use super::fields::{int_key_map, integer};
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 
@@ -115,7 +115,7 @@ impl Request for GetAssertionRequest {
         if let Some(protocol) = self.pin_uv_auth_protocol {
             entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
         }
-        Some(int_map(entries))
+        Some(int_key_map(entries))
     }
 }
 
@@ -195,7 +195,7 @@ impl Response for GetAssertionResponse {
         if let Some(key) = &self.large_blob_key {
             entries.push((LARGE_BLOB_KEY, Value::Bytes(key.clone())));
         }
-        Some(int_map(entries))
+        Some(int_key_map(entries))
     }
 
     fn decode(body: &[u8]) -> Result<Self, StatusCode> {

@@ -3,8 +3,10 @@
 
 use ciborium::Value;
 
+use super::command::Command;
 use super::entities::PublicKeyCredentialParameters;
-use super::{int_map, Command, Request, Response};
+use super::fields::int_key_map;
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 
@@ -223,7 +225,7 @@ impl Response for GetInfoResponse {
             key::AUTHENTICATOR_CONFIG_COMMANDS,
             self.authenticator_config_commands.as_deref().map(uints),
         );
-        Some(int_map(entries))
+        Some(int_key_map(entries))
     }
 
     fn decode(body: &[u8]) -> Result<Self, StatusCode> {

@@ -3,8 +3,9 @@
 
 use ciborium::Value;
 
+use super::command::Command;
 use super::fields::{int_key_map, integer};
-use super::{Command, Request, Response};
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 

@@ -3,12 +3,14 @@
 
 use ciborium::Value;
 
+use super::command::Command;
 use super::entities::{
-    integer, Options, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+    Options, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
     PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
 };
 use super::extensions::MakeCredentialExtensionsInput;
-use super::{int_map, Command, Request, Response};
+use super::fields::{int_key_map, integer};
+use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
 
@@ -172,7 +174,7 @@ impl Request for MakeCredentialRequest {
             let list = formats.iter().map(|f| Value::Text(f.clone())).collect();
             entries.push((ATTESTATION_FORMATS_PREFERENCE, Value::Array(list)));
         }
-        Some(int_map(entries))
+        Some(int_key_map(entries))
     }
 }
 
@@ -227,7 +229,7 @@ impl Response for MakeCredentialResponse {
         if let Some(key) = &self.large_blob_key {
             entries.push((LARGE_BLOB_KEY, Value::Bytes(key.clone())));
         }
-        Some(int_map(entries))
+        Some(int_key_map(entries))
     }
 
     fn decode(body: &[u8]) -> Result<Self, StatusCode> {

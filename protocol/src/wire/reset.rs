@@ -2,7 +2,8 @@
 
 use ciborium::Value;
 
-use super::{Command, Request};
+use super::command::Command;
+use super::message::Request;
 use crate::status::StatusCode;
 
 /// An authenticatorReset request.
