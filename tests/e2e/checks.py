@@ -1,6 +1,6 @@
 """The check runner the python-fido2 suites share (pin.py, ctap23.py, strict_ctap.py): a
 check is a function that raises on a broken expectation; each prints one PASS/FAIL line,
-which the Rust side (tests/src/lib.rs: run_e2e_script) reports."""
+which the Rust side (tests/harness/lib.rs: run_e2e_script) reports."""
 
 from __future__ import annotations
 

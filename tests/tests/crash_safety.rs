@@ -1,5 +1,5 @@
 //! Crash safety of the file keystore on a real directory: a writer process
-//! (src/bin/keystore_writer.rs) makes discoverable credentials, hands out counter values and
+//! (harness/bin/keystore_writer.rs) makes discoverable credentials, hands out counter values and
 //! rewrites a state slot in a loop, and is killed with SIGKILL at random points, hundreds of
 //! times. After every kill the store must open, without a damaged file, and hold everything
 //! the writer acknowledged (or something newer in its place): for every user handle a

@@ -1,5 +1,5 @@
 //! The fingerprint reader as the touch (`--presence fingerprint`, and `auto`), end to end: the
-//! real fprintd with libfprint's virtual reader on a private system bus (tests/src/fprintd.rs),
+//! real fprintd with libfprint's virtual reader on a private system bus (tests/harness/fprintd.rs),
 //! a real fido2d over UDP, and CTAP requests sent by hand (HidClient).
 //!
 //! The point: with the reader as the touch, a program of the owner that makes itself the agent

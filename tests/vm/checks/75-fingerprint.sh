@@ -1,6 +1,6 @@
 # The fingerprint reader as the touch, through the real kernel's hidraw: the real fprintd with
 # libfprint's virtual reader on a private system bus with python-dbusmock's polkit stand-in (as
-# tests/src/fprintd.rs does over UDP), `fido2d --transport uhid --presence fingerprint`,
+# tests/harness/fprintd.rs does over UDP), `fido2d --transport uhid --presence fingerprint`,
 # libfido2's fido2-cred and fido2-assert as the platform, and a program of the owner
 # (tests/e2e/eager_agent.py) that answers "allow" to everything as the agent and forges
 # fprintd's "verify-match" on the bus. Only the owner's finger signs.

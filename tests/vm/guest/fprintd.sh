@@ -1,6 +1,6 @@
 # fprintd with libfprint's virtual reader for a check group (sourced by the group, bash): a
 # private system bus, python-dbusmock's polkit stand-in and the real fprintd, as
-# tests/src/fprintd.rs does over UDP. Used by the fingerprint and pam groups.
+# tests/harness/fprintd.rs does over UDP. Used by the fingerprint and pam groups.
 #
 # Before sourcing, the group sets OWNER (a system user, created here if missing) and
 # OWNER_PRINT (the name of the owner's finger on the virtual reader). Sourcing starts the bus,
