@@ -19,7 +19,7 @@ use crate::env::{Credential, Env, Keystore};
 use crate::status::StatusCode;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementResponse,
-    CredentialManagementSubcommand as Sub, Request as _, Response as _,
+    CredentialManagementSubcommand as Sub,
 };
 
 /// subCommandParams as the authenticator uses them.
@@ -46,20 +46,13 @@ fn stored_entities(params: CredentialManagementParams) -> Result<Params, StatusC
 }
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn credential_management(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn credential_management(
+        &mut self,
+        request: CredentialManagementRequest,
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         // The GetNext subcommands continue only the enumeration begun on this channel (see
         // `state`); any other command, here or elsewhere, has ended it.
         let found = self.command.take_found();
-        let request = CredentialManagementRequest::decode(params)?;
-        let response = self.serve_credential_management(request, found)?;
-        Ok(response.to_cbor().unwrap_or(Value::Null))
-    }
-
-    fn serve_credential_management(
-        &mut self,
-        request: CredentialManagementRequest,
-        found: Found,
-    ) -> Result<CredentialManagementResponse, StatusCode> {
         match request.sub_command {
             Sub::EnumerateRpsGetNextRp => return self.next_rp(found),
             Sub::EnumerateCredentialsGetNextCredential => return self.next_credential(found),

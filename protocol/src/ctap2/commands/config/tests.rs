@@ -1,6 +1,7 @@
 use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
+use ciborium::Value;
 
 const CONFIG: u8 = 0x0D;
 const P2: PinProtocol = PinProtocol::Two;

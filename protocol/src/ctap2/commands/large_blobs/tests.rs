@@ -2,6 +2,7 @@ use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::origin::Origin;
+use ciborium::Value;
 
 const LB: u8 = 0x0C;
 const P2: PinProtocol = PinProtocol::Two;
