@@ -18,12 +18,7 @@ pub mod state;
 pub(crate) mod test_support;
 pub mod types;
 
-pub use crate::status::StatusCode;
-pub use pin::client_pin::MAX_PIN_BYTES;
-pub use pin::token::{permission, PinSession};
-pub use state::persistent::{
-    PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
-};
+use crate::status::StatusCode;
 
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
@@ -33,13 +28,6 @@ use crate::wire::{
     GetInfoRequest, GetNextAssertionRequest, LargeBlobsRequest, MakeCredentialRequest, Request,
     ResetRequest, Response, SelectionRequest,
 };
-
-// The command bytes fido2ctl's CTAP client and the clientPIN fuzz target still name this way;
-// everything else names commands by `wire::Command`.
-pub const CLIENT_PIN: u8 = Command::ClientPin as u8;
-pub const RESET: u8 = Command::Reset as u8;
-pub const CREDENTIAL_MANAGEMENT: u8 = Command::CredentialManagement as u8;
-pub const AUTHENTICATOR_CONFIG: u8 = Command::Config as u8;
 
 impl<E: Env> Authenticator<E> {
     /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
