@@ -9,7 +9,21 @@ use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementSubcommand as Sub,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
 };
+
+/// A user entity as a platform sends it.
+fn user_entity(
+    id: &[u8],
+    name: Option<&str>,
+    display_name: Option<&str>,
+) -> PublicKeyCredentialUserEntity {
+    PublicKeyCredentialUserEntity {
+        id: id.to_vec(),
+        name: name.map(str::to_owned),
+        display_name: display_name.map(str::to_owned),
+    }
+}
 
 const CM: u8 = 0x0A;
 const P2: PinProtocol = PinProtocol::Two;
@@ -58,9 +72,11 @@ fn rp_hash_params(rp: &str) -> Value {
 }
 
 /// subCommandParams naming a credential, and the new user entity of an update.
-fn credential_params(credential_id: &[u8], user: Option<Value>) -> Value {
+fn credential_params(credential_id: &[u8], user: Option<PublicKeyCredentialUserEntity>) -> Value {
     CredentialManagementParams {
-        credential_id: Some(descriptor(credential_id)),
+        credential_id: Some(PublicKeyCredentialDescriptor::public_key(
+            credential_id.to_vec(),
+        )),
         user,
         ..CredentialManagementParams::default()
     }
@@ -204,10 +220,7 @@ fn update_user_information_changes_names_not_the_handle() {
     let (mut a, _) = managed(None);
     let reg = register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let new_user = cbor::text_map(vec![
-        ("id", bytes(b"u1")),
-        ("name", text("new@example.com")),
-    ]);
+    let new_user = user_entity(b"u1", Some("new@example.com"), None);
     let params = credential_params(&reg.credential_id, Some(new_user));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
@@ -215,7 +228,7 @@ fn update_user_information_changes_names_not_the_handle() {
     assert_eq!(user.name.as_deref(), Some("new@example.com"));
     assert_eq!(user.display_name, None, "absent fields are removed");
 
-    let other = cbor::text_map(vec![("id", bytes(b"u2")), ("name", text("x"))]);
+    let other = user_entity(b"u2", Some("x"), None);
     let params = credential_params(&reg.credential_id, Some(other));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
@@ -228,12 +241,34 @@ fn update_user_information_changes_names_not_the_handle() {
         Err(StatusCode::MissingParameter),
         "no user"
     );
-    let user = cbor::text_map(vec![("id", bytes(b"u1"))]);
+    let user = user_entity(b"u1", None, None);
     let params = credential_params(b"unknown", Some(user));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
         Err(StatusCode::NoCredentials)
     );
+}
+
+/// A descriptor of a type other than "public-key" names no credential here: as if none were
+/// sent.
+#[test]
+fn a_descriptor_of_another_type_is_no_credential_id() {
+    let (mut a, _) = managed(None);
+    let reg = register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let params = CredentialManagementParams {
+        credential_id: Some(PublicKeyCredentialDescriptor {
+            kind: "future".into(),
+            id: reg.credential_id.clone(),
+        }),
+        ..CredentialManagementParams::default()
+    }
+    .to_cbor();
+    assert_eq!(
+        cm(&mut a, &token, 6, Some(params)),
+        Err(StatusCode::MissingParameter)
+    );
+    assert_eq!(a.keystore().discoverable_count(), 1, "nothing deleted");
 }
 
 /// §6.8.6: "If a field is not present in the passed-in user, or is present and empty,
@@ -243,11 +278,7 @@ fn update_user_information_removes_names_that_are_present_but_empty() {
     let (mut a, _) = managed(None);
     let reg = register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let emptied = cbor::text_map(vec![
-        ("id", bytes(b"u1")),
-        ("name", text("")),
-        ("displayName", text("")),
-    ]);
+    let emptied = user_entity(b"u1", Some(""), Some(""));
     let params = credential_params(&reg.credential_id, Some(emptied));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();

@@ -534,11 +534,7 @@ fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
         .unwrap();
         field(&r, 7).unwrap().clone()
     };
-    assert_ne!(
-        current,
-        types_descriptor(&alice.credential_id),
-        "the replacement"
-    );
+    assert_ne!(current, descriptor(&alice.credential_id), "the replacement");
     let update = cbor::int_map(vec![(2, current.clone()), (3, user(b"alice", "alice2"))]);
     call(&mut a, 0x0A, cm_params(&cm, 0x07, Some(update))).unwrap();
     let s3 = state(&mut a);
@@ -550,10 +546,6 @@ fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
     )
     .unwrap();
     assert_ne!(state(&mut a), s3, "deleted");
-}
-
-fn types_descriptor(id: &[u8]) -> Value {
-    crate::ctap2::types::credential_descriptor(id)
 }
 
 /// The wire type reads every member fido2d sends, with or without built-in UV and over
