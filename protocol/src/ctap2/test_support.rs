@@ -351,7 +351,6 @@ use crate::wire::{
     KeyAgreementPublicKey,
 };
 
-pub const CLIENT_PIN: u8 = crate::wire::Command::ClientPin as u8;
 pub const PERM_MC: u8 = permission::MAKE_CREDENTIAL;
 pub const PERM_GA: u8 = permission::GET_ASSERTION;
 pub const PERM_CM: u8 = permission::CREDENTIAL_MANAGEMENT;

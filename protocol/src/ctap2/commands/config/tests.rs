@@ -1,9 +1,11 @@
 use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
+use crate::wire::Command;
 use ciborium::Value;
 
-const CONFIG: u8 = 0x0D;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const CONFIG: u8 = Command::Config as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// authenticatorConfig as a platform sends it; a subcommand CTAP does not define has no
@@ -236,7 +238,7 @@ fn the_min_pin_length_extension_tells_only_listed_rps() {
     for (rp, expected) in [("listed.org", Some(int(6))), ("other.org", None)] {
         let mut p = make_credential_params(rp, b"u", &[-7]);
         p.push((6, cbor::text_map(vec![("minPinLength", Value::Bool(true))])));
-        let reg = parse_registration(&call(&mut a, 0x01, p).unwrap());
+        let reg = parse_registration(&call(&mut a, Command::MakeCredential.as_byte(), p).unwrap());
         let output = reg
             .extensions
             .as_ref()
@@ -258,7 +260,7 @@ fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
             6,
             cbor::text_map(vec![("pinComplexityPolicy", Value::Bool(true))]),
         ));
-        let reg = parse_registration(&call(a, 0x01, p).unwrap());
+        let reg = parse_registration(&call(a, Command::MakeCredential.as_byte(), p).unwrap());
         reg.extensions
             .as_ref()
             .and_then(|e| text_field(e, "pinComplexityPolicy").cloned())

@@ -7,6 +7,7 @@ use ciborium::Value;
 use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
+use crate::wire::Command;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementSubcommand as Sub,
     PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
@@ -25,7 +26,7 @@ fn user_entity(
     }
 }
 
-const CM: u8 = 0x0A;
+const CM: u8 = Command::CredentialManagement as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// A key with PIN "1234" and a cm token (optionally bound to an RP).
@@ -51,7 +52,7 @@ fn register_rk(
     if let Some(ext) = extensions {
         p.push((6, ext));
     }
-    parse_registration(&call(a, 0x01, p).expect("makeCredential"))
+    parse_registration(&call(a, Command::MakeCredential.as_byte(), p).expect("makeCredential"))
 }
 
 fn cm(
@@ -183,7 +184,7 @@ fn enumeration_ends_with_any_other_command() {
     register_rk(&mut a, "b.org", b"u2", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     cm(&mut a, &token, 2, None).unwrap();
-    call(&mut a, 0x04, vec![]).unwrap();
+    call(&mut a, Command::GetInfo.as_byte(), vec![]).unwrap();
     assert_eq!(
         next(&mut a, Sub::EnumerateRpsGetNextRp),
         Err(StatusCode::NotAllowed)
@@ -411,6 +412,6 @@ fn the_preview_command_0x41_answers_the_same() {
     register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     let p = entries(&cm_request(&token, 1, None));
-    let r = call(&mut a, 0x41, p).unwrap();
+    let r = call(&mut a, Command::CredentialManagementPreview.as_byte(), p).unwrap();
     assert_eq!(field(&r, 1), Some(&int(1)));
 }

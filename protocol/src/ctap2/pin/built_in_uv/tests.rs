@@ -21,12 +21,14 @@ use crate::env::{
 use crate::testing::{ManualClock, MemoryKeystore, SeededRng};
 use crate::wire::{ClientPinRequest, ClientPinSubcommand};
 
+use crate::wire::Command;
 use UvOutcome::{Cancelled, Denied, Failed, TimedOut, Unavailable, Verified};
 
-const MC: u8 = 0x01;
-const GA: u8 = 0x02;
-const GET_INFO: u8 = 0x04;
-const CONFIG: u8 = 0x0D;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const MC: u8 = Command::MakeCredential as u8;
+const GA: u8 = Command::GetAssertion as u8;
+const GET_INFO: u8 = Command::GetInfo as u8;
+const CONFIG: u8 = Command::Config as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 fn script(a: &mut TestAuthenticator, outcomes: &[UvOutcome]) {

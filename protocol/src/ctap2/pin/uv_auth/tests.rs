@@ -8,9 +8,10 @@ use ciborium::Value;
 use crate::ctap2::authenticator_data::{FLAG_UP, FLAG_UV};
 use crate::ctap2::pin::token::INITIAL_USAGE_TIME_LIMIT_MS;
 use crate::ctap2::test_support::*;
+use crate::wire::Command;
 
-const MC: u8 = 0x01;
-const GA: u8 = 0x02;
+const MC: u8 = Command::MakeCredential as u8;
+const GA: u8 = Command::GetAssertion as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 fn with_token(
