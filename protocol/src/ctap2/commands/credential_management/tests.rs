@@ -10,7 +10,7 @@ use crate::env::Keystore as _;
 use crate::wire::Command;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementSubcommand as Sub,
-    PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
+    MakeCredentialExtensionsInput, PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
 };
 
 /// A user entity as a platform sends it.
@@ -42,17 +42,15 @@ fn register_rk(
     a: &mut TestAuthenticator,
     rp: &str,
     user_id: &[u8],
-    extensions: Option<Value>,
+    extensions: Option<MakeCredentialExtensionsInput>,
 ) -> Registration {
     let token = pin_token(a, P2, "1234", PERM_MC, Some(rp)).unwrap();
-    let mut p = make_credential_params(rp, user_id, &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
-    if let Some(ext) = extensions {
-        p.push((6, ext));
-    }
-    parse_registration(&call(a, Command::MakeCredential.as_byte(), p).expect("makeCredential"))
+    let mut request = mc_request(rp, user_id, &[-7]);
+    request.options.rk = Some(true);
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(P2.number().into());
+    request.extensions = extensions.unwrap_or_default();
+    registration(&make_credential(a, &request).expect("makeCredential"))
 }
 
 fn cm(
@@ -130,11 +128,12 @@ fn rps_are_enumerated_one_by_one() {
 #[test]
 fn credentials_of_an_rp_are_enumerated_with_their_details() {
     let (mut a, _) = managed(None);
-    let ext = cbor::text_map(vec![
-        ("credProtect", int(2)),
-        ("largeBlobKey", Value::Bool(true)),
-        ("thirdPartyPayment", Value::Bool(true)),
-    ]);
+    let ext = MakeCredentialExtensionsInput {
+        cred_protect: Some(2),
+        large_blob_key: true,
+        third_party_payment: true,
+        ..MakeCredentialExtensionsInput::default()
+    };
     let first = register_rk(&mut a, "a.org", b"u1", Some(ext));
     let second = register_rk(&mut a, "a.org", b"u2", None);
     register_rk(&mut a, "b.org", b"u3", None);
