@@ -6,31 +6,9 @@ use crate::status::StatusCode;
 use crate::ctap2::authenticator_data::{FLAG_UP, FLAG_UV};
 use crate::ctap2::pin::token::INITIAL_USAGE_TIME_LIMIT_MS;
 use crate::ctap2::test_support::*;
-use crate::wire::{GetAssertionRequest, MakeCredentialRequest};
+use crate::wire::GetAssertionRequest;
 
 const P2: PinProtocol = PinProtocol::Two;
-
-/// makeCredential authorized by `token`: its MAC over clientDataHash (§6.1.2 step 11).
-fn mc_with_token(
-    mut request: MakeCredentialRequest,
-    protocol: PinProtocol,
-    token: &[u8],
-) -> MakeCredentialRequest {
-    request.pin_uv_auth_param = Some(protocol.authenticate(token, &request.client_data_hash));
-    request.pin_uv_auth_protocol = Some(protocol.number().into());
-    request
-}
-
-/// getAssertion authorized by `token`: its MAC over clientDataHash (§6.2.2 step 9).
-fn ga_with_token(
-    mut request: GetAssertionRequest,
-    protocol: PinProtocol,
-    token: &[u8],
-) -> GetAssertionRequest {
-    request.pin_uv_auth_param = Some(protocol.authenticate(token, &request.client_data_hash));
-    request.pin_uv_auth_protocol = Some(protocol.number().into());
-    request
-}
 
 /// A getAssertion naming the credential `id`.
 fn ga_for(rp: &str, id: &[u8]) -> GetAssertionRequest {
