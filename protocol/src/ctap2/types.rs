@@ -1,6 +1,5 @@
 //! What the authenticator makes of the WebAuthn structures a request carries (decoded by
-//! [`crate::wire::entities`]): names truncated for storage, the algorithm chosen, descriptors
-//! of unknown types skipped.
+//! [`crate::wire::entities`]): names truncated for storage, the algorithm chosen.
 
 use crate::env::{Algorithm, RelyingParty, UserEntity};
 use crate::status::StatusCode;

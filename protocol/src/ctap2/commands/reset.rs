@@ -6,8 +6,8 @@ use crate::status::StatusCode;
 use crate::wire::{NoBody, ResetRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn reset(&mut self, request: ResetRequest) -> Result<NoBody, StatusCode> {
-        let ResetRequest = request;
+    /// The request has no parameters (see [`ResetRequest`]).
+    pub(crate) fn reset(&mut self, _request: ResetRequest) -> Result<NoBody, StatusCode> {
         // Only within 10 seconds of power-up (the key's appearance: see
         // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe
         // the key at an arbitrary moment...

@@ -6,8 +6,8 @@ use crate::status::StatusCode;
 use crate::wire::{NoBody, SelectionRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn selection(&mut self, request: SelectionRequest) -> Result<NoBody, StatusCode> {
-        let SelectionRequest = request;
+    /// The request has no parameters (see [`SelectionRequest`]).
+    pub(crate) fn selection(&mut self, _request: SelectionRequest) -> Result<NoBody, StatusCode> {
         self.collect_presence(Operation::Selection, None, None)?;
         Ok(NoBody)
     }
