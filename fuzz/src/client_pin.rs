@@ -28,7 +28,7 @@ use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng
 use protocol::wire::{
     permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, Command,
     CredentialManagementRequest, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
-    Response, StatusCode,
+    ResetRequest, Response, StatusCode,
 };
 use protocol::{Authenticator, AuthenticatorConfig};
 use sha2::{Digest, Sha256};
@@ -41,11 +41,6 @@ const ORIGIN: protocol::Origin = protocol::Origin::usb(1);
 
 pub const PINS: [&str; 6] = ["1234", "123456", "hunter2!", "12", "ÄÖÜß", ""];
 const RP_IDS: [&str; 3] = ["example.com", "example.org", "other.example"];
-
-const CLIENT_PIN: u8 = Command::ClientPin as u8;
-const GET_ASSERTION: u8 = Command::GetAssertion as u8;
-const MAKE_CREDENTIAL: u8 = Command::MakeCredential as u8;
-const RESET: u8 = Command::Reset as u8;
 
 const SUCCESS: u8 = StatusCode::Success as u8;
 const PIN_INVALID: u8 = StatusCode::PinInvalid as u8;
@@ -254,14 +249,16 @@ impl Harness {
                 self.after_raw(&request, response[0]);
             }
             op::RESET => {
-                let response = self.authenticator.process_cbor(ORIGIN, &[RESET]);
+                let response = self
+                    .authenticator
+                    .process_cbor(ORIGIN, &ResetRequest.encode());
                 if response[0] == SUCCESS {
                     self.after_reset();
                 }
             }
             op::RAW_CLIENT_PIN => {
                 let params = input.bytes();
-                let request = [&[CLIENT_PIN][..], params].concat();
+                let request = [&[Command::ClientPin.as_byte()][..], params].concat();
                 let response = self.authenticator.process_cbor(ORIGIN, &request);
                 self.after_raw(&request, response[0]);
             }
@@ -280,16 +277,17 @@ impl Harness {
                 .and_then(Value::as_integer)
                 .map(i128::from)
         };
-        match (request.first(), status) {
-            (Some(&RESET), SUCCESS) => self.after_reset(),
-            (Some(&CLIENT_PIN), SUCCESS) => {
+        let command = request.first().copied().and_then(Command::from_byte);
+        match (command, status) {
+            (Some(Command::Reset), SUCCESS) => self.after_reset(),
+            (Some(Command::ClientPin), SUCCESS) => {
                 let sub_command = field(2);
                 assert!(
                     matches!(sub_command, Some(1 | 2)),
                     "clientPIN subcommand {sub_command:?} succeeded without the shared secret"
                 );
             }
-            (Some(&CLIENT_PIN), PIN_INVALID | PIN_BLOCKED | PIN_AUTH_BLOCKED) => {
+            (Some(Command::ClientPin), PIN_INVALID | PIN_BLOCKED | PIN_AUTH_BLOCKED) => {
                 let protocol = match field(1) {
                     Some(1) => Some(PinProtocol::One),
                     Some(2) => Some(PinProtocol::Two),
@@ -298,8 +296,8 @@ impl Harness {
                 let protocol = protocol.expect("a PIN compared under a known protocol");
                 self.after_pin_check(protocol, status);
             }
-            (Some(&MAKE_CREDENTIAL), SUCCESS) => self.consume_token(),
-            (Some(&GET_ASSERTION), SUCCESS) => {
+            (Some(Command::MakeCredential), SUCCESS) => self.consume_token(),
+            (Some(Command::GetAssertion), SUCCESS) => {
                 let silent = params
                     .as_ref()
                     .and_then(|(map, _)| int_field(map, 5))
@@ -570,7 +568,11 @@ impl Harness {
         if rk {
             params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
         }
-        let request = [vec![MAKE_CREDENTIAL], cbor::encode(&cbor::int_map(params))].concat();
+        let request = [
+            vec![Command::MakeCredential.as_byte()],
+            cbor::encode(&cbor::int_map(params)),
+        ]
+        .concat();
         let response = self.authenticator.process_cbor(ORIGIN, &request);
         if response[0] != SUCCESS {
             return;
@@ -594,7 +596,11 @@ impl Harness {
             (6, Value::Bytes(param)),
             (7, int(protocol.number().into())),
         ];
-        let request = [vec![GET_ASSERTION], cbor::encode(&cbor::int_map(params))].concat();
+        let request = [
+            vec![Command::GetAssertion.as_byte()],
+            cbor::encode(&cbor::int_map(params)),
+        ]
+        .concat();
         let response = self.authenticator.process_cbor(ORIGIN, &request);
         if response[0] != SUCCESS {
             return;

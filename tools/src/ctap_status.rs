@@ -1,7 +1,7 @@
 //! CTAP status codes (CTAP 2.1 §8.2) in words, for messages: the spec's names come from
 //! `protocol`'s [`StatusCode`]; what each means to a person is said here.
 
-use protocol::ctap2::StatusCode;
+use protocol::status::StatusCode;
 
 /// "PIN_INVALID (0x31): the PIN is wrong" and so on.
 pub fn describe(status: u8) -> String {

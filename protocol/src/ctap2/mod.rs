@@ -18,30 +18,16 @@ pub mod state;
 pub(crate) mod test_support;
 pub mod types;
 
-use ciborium::Value;
+use crate::status::StatusCode;
 
-pub use crate::status::StatusCode;
-pub use pin::client_pin::MAX_PIN_BYTES;
-pub use pin::token::{permission, PinSession};
-pub use state::persistent::{
-    PersistentState, DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, MAX_UV_RETRIES,
-};
-
-use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::Env;
 use crate::origin::{Origin, Transport};
 use crate::wire::{
-    Command, GetAssertionRequest, GetInfoRequest, GetNextAssertionRequest, MakeCredentialRequest,
-    Request, Response,
+    ClientPinRequest, Command, ConfigRequest, CredentialManagementRequest, GetAssertionRequest,
+    GetInfoRequest, GetNextAssertionRequest, LargeBlobsRequest, MakeCredentialRequest, Request,
+    ResetRequest, Response, SelectionRequest,
 };
-
-// The command bytes fido2ctl's CTAP client and the clientPIN fuzz target still name this way;
-// everything else names commands by `wire::Command`.
-pub const CLIENT_PIN: u8 = Command::ClientPin as u8;
-pub const RESET: u8 = Command::Reset as u8;
-pub const CREDENTIAL_MANAGEMENT: u8 = Command::CredentialManagement as u8;
-pub const AUTHENTICATOR_CONFIG: u8 = Command::Config as u8;
 
 impl<E: Env> Authenticator<E> {
     /// Answers a CTAPHID_CBOR message from `origin`: command byte + CBOR parameters in,
@@ -82,18 +68,28 @@ pub fn process<E: Env>(authenticator: &mut Authenticator<E>, request: &[u8]) -> 
         Command::GetInfo => run(params, |request: GetInfoRequest| {
             authenticator.get_info(request)
         }),
-        Command::ClientPin => untyped(authenticator.client_pin(params)),
-        Command::Reset => untyped(authenticator.reset(params)),
-        Command::Selection => untyped(authenticator.selection(params)),
+        Command::ClientPin => run(params, |request: ClientPinRequest| {
+            authenticator.client_pin(request)
+        }),
+        Command::Reset => run(params, |request: ResetRequest| authenticator.reset(request)),
+        Command::Selection => run(params, |request: SelectionRequest| {
+            authenticator.selection(request)
+        }),
         Command::CredentialManagement | Command::CredentialManagementPreview => {
-            untyped(authenticator.credential_management(params))
+            run(params, |request: CredentialManagementRequest| {
+                authenticator.credential_management(request)
+            })
         }
-        Command::LargeBlobs => untyped(authenticator.large_blobs(params)),
-        Command::Config => untyped(authenticator.authenticator_config(params)),
+        Command::LargeBlobs => run(params, |request: LargeBlobsRequest| {
+            authenticator.large_blobs(request)
+        }),
+        Command::Config => run(params, |request: ConfigRequest| {
+            authenticator.authenticator_config(request)
+        }),
     }
 }
 
-/// A command typed in `wire`: its request decoded (a malformed one answered with its precise
+/// A command: its request decoded (a malformed one answered with its precise
 /// status), the command run, its response encoded, or the status byte alone.
 fn run<Q: Request, S: Response>(
     params: &[u8],
@@ -101,20 +97,6 @@ fn run<Q: Request, S: Response>(
 ) -> Vec<u8> {
     match Q::decode(params).and_then(command) {
         Ok(response) => response.encode(),
-        Err(status) => vec![status.as_byte()],
-    }
-}
-
-/// A command not yet typed in `wire`: it reads its own parameters and answers a CBOR value
-/// (`Null` for none).
-fn untyped(result: Result<Value, StatusCode>) -> Vec<u8> {
-    match result {
-        Ok(Value::Null) => vec![StatusCode::Success.as_byte()],
-        Ok(response) => {
-            let mut out = vec![StatusCode::Success.as_byte()];
-            out.extend(cbor::encode(&response));
-            out
-        }
         Err(status) => vec![status.as_byte()],
     }
 }

@@ -207,6 +207,28 @@ pub fn ga_request(rp: &str, allow: &[&[u8]]) -> GetAssertionRequest {
     request
 }
 
+/// makeCredential authorized by `token`: its MAC over clientDataHash (§6.1.2 step 11).
+pub fn mc_with_token(
+    mut request: MakeCredentialRequest,
+    protocol: PinProtocol,
+    token: &[u8],
+) -> MakeCredentialRequest {
+    request.pin_uv_auth_param = Some(protocol.authenticate(token, &request.client_data_hash));
+    request.pin_uv_auth_protocol = Some(protocol.number().into());
+    request
+}
+
+/// getAssertion authorized by `token`: its MAC over clientDataHash (§6.2.2 step 9).
+pub fn ga_with_token(
+    mut request: GetAssertionRequest,
+    protocol: PinProtocol,
+    token: &[u8],
+) -> GetAssertionRequest {
+    request.pin_uv_auth_param = Some(protocol.authenticate(token, &request.client_data_hash));
+    request.pin_uv_auth_protocol = Some(protocol.number().into());
+    request
+}
+
 /// A request's parameters as integer-keyed entries, for a test that then breaks one of them.
 pub fn params_of(request: &impl Request) -> Vec<(i64, Value)> {
     let Some(Value::Map(entries)) = request.to_cbor() else {
@@ -351,7 +373,6 @@ use crate::wire::{
     KeyAgreementPublicKey,
 };
 
-pub const CLIENT_PIN: u8 = crate::wire::Command::ClientPin as u8;
 pub const PERM_MC: u8 = permission::MAKE_CREDENTIAL;
 pub const PERM_GA: u8 = permission::GET_ASSERTION;
 pub const PERM_CM: u8 = permission::CREDENTIAL_MANAGEMENT;

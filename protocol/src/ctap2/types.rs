@@ -1,14 +1,10 @@
 //! What the authenticator makes of the WebAuthn structures a request carries (decoded by
-//! [`crate::wire::entities`]): names truncated for storage, the algorithm chosen, descriptors
-//! of unknown types skipped.
-
-use ciborium::Value;
+//! [`crate::wire::entities`]): names truncated for storage, the algorithm chosen.
 
 use crate::env::{Algorithm, RelyingParty, UserEntity};
 use crate::status::StatusCode;
 use crate::wire::{
-    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
-    PublicKeyCredentialUserEntity,
+    PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
 };
 
 /// Stored user and RP names are truncated to 64 bytes (CTAP 2.1 §6.1 "maximum size" note),
@@ -30,11 +26,6 @@ pub fn stored_user(user: PublicKeyCredentialUserEntity) -> UserEntity {
         name: user.name.map(truncate_name),
         display_name: user.display_name.map(truncate_name),
     }
-}
-
-/// PublicKeyCredentialUserEntity as credentialManagement's updateUserInformation reads it.
-pub fn parse_user(value: Value) -> Result<UserEntity, StatusCode> {
-    PublicKeyCredentialUserEntity::decode(value).map(stored_user)
 }
 
 fn truncate_name(mut name: String) -> String {
@@ -61,27 +52,6 @@ pub fn choose_algorithm(
         .filter_map(|param| Algorithm::from_cose_id(param.alg))
         .find(|alg| supports(*alg))
         .ok_or(StatusCode::UnsupportedAlgorithm)
-}
-
-/// A PublicKeyCredentialDescriptor of type "public-key" (others are skipped by callers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialDescriptor {
-    pub id: Vec<u8>,
-}
-
-/// A credential list as credentialManagement reads it: descriptors of an unknown type are
-/// dropped, malformed ones are an error.
-pub fn parse_credential_list(value: Value) -> Result<Vec<CredentialDescriptor>, StatusCode> {
-    Ok(PublicKeyCredentialDescriptor::decode_list(value)?
-        .into_iter()
-        .filter(|d| d.is_public_key())
-        .map(|d| CredentialDescriptor { id: d.id })
-        .collect())
-}
-
-/// The descriptor of a credential in a response.
-pub fn credential_descriptor(id: &[u8]) -> Value {
-    PublicKeyCredentialDescriptor::public_key(id.to_vec()).to_cbor()
 }
 
 #[cfg(test)]
@@ -134,19 +104,5 @@ mod tests {
         let name = stored_user(user).name.unwrap();
         assert_eq!(name.len(), 64);
         assert!(long.starts_with(&name));
-    }
-
-    #[test]
-    fn credential_lists_skip_unknown_types() {
-        let ok = PublicKeyCredentialDescriptor::public_key(vec![1]).to_cbor();
-        let other = PublicKeyCredentialDescriptor {
-            kind: "future".into(),
-            id: vec![2],
-        }
-        .to_cbor();
-        assert_eq!(
-            parse_credential_list(Value::Array(vec![ok, other])),
-            Ok(vec![CredentialDescriptor { id: vec![1] }])
-        );
     }
 }

@@ -11,6 +11,9 @@ use ciborium::Value;
 use zeroize::Zeroizing;
 
 use super::command::Command;
+use super::entities::{
+    PublicKeyCredentialDescriptor, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
+};
 use super::fields::{int_key_map, integer, into_count};
 use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
@@ -176,22 +179,24 @@ impl Request for CredentialManagementRequest {
     }
 }
 
-/// subCommandParams (CTAP 2.1 §6.8). The credential descriptor and the user entity stay CBOR
-/// maps here; the authenticator reads them as the entities it stores.
+/// subCommandParams (CTAP 2.1 §6.8).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CredentialManagementParams {
     /// 0x01 rpIDHash.
     pub rp_id_hash: Option<Vec<u8>>,
-    /// 0x02 credentialID: a PublicKeyCredentialDescriptor.
-    pub credential_id: Option<Value>,
-    /// 0x03 user: a PublicKeyCredentialUserEntity.
-    pub user: Option<Value>,
+    /// 0x02 credentialID: the descriptor as sent, whatever its type (the authenticator
+    /// knows only "public-key" ones).
+    pub credential_id: Option<PublicKeyCredentialDescriptor>,
+    /// 0x03 user: the user entity as sent (names not yet truncated for storage).
+    pub user: Option<PublicKeyCredentialUserEntity>,
 }
 
 impl CredentialManagementParams {
     /// Reads subCommandParams, absent or a map: a key that is not an integer is
     /// CBOR_UNEXPECTED_TYPE, a repeated one INVALID_CBOR, rpIDHash not bytes
-    /// CBOR_UNEXPECTED_TYPE.
+    /// CBOR_UNEXPECTED_TYPE; then the descriptor and the user entity, in that order, with the
+    /// statuses of [`PublicKeyCredentialDescriptor::decode`] and
+    /// [`PublicKeyCredentialUserEntity::decode`].
     pub fn from_cbor(params: Option<&Value>) -> Result<Self, StatusCode> {
         let Some(params) = params else {
             return Ok(Self::default());
@@ -202,8 +207,14 @@ impl CredentialManagementParams {
                 .take(PARAM_RP_ID_HASH)
                 .map(cbor::into_bytes)
                 .transpose()?,
-            credential_id: map.take(PARAM_CREDENTIAL_ID),
-            user: map.take(PARAM_USER),
+            credential_id: map
+                .take(PARAM_CREDENTIAL_ID)
+                .map(PublicKeyCredentialDescriptor::decode)
+                .transpose()?,
+            user: map
+                .take(PARAM_USER)
+                .map(PublicKeyCredentialUserEntity::decode)
+                .transpose()?,
         })
     }
 
@@ -213,33 +224,33 @@ impl CredentialManagementParams {
             entries.push((PARAM_RP_ID_HASH, Value::Bytes(hash.clone())));
         }
         if let Some(descriptor) = &self.credential_id {
-            entries.push((PARAM_CREDENTIAL_ID, descriptor.clone()));
+            entries.push((PARAM_CREDENTIAL_ID, descriptor.to_cbor()));
         }
         if let Some(user) = &self.user {
-            entries.push((PARAM_USER, user.clone()));
+            entries.push((PARAM_USER, user.to_cbor()));
         }
         int_key_map(entries)
     }
 }
 
 /// An authenticatorCredentialManagement answer (CTAP 2.1 §6.8, response table; 0x0C from
-/// CTAP 2.2). The RP and user entities, the descriptor and the COSE public key stay CBOR.
+/// CTAP 2.2). The COSE public key stays CBOR: the platform hands it on as it came.
 #[derive(Clone, Default, PartialEq)]
 pub struct CredentialManagementResponse {
     /// 0x01 existingResidentCredentialsCount.
     pub existing_resident_credentials_count: Option<u64>,
     /// 0x02 maxPossibleRemainingResidentCredentialsCount.
     pub max_possible_remaining_resident_credentials_count: Option<u64>,
-    /// 0x03 rp: a PublicKeyCredentialRpEntity.
-    pub rp: Option<Value>,
+    /// 0x03 rp.
+    pub rp: Option<PublicKeyCredentialRpEntity>,
     /// 0x04 rpIDHash.
     pub rp_id_hash: Option<Vec<u8>>,
     /// 0x05 totalRPs.
     pub total_rps: Option<u64>,
-    /// 0x06 user: a PublicKeyCredentialUserEntity.
-    pub user: Option<Value>,
-    /// 0x07 credentialID: a PublicKeyCredentialDescriptor.
-    pub credential_id: Option<Value>,
+    /// 0x06 user.
+    pub user: Option<PublicKeyCredentialUserEntity>,
+    /// 0x07 credentialID.
+    pub credential_id: Option<PublicKeyCredentialDescriptor>,
     /// 0x08 publicKey: a COSE_Key.
     pub public_key: Option<Value>,
     /// 0x09 totalCredentials.
@@ -298,14 +309,17 @@ impl Response for CredentialManagementResponse {
             self.max_possible_remaining_resident_credentials_count
                 .map(count),
         );
-        put(RESPONSE_RP, self.rp.clone());
+        put(RESPONSE_RP, self.rp.as_ref().map(|rp| rp.to_cbor()));
         put(
             RESPONSE_RP_ID_HASH,
             self.rp_id_hash.clone().map(Value::Bytes),
         );
         put(RESPONSE_TOTAL_RPS, self.total_rps.map(count));
-        put(RESPONSE_USER, self.user.clone());
-        put(RESPONSE_CREDENTIAL_ID, self.credential_id.clone());
+        put(RESPONSE_USER, self.user.as_ref().map(|user| user.to_cbor()));
+        put(
+            RESPONSE_CREDENTIAL_ID,
+            self.credential_id.as_ref().map(|d| d.to_cbor()),
+        );
         put(RESPONSE_PUBLIC_KEY, self.public_key.clone());
         put(
             RESPONSE_TOTAL_CREDENTIALS,
@@ -336,14 +350,23 @@ impl Response for CredentialManagementResponse {
         Ok(CredentialManagementResponse {
             existing_resident_credentials_count,
             max_possible_remaining_resident_credentials_count,
-            rp: map.take(RESPONSE_RP),
+            rp: map
+                .take(RESPONSE_RP)
+                .map(PublicKeyCredentialRpEntity::decode)
+                .transpose()?,
             rp_id_hash: map
                 .take(RESPONSE_RP_ID_HASH)
                 .map(cbor::into_bytes)
                 .transpose()?,
             total_rps,
-            user: map.take(RESPONSE_USER),
-            credential_id: map.take(RESPONSE_CREDENTIAL_ID),
+            user: map
+                .take(RESPONSE_USER)
+                .map(PublicKeyCredentialUserEntity::decode)
+                .transpose()?,
+            credential_id: map
+                .take(RESPONSE_CREDENTIAL_ID)
+                .map(PublicKeyCredentialDescriptor::decode)
+                .transpose()?,
             public_key: map.take(RESPONSE_PUBLIC_KEY),
             total_credentials,
             cred_protect,
@@ -386,6 +409,19 @@ mod tests {
             CredentialManagementParams::from_cbor(decoded.sub_command_params.as_ref()),
             Ok(params)
         );
+        let update = CredentialManagementParams {
+            credential_id: Some(PublicKeyCredentialDescriptor::public_key(vec![7; 16])),
+            user: Some(PublicKeyCredentialUserEntity {
+                id: vec![9],
+                name: Some("bob".into()),
+                display_name: Some("Bob".into()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            CredentialManagementParams::from_cbor(Some(&update.to_cbor())),
+            Ok(update)
+        );
         let next =
             CredentialManagementRequest::new(CredentialManagementSubcommand::EnumerateRpsGetNextRp);
         assert_eq!(
@@ -426,6 +462,19 @@ mod tests {
             CredentialManagementParams::from_cbor(Some(&text_key)),
             Err(StatusCode::CborUnexpectedType)
         );
+        let descriptor_without_type = cbor::int_map(vec![(
+            2,
+            cbor::text_map(vec![("id", Value::Bytes(vec![1]))]),
+        )]);
+        assert_eq!(
+            CredentialManagementParams::from_cbor(Some(&descriptor_without_type)),
+            Err(StatusCode::MissingParameter)
+        );
+        let user_as_bytes = cbor::int_map(vec![(3, Value::Bytes(vec![1]))]);
+        assert_eq!(
+            CredentialManagementParams::from_cbor(Some(&user_as_bytes)),
+            Err(StatusCode::CborUnexpectedType)
+        );
         let hash_as_text = cbor::int_map(vec![(1, Value::Text("h".into()))]);
         assert_eq!(
             CredentialManagementParams::from_cbor(Some(&hash_as_text)),
@@ -436,8 +485,16 @@ mod tests {
     #[test]
     fn responses_round_trip() {
         let response = CredentialManagementResponse {
-            user: Some(cbor::text_map(vec![("id", Value::Bytes(vec![1]))])),
-            credential_id: Some(cbor::text_map(vec![("id", Value::Bytes(vec![2]))])),
+            rp: Some(PublicKeyCredentialRpEntity {
+                id: "example.com".into(),
+                name: None,
+            }),
+            user: Some(PublicKeyCredentialUserEntity {
+                id: vec![1],
+                name: Some("alice".into()),
+                display_name: None,
+            }),
+            credential_id: Some(PublicKeyCredentialDescriptor::public_key(vec![2])),
             public_key: Some(cbor::int_map(vec![(1, Value::Integer(2.into()))])),
             total_credentials: Some(2),
             cred_protect: Some(1),

@@ -45,3 +45,35 @@ pub trait Response: Sized {
         answer
     }
 }
+
+/// The answer of a command whose success carries no body (authenticatorReset §6.6,
+/// authenticatorSelection §6.9, authenticatorConfig §6.11): the status byte 0x00 alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoBody;
+
+impl Response for NoBody {
+    fn to_cbor(&self) -> Option<Value> {
+        None
+    }
+
+    /// Only an empty body: anything after the status byte is not this answer.
+    fn decode(body: &[u8]) -> Result<Self, StatusCode> {
+        if body.is_empty() {
+            Ok(NoBody)
+        } else {
+            Err(StatusCode::InvalidCbor)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_body_is_the_success_status_alone() {
+        assert_eq!(NoBody.encode(), vec![0x00]);
+        assert_eq!(NoBody::decode(&[]), Ok(NoBody));
+        assert_eq!(NoBody::decode(&[0xa0]), Err(StatusCode::InvalidCbor));
+    }
+}

@@ -44,6 +44,6 @@ pub use get_info::{GetInfoRequest, GetInfoResponse};
 pub use key_agreement::KeyAgreementPublicKey;
 pub use large_blobs::{LargeBlobsRequest, LargeBlobsResponse};
 pub use make_credential::{MakeCredentialRequest, MakeCredentialResponse};
-pub use message::{Request, Response};
+pub use message::{NoBody, Request, Response};
 pub use reset::ResetRequest;
 pub use selection::SelectionRequest;

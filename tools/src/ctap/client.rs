@@ -4,14 +4,13 @@
 //! The PIN protocol crypto is the core's own (`protocol::ctap2::pin::protocol`), used from the
 //! platform's side: our key agreement key, the key's public key, the shared secret.
 
-use ciborium::Value;
-use protocol::cbor;
 use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
 use protocol::wire::{
     permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, ConfigRequest,
     ConfigSubcommand, CredentialManagementParams, CredentialManagementRequest,
-    CredentialManagementResponse, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
-    ResetRequest, Response, SetMinPinLengthParams, StatusCode,
+    CredentialManagementResponse, CredentialManagementSubcommand, KeyAgreementPublicKey,
+    PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity, Request, ResetRequest, Response,
+    SetMinPinLengthParams, StatusCode,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -73,13 +72,6 @@ impl From<KeyRefused> for Failure {
             ctap_status::describe(refused.status)
         ))
     }
-}
-
-fn text_field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_text() == Some(key))
-        .map(|(_, v)| v)
 }
 
 /// The protocol to use: 2 when the key offers it, else 1.
@@ -274,13 +266,7 @@ pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCreden
     }
     let mut credentials = Vec::new();
     for rp in rps {
-        let rp_id = rp
-            .rp
-            .as_ref()
-            .and_then(|rp| text_field(rp, "id"))
-            .and_then(|id| id.as_text())
-            .unwrap_or_default()
-            .to_owned();
+        let rp_id = rp.rp.map(|rp| rp.id).unwrap_or_default();
         let hash = rp
             .rp_id_hash
             .ok_or_else(|| Failure::failed("the key sent a site without its RP ID hash"))?;
@@ -305,28 +291,17 @@ pub fn list_credentials(key: &mut Key, token: &Token) -> Result<Vec<StoredCreden
             )?);
         }
         for answer in answers {
-            let user = answer.user.as_ref();
-            let user_text = |name: &str| {
-                user.and_then(|u| text_field(u, name))
-                    .and_then(|v| v.as_text())
-                    .map(str::to_owned)
-            };
             let id = answer
                 .credential_id
-                .as_ref()
-                .and_then(|d| text_field(d, "id"))
-                .and_then(|v| v.as_bytes())
+                .map(|descriptor| descriptor.id)
                 .ok_or_else(|| Failure::failed("the key sent a credential without its ID"))?;
+            let user = answer.user.unwrap_or_default();
             credentials.push(StoredCredential {
                 rp_id: rp_id.clone(),
                 credential_id: hex::encode(id),
-                user_id: user
-                    .and_then(|u| text_field(u, "id"))
-                    .and_then(|v| v.as_bytes())
-                    .map(hex::encode)
-                    .unwrap_or_default(),
-                user_name: user_text("name"),
-                display_name: user_text("displayName"),
+                user_id: hex::encode(user.id),
+                user_name: user.name,
+                display_name: user.display_name,
                 cred_protect: answer.cred_protect,
                 third_party_payment: answer.third_party_payment,
             });
@@ -340,12 +315,10 @@ pub fn delete_credential(
     token: &Token,
     credential_id: &[u8],
 ) -> Result<(), Failure> {
-    let descriptor = cbor::text_map(vec![
-        ("id", Value::Bytes(credential_id.to_vec())),
-        ("type", Value::Text("public-key".into())),
-    ]);
     let params = CredentialManagementParams {
-        credential_id: Some(descriptor),
+        credential_id: Some(PublicKeyCredentialDescriptor::public_key(
+            credential_id.to_vec(),
+        )),
         ..CredentialManagementParams::default()
     };
     let sub_command = CredentialManagementSubcommand::DeleteCredential;
@@ -368,20 +341,15 @@ pub fn update_user(
     name: Option<&str>,
     display_name: Option<&str>,
 ) -> Result<(), Failure> {
-    let descriptor = cbor::text_map(vec![
-        ("id", Value::Bytes(credential_id.to_vec())),
-        ("type", Value::Text("public-key".into())),
-    ]);
-    let mut user = vec![("id", Value::Bytes(user_id.to_vec()))];
-    if let Some(name) = name {
-        user.push(("name", Value::Text(name.to_owned())));
-    }
-    if let Some(display_name) = display_name {
-        user.push(("displayName", Value::Text(display_name.to_owned())));
-    }
     let params = CredentialManagementParams {
-        credential_id: Some(descriptor),
-        user: Some(cbor::text_map(user)),
+        credential_id: Some(PublicKeyCredentialDescriptor::public_key(
+            credential_id.to_vec(),
+        )),
+        user: Some(PublicKeyCredentialUserEntity {
+            id: user_id.to_vec(),
+            name: name.map(str::to_owned),
+            display_name: display_name.map(str::to_owned),
+        }),
         ..CredentialManagementParams::default()
     };
     let sub_command = CredentialManagementSubcommand::UpdateUserInformation;

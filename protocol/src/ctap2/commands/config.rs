@@ -2,13 +2,11 @@
 //! attestation is not something this key offers, so enableEnterpriseAttestation is an
 //! unsupported subcommand, as on a key without it.
 
-use ciborium::Value;
-
 use crate::ctap2::authenticator::Authenticator;
 use crate::ctap2::pin::token::permission;
 use crate::env::Env;
 use crate::status::StatusCode;
-use crate::wire::{ConfigRequest, ConfigSubcommand, Request as _, SetMinPinLengthParams};
+use crate::wire::{ConfigRequest, ConfigSubcommand, NoBody, SetMinPinLengthParams};
 
 /// getInfo maxRPIDsForSetMinPINLength.
 pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;
@@ -22,9 +20,11 @@ pub const SUPPORTED_SUBCOMMANDS: [u8; 2] = [
 ];
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn authenticator_config(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        // 1. subCommand is mandatory.
-        let mut request = ConfigRequest::decode(params)?;
+    /// §6.11 steps 2-6 (step 1, subCommand present, is the request's decoding).
+    pub(crate) fn authenticator_config(
+        &mut self,
+        mut request: ConfigRequest,
+    ) -> Result<NoBody, StatusCode> {
         // 2. Only the subcommands this key has (enableEnterpriseAttestation and
         //    vendorPrototype are not).
         let sub_command = request.sub_command;
@@ -52,7 +52,7 @@ impl<E: Env> Authenticator<E> {
         // 5-6. The subcommand.
         if sub_command == ConfigSubcommand::ToggleAlwaysUv {
             self.update_state(|state| state.always_uv = !state.always_uv)?;
-            return Ok(Value::Null);
+            return Ok(NoBody);
         }
         let params = SetMinPinLengthParams::from_cbor(request.sub_command_params.as_ref())?;
         self.set_min_pin_length(params)
@@ -60,7 +60,7 @@ impl<E: Env> Authenticator<E> {
 
     /// §6.11.4 setMinPINLength: raise (never lower) the minimum PIN length, name the RPs that
     /// may read it, make the PIN expire, and/or (CTAP 2.3) turn the PIN complexity policy on.
-    fn set_min_pin_length(&mut self, params: SetMinPinLengthParams) -> Result<Value, StatusCode> {
+    fn set_min_pin_length(&mut self, params: SetMinPinLengthParams) -> Result<NoBody, StatusCode> {
         let new_min = params.new_min_pin_length;
         let rp_ids = params.min_pin_length_rp_ids;
         let force_change = params.force_change_pin.unwrap_or(false);
@@ -110,7 +110,7 @@ impl<E: Env> Authenticator<E> {
                 s.pin_complexity_policy = true;
             }
         })?;
-        Ok(Value::Null)
+        Ok(NoBody)
     }
 }
 

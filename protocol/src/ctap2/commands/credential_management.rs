@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 
-use ciborium::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -19,47 +18,41 @@ use crate::env::{Credential, Env, Keystore};
 use crate::status::StatusCode;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementResponse,
-    CredentialManagementSubcommand as Sub, Request as _, Response as _,
+    CredentialManagementSubcommand as Sub, PublicKeyCredentialDescriptor,
+    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
 };
 
 /// subCommandParams as the authenticator uses them.
 struct Params {
     rp_id_hash: Option<Vec<u8>>,
+    /// The ID of a "public-key" descriptor: one of another type names no credential here,
+    /// as if none were sent.
     credential_id: Option<Vec<u8>>,
+    /// The user entity as it would be stored: names truncated.
     user: Option<crate::env::UserEntity>,
 }
 
-/// Reads the descriptor and the user entity of subCommandParams as the entities stored.
-fn stored_entities(params: CredentialManagementParams) -> Result<Params, StatusCode> {
-    let credential_id = params
-        .credential_id
-        .map(|d| types::parse_credential_list(Value::Array(vec![d])))
-        .transpose()?
-        .and_then(|mut list| list.pop())
-        .map(|d| d.id);
-    let user = params.user.map(types::parse_user).transpose()?;
-    Ok(Params {
-        rp_id_hash: params.rp_id_hash,
-        credential_id,
-        user,
-    })
+impl From<CredentialManagementParams> for Params {
+    fn from(params: CredentialManagementParams) -> Self {
+        Params {
+            rp_id_hash: params.rp_id_hash,
+            credential_id: params
+                .credential_id
+                .filter(PublicKeyCredentialDescriptor::is_public_key)
+                .map(|descriptor| descriptor.id),
+            user: params.user.map(types::stored_user),
+        }
+    }
 }
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn credential_management(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn credential_management(
+        &mut self,
+        request: CredentialManagementRequest,
+    ) -> Result<CredentialManagementResponse, StatusCode> {
         // The GetNext subcommands continue only the enumeration begun on this channel (see
         // `state`); any other command, here or elsewhere, has ended it.
         let found = self.command.take_found();
-        let request = CredentialManagementRequest::decode(params)?;
-        let response = self.serve_credential_management(request, found)?;
-        Ok(response.to_cbor().unwrap_or(Value::Null))
-    }
-
-    fn serve_credential_management(
-        &mut self,
-        request: CredentialManagementRequest,
-        found: Found,
-    ) -> Result<CredentialManagementResponse, StatusCode> {
         match request.sub_command {
             Sub::EnumerateRpsGetNextRp => return self.next_rp(found),
             Sub::EnumerateCredentialsGetNextCredential => return self.next_credential(found),
@@ -82,8 +75,8 @@ impl<E: Env> Authenticator<E> {
             &message,
             read_only,
         )?;
-        let params = CredentialManagementParams::from_cbor(request.sub_command_params.as_ref())?;
-        let params = stored_entities(params)?;
+        let params: Params =
+            CredentialManagementParams::from_cbor(request.sub_command_params.as_ref())?.into();
         let token_rp = match authorization {
             CmAuthorization::Token => self.pin.token.rp_id().map(str::to_owned),
             CmAuthorization::PersistentReadOnly => None,
@@ -241,19 +234,20 @@ impl<E: Env> Authenticator<E> {
     ) -> Result<CredentialManagementResponse, StatusCode> {
         let public_key = self.keystore.public_key(credential)?;
         let public_key = cbor::decode(&public_key.to_cose())?;
-        let mut user = Vec::new();
-        if let Some(entity) = &credential.user {
-            user.push(("id", Value::Bytes(entity.id.clone())));
-            if let Some(name) = &entity.name {
-                user.push(("name", Value::Text(name.clone())));
-            }
-            if let Some(display_name) = &entity.display_name {
-                user.push(("displayName", Value::Text(display_name.clone())));
-            }
-        }
+        // A discoverable credential always has its user entity (makeCredential requires one).
+        let user = credential
+            .user
+            .as_ref()
+            .map(|user| PublicKeyCredentialUserEntity {
+                id: user.id.clone(),
+                name: user.name.clone(),
+                display_name: user.display_name.clone(),
+            });
         Ok(CredentialManagementResponse {
-            user: Some(cbor::text_map(user)),
-            credential_id: Some(types::credential_descriptor(&credential.id)),
+            user,
+            credential_id: Some(PublicKeyCredentialDescriptor::public_key(
+                credential.id.clone(),
+            )),
             public_key: Some(public_key),
             cred_protect: Some(credential.extras.cred_protect.level().into()),
             large_blob_key: credential
@@ -270,7 +264,10 @@ impl<E: Env> Authenticator<E> {
 
 fn rp_entry((rp_id, rp_id_hash): (String, [u8; 32])) -> CredentialManagementResponse {
     CredentialManagementResponse {
-        rp: Some(cbor::text_map(vec![("id", Value::Text(rp_id))])),
+        rp: Some(PublicKeyCredentialRpEntity {
+            id: rp_id,
+            name: None,
+        }),
         rp_id_hash: Some(rp_id_hash.to_vec()),
         ..CredentialManagementResponse::default()
     }

@@ -3,7 +3,6 @@
 //! write is committed only when its last fragment arrived and that check holds, so a
 //! half-written array never replaces the stored one.
 
-use ciborium::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -13,7 +12,7 @@ use crate::ctap2::state::continuation::{Continuation, LargeBlobWrite};
 use crate::ctap2::state::Found;
 use crate::env::{Env, Keystore, StateSlot};
 use crate::status::StatusCode;
-use crate::wire::{LargeBlobsRequest, LargeBlobsResponse, Request as _, Response as _};
+use crate::wire::{LargeBlobsRequest, LargeBlobsResponse};
 
 /// getInfo maxSerializedLargeBlobArray (the spec asks for at least 1024).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
@@ -38,7 +37,10 @@ impl<E: Env> Authenticator<E> {
         self.config.max_msg_size.saturating_sub(64)
     }
 
-    pub(crate) fn large_blobs(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
+    pub(crate) fn large_blobs(
+        &mut self,
+        request: LargeBlobsRequest,
+    ) -> Result<LargeBlobsResponse, StatusCode> {
         let LargeBlobsRequest {
             get,
             set,
@@ -46,7 +48,7 @@ impl<E: Env> Authenticator<E> {
             length,
             pin_uv_auth_param,
             pin_uv_auth_protocol: protocol,
-        } = LargeBlobsRequest::decode(params)?;
+        } = request;
         // A write in progress continues only with the next fragment from its own channel.
         let found = self.command.take_found();
         // 1-2. Exactly one of get and set; offset always (§6.10.2: "If offset is not present
@@ -70,10 +72,9 @@ impl<E: Env> Authenticator<E> {
                 return Err(StatusCode::InvalidParameter);
             }
             let end = offset.saturating_add(get).min(array.len());
-            let slice = LargeBlobsResponse {
+            return Ok(LargeBlobsResponse {
                 config: Some(array[offset..end].to_vec()),
-            };
-            return Ok(slice.to_cbor().unwrap_or(Value::Null));
+            });
         }
         let fragment = set.expect("get or set, checked above");
         let pending = match found {
@@ -100,7 +101,7 @@ impl<E: Env> Authenticator<E> {
         pending: Pending,
         pin_uv_auth_param: Option<Vec<u8>>,
         protocol: Option<i128>,
-    ) -> Result<Value, StatusCode> {
+    ) -> Result<LargeBlobsResponse, StatusCode> {
         // 1. No fragment longer than maxFragmentLength.
         if fragment.len() > self.max_fragment_length() {
             return Err(StatusCode::InvalidLength);
@@ -156,7 +157,7 @@ impl<E: Env> Authenticator<E> {
                 expected_length,
                 buffer,
             }));
-            return Ok(Value::Null);
+            return Ok(LargeBlobsResponse::default());
         }
         // 9. Complete: the trailing hash must match, then the array replaces the old one.
         let (array, hash) = buffer.split_at(buffer.len() - HASH_LEN);
@@ -164,7 +165,7 @@ impl<E: Env> Authenticator<E> {
             return Err(StatusCode::IntegrityFailure);
         }
         self.keystore.write_state(StateSlot::LargeBlobs, &buffer)?;
-        Ok(Value::Null)
+        Ok(LargeBlobsResponse::default())
     }
 
     /// The stored array, or the initial empty one.

@@ -1,15 +1,13 @@
 //! authenticatorReset (CTAP 2.1 §6.6).
 
-use ciborium::Value;
-
 use crate::ctap2::authenticator::{Authenticator, RESET_WINDOW_MS};
 use crate::env::{Clock, Env, Keystore, Operation};
 use crate::status::StatusCode;
-use crate::wire::{Request as _, ResetRequest};
+use crate::wire::{NoBody, ResetRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn reset(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let ResetRequest = ResetRequest::decode(params)?;
+    /// The request has no parameters (see [`ResetRequest`]).
+    pub(crate) fn reset(&mut self, _request: ResetRequest) -> Result<NoBody, StatusCode> {
         // Only within 10 seconds of power-up (the key's appearance: see
         // `AuthenticatorConfig::start_is_power_up` and `power_cycle`), so malware cannot wipe
         // the key at an arbitrary moment...
@@ -27,7 +25,7 @@ impl<E: Env> Authenticator<E> {
         self.pin.clear();
         self.runtime.clear();
         self.keystore.reset()?;
-        Ok(Value::Null)
+        Ok(NoBody)
     }
 }
 

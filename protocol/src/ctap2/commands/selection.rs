@@ -1,17 +1,15 @@
 //! authenticatorSelection (CTAP 2.1 §6.9): "touch the key you want to use".
 
-use ciborium::Value;
-
 use crate::ctap2::authenticator::Authenticator;
 use crate::env::{Env, Operation};
 use crate::status::StatusCode;
-use crate::wire::{Request as _, SelectionRequest};
+use crate::wire::{NoBody, SelectionRequest};
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn selection(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let SelectionRequest = SelectionRequest::decode(params)?;
+    /// The request has no parameters (see [`SelectionRequest`]).
+    pub(crate) fn selection(&mut self, _request: SelectionRequest) -> Result<NoBody, StatusCode> {
         self.collect_presence(Operation::Selection, None, None)?;
-        Ok(Value::Null)
+        Ok(NoBody)
     }
 }
 

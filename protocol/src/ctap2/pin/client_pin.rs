@@ -5,7 +5,6 @@
 //! The retry counters are written to the keystore before the PIN is compared (or the person is
 //! verified) and before any answer leaves, so pulling the plug mid-guess never gives a free try.
 
-use ciborium::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -18,8 +17,7 @@ use crate::ctap2::state::persistent::{MAX_PIN_RETRIES, MAX_UV_RETRIES};
 use crate::env::{Clock, Env, Keystore, Operation, PinCheck, Presence, PresenceRequest, Rng};
 use crate::status::StatusCode;
 use crate::wire::{
-    ClientPinRequest, ClientPinResponse, ClientPinSubcommand, KeyAgreementPublicKey, Request as _,
-    Response as _,
+    ClientPinRequest, ClientPinResponse, ClientPinSubcommand, KeyAgreementPublicKey,
 };
 
 /// A new PIN arrives padded with zeros to 64 bytes (§6.5.5.5), so at most 63 bytes long.
@@ -82,13 +80,7 @@ fn required<T>(value: Option<T>) -> Result<T, StatusCode> {
 }
 
 impl<E: Env> Authenticator<E> {
-    pub(crate) fn client_pin(&mut self, params: &[u8]) -> Result<Value, StatusCode> {
-        let request = ClientPinRequest::decode(params)?;
-        let response = self.serve_client_pin(request)?;
-        Ok(response.to_cbor().unwrap_or(Value::Null))
-    }
-
-    fn serve_client_pin(
+    pub(crate) fn client_pin(
         &mut self,
         request: ClientPinRequest,
     ) -> Result<ClientPinResponse, StatusCode> {

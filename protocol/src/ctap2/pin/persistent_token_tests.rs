@@ -12,8 +12,10 @@ use crate::ctap2::pin::client_pin::tests::change_pin_params;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
 use crate::testing::ManualClock;
+use crate::wire::Command;
 
-const CM: u8 = 0x0A;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const CM: u8 = Command::CredentialManagement as u8;
 const P2: PinProtocol = PinProtocol::Two;
 /// CTAP2_ERR_PIN_AUTH_INVALID.
 const PIN_AUTH_INVALID: StatusCode = StatusCode::PinAuthInvalid;

@@ -9,6 +9,7 @@ use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::hybrid::qr::RequestType;
 use crate::origin::{udp_link, Origin};
+use crate::wire::Command;
 use crate::wire::{
     GetAssertionRequest, GetAssertionResponse, GetInfoRequest, GetInfoResponse,
     GetNextAssertionRequest, MakeCredentialResponse,
@@ -26,7 +27,8 @@ fn get_info_from(a: &mut TestAuthenticator, origin: Origin) -> Result<GetInfoRes
     send_from(a, origin, &GetInfoRequest)
 }
 
-const CM: u8 = 0x0A;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const CM: u8 = Command::CredentialManagement as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// The attacker's channel: another program on the same machine.
@@ -276,7 +278,12 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
     let retries = call(&mut a, CLIENT_PIN, vec![(1, int(2)), (2, int(1))]).unwrap();
     assert_eq!(field(&retries, 3), Some(&int(8)), "no PIN try was spent");
     assert_eq!(
-        call_from(&mut a, peer, 0x0C, vec![(1, int(100)), (3, int(0))]),
+        call_from(
+            &mut a,
+            peer,
+            Command::LargeBlobs.as_byte(),
+            vec![(1, int(100)), (3, int(0))]
+        ),
         Err(StatusCode::InvalidCommand)
     );
     assert_eq!(
@@ -284,7 +291,7 @@ fn a_hybrid_peer_cannot_try_pins_read_blobs_or_manage_credentials() {
         Err(StatusCode::InvalidCommand)
     );
     assert_eq!(
-        call_from(&mut a, peer, 0x07, vec![]),
+        call_from(&mut a, peer, Command::Reset.as_byte(), vec![]),
         Err(StatusCode::InvalidCommand),
         "no reset"
     );

@@ -1,8 +1,11 @@
 use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
+use crate::wire::Command;
+use ciborium::Value;
 
-const CONFIG: u8 = 0x0D;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const CONFIG: u8 = Command::Config as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// authenticatorConfig as a platform sends it; a subcommand CTAP does not define has no
@@ -233,9 +236,9 @@ fn the_min_pin_length_extension_tells_only_listed_rps() {
     ]);
     config(&mut a, None, 3, Some(p)).unwrap();
     for (rp, expected) in [("listed.org", Some(int(6))), ("other.org", None)] {
-        let mut p = make_credential_params(rp, b"u", &[-7]);
-        p.push((6, cbor::text_map(vec![("minPinLength", Value::Bool(true))])));
-        let reg = parse_registration(&call(&mut a, 0x01, p).unwrap());
+        let mut request = mc_request(rp, b"u", &[-7]);
+        request.extensions.min_pin_length = true;
+        let reg = registration(&make_credential(&mut a, &request).unwrap());
         let output = reg
             .extensions
             .as_ref()
@@ -252,12 +255,9 @@ fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
     let listed = cbor::int_map(vec![(2, Value::Array(vec![text("listed.org")]))]);
     config(&mut a, None, 3, Some(listed)).unwrap();
     let ask = |a: &mut TestAuthenticator, rp: &str| {
-        let mut p = make_credential_params(rp, b"u", &[-7]);
-        p.push((
-            6,
-            cbor::text_map(vec![("pinComplexityPolicy", Value::Bool(true))]),
-        ));
-        let reg = parse_registration(&call(a, 0x01, p).unwrap());
+        let mut request = mc_request(rp, b"u", &[-7]);
+        request.extensions.pin_complexity_policy = true;
+        let reg = registration(&make_credential(a, &request).unwrap());
         reg.extensions
             .as_ref()
             .and_then(|e| text_field(e, "pinComplexityPolicy").cloned())

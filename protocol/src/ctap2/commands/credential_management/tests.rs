@@ -7,11 +7,26 @@ use ciborium::Value;
 use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::env::Keystore as _;
+use crate::wire::Command;
 use crate::wire::{
     CredentialManagementParams, CredentialManagementRequest, CredentialManagementSubcommand as Sub,
+    MakeCredentialExtensionsInput, PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity,
 };
 
-const CM: u8 = 0x0A;
+/// A user entity as a platform sends it.
+fn user_entity(
+    id: &[u8],
+    name: Option<&str>,
+    display_name: Option<&str>,
+) -> PublicKeyCredentialUserEntity {
+    PublicKeyCredentialUserEntity {
+        id: id.to_vec(),
+        name: name.map(str::to_owned),
+        display_name: display_name.map(str::to_owned),
+    }
+}
+
+const CM: u8 = Command::CredentialManagement as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// A key with PIN "1234" and a cm token (optionally bound to an RP).
@@ -27,17 +42,15 @@ fn register_rk(
     a: &mut TestAuthenticator,
     rp: &str,
     user_id: &[u8],
-    extensions: Option<Value>,
+    extensions: Option<MakeCredentialExtensionsInput>,
 ) -> Registration {
     let token = pin_token(a, P2, "1234", PERM_MC, Some(rp)).unwrap();
-    let mut p = make_credential_params(rp, user_id, &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    p.push((8, auth_param(P2, &token, &TEST_CLIENT_DATA_HASH)));
-    p.push((9, int(2)));
-    if let Some(ext) = extensions {
-        p.push((6, ext));
-    }
-    parse_registration(&call(a, 0x01, p).expect("makeCredential"))
+    let mut request = mc_request(rp, user_id, &[-7]);
+    request.options.rk = Some(true);
+    request.pin_uv_auth_param = Some(P2.authenticate(&token, &TEST_CLIENT_DATA_HASH));
+    request.pin_uv_auth_protocol = Some(P2.number().into());
+    request.extensions = extensions.unwrap_or_default();
+    registration(&make_credential(a, &request).expect("makeCredential"))
 }
 
 fn cm(
@@ -58,9 +71,11 @@ fn rp_hash_params(rp: &str) -> Value {
 }
 
 /// subCommandParams naming a credential, and the new user entity of an update.
-fn credential_params(credential_id: &[u8], user: Option<Value>) -> Value {
+fn credential_params(credential_id: &[u8], user: Option<PublicKeyCredentialUserEntity>) -> Value {
     CredentialManagementParams {
-        credential_id: Some(descriptor(credential_id)),
+        credential_id: Some(PublicKeyCredentialDescriptor::public_key(
+            credential_id.to_vec(),
+        )),
         user,
         ..CredentialManagementParams::default()
     }
@@ -113,11 +128,12 @@ fn rps_are_enumerated_one_by_one() {
 #[test]
 fn credentials_of_an_rp_are_enumerated_with_their_details() {
     let (mut a, _) = managed(None);
-    let ext = cbor::text_map(vec![
-        ("credProtect", int(2)),
-        ("largeBlobKey", Value::Bool(true)),
-        ("thirdPartyPayment", Value::Bool(true)),
-    ]);
+    let ext = MakeCredentialExtensionsInput {
+        cred_protect: Some(2),
+        large_blob_key: true,
+        third_party_payment: true,
+        ..MakeCredentialExtensionsInput::default()
+    };
     let first = register_rk(&mut a, "a.org", b"u1", Some(ext));
     let second = register_rk(&mut a, "a.org", b"u2", None);
     register_rk(&mut a, "b.org", b"u3", None);
@@ -167,7 +183,7 @@ fn enumeration_ends_with_any_other_command() {
     register_rk(&mut a, "b.org", b"u2", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     cm(&mut a, &token, 2, None).unwrap();
-    call(&mut a, 0x04, vec![]).unwrap();
+    call(&mut a, Command::GetInfo.as_byte(), vec![]).unwrap();
     assert_eq!(
         next(&mut a, Sub::EnumerateRpsGetNextRp),
         Err(StatusCode::NotAllowed)
@@ -204,10 +220,7 @@ fn update_user_information_changes_names_not_the_handle() {
     let (mut a, _) = managed(None);
     let reg = register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let new_user = cbor::text_map(vec![
-        ("id", bytes(b"u1")),
-        ("name", text("new@example.com")),
-    ]);
+    let new_user = user_entity(b"u1", Some("new@example.com"), None);
     let params = credential_params(&reg.credential_id, Some(new_user));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
@@ -215,7 +228,7 @@ fn update_user_information_changes_names_not_the_handle() {
     assert_eq!(user.name.as_deref(), Some("new@example.com"));
     assert_eq!(user.display_name, None, "absent fields are removed");
 
-    let other = cbor::text_map(vec![("id", bytes(b"u2")), ("name", text("x"))]);
+    let other = user_entity(b"u2", Some("x"), None);
     let params = credential_params(&reg.credential_id, Some(other));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
@@ -228,12 +241,34 @@ fn update_user_information_changes_names_not_the_handle() {
         Err(StatusCode::MissingParameter),
         "no user"
     );
-    let user = cbor::text_map(vec![("id", bytes(b"u1"))]);
+    let user = user_entity(b"u1", None, None);
     let params = credential_params(b"unknown", Some(user));
     assert_eq!(
         cm(&mut a, &token, 7, Some(params)),
         Err(StatusCode::NoCredentials)
     );
+}
+
+/// A descriptor of a type other than "public-key" names no credential here: as if none were
+/// sent.
+#[test]
+fn a_descriptor_of_another_type_is_no_credential_id() {
+    let (mut a, _) = managed(None);
+    let reg = register_rk(&mut a, "a.org", b"u1", None);
+    let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
+    let params = CredentialManagementParams {
+        credential_id: Some(PublicKeyCredentialDescriptor {
+            kind: "future".into(),
+            id: reg.credential_id.clone(),
+        }),
+        ..CredentialManagementParams::default()
+    }
+    .to_cbor();
+    assert_eq!(
+        cm(&mut a, &token, 6, Some(params)),
+        Err(StatusCode::MissingParameter)
+    );
+    assert_eq!(a.keystore().discoverable_count(), 1, "nothing deleted");
 }
 
 /// §6.8.6: "If a field is not present in the passed-in user, or is present and empty,
@@ -243,11 +278,7 @@ fn update_user_information_removes_names_that_are_present_but_empty() {
     let (mut a, _) = managed(None);
     let reg = register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let emptied = cbor::text_map(vec![
-        ("id", bytes(b"u1")),
-        ("name", text("")),
-        ("displayName", text("")),
-    ]);
+    let emptied = user_entity(b"u1", Some(""), Some(""));
     let params = credential_params(&reg.credential_id, Some(emptied));
     assert_eq!(cm(&mut a, &token, 7, Some(params)), Ok(Value::Null));
     let stored = a.keystore_mut().all_discoverable_credentials().unwrap();
@@ -380,6 +411,6 @@ fn the_preview_command_0x41_answers_the_same() {
     register_rk(&mut a, "a.org", b"u1", None);
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
     let p = entries(&cm_request(&token, 1, None));
-    let r = call(&mut a, 0x41, p).unwrap();
+    let r = call(&mut a, Command::CredentialManagementPreview.as_byte(), p).unwrap();
     assert_eq!(field(&r, 1), Some(&int(1)));
 }

@@ -404,7 +404,7 @@ fn enc_identifier_is_stable_and_readable_with_the_persistent_token() {
         "1234",
         b"5678",
     );
-    call(&mut a, 0x06, p).unwrap();
+    call(&mut a, Command::ClientPin.as_byte(), p).unwrap();
     let after_change = info(&mut a);
     assert_ne!(
         decrypt_member(
@@ -425,7 +425,10 @@ fn enc_identifier_is_stable_and_readable_with_the_persistent_token() {
         id,
         "the identifier outlives the PIN; the new token reads it"
     );
-    assert_eq!(call(&mut a, 0x07, vec![]), Ok(Value::Null));
+    assert_eq!(
+        call(&mut a, Command::Reset.as_byte(), vec![]),
+        Ok(Value::Null)
+    );
     let after_reset = info(&mut a);
     assert!(
         field(&after_reset, key::ENC_IDENTIFIER).is_some(),
@@ -519,12 +522,17 @@ fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
     let s2 = state(&mut a);
     assert_ne!(s2, s1, "replaced");
     let cm = pin_token(&mut a, PinProtocol::Two, "1234", PERM_CM, None).unwrap();
-    call(&mut a, 0x0A, cm_params(&cm, 0x01, None)).unwrap();
+    call(
+        &mut a,
+        Command::CredentialManagement.as_byte(),
+        cm_params(&cm, 0x01, None),
+    )
+    .unwrap();
     assert_eq!(state(&mut a), s2, "reading changes nothing");
     let current = {
         let r = call(
             &mut a,
-            0x0A,
+            Command::CredentialManagement.as_byte(),
             cm_params(
                 &cm,
                 0x04,
@@ -534,26 +542,23 @@ fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
         .unwrap();
         field(&r, 7).unwrap().clone()
     };
-    assert_ne!(
-        current,
-        types_descriptor(&alice.credential_id),
-        "the replacement"
-    );
+    assert_ne!(current, descriptor(&alice.credential_id), "the replacement");
     let update = cbor::int_map(vec![(2, current.clone()), (3, user(b"alice", "alice2"))]);
-    call(&mut a, 0x0A, cm_params(&cm, 0x07, Some(update))).unwrap();
+    call(
+        &mut a,
+        Command::CredentialManagement.as_byte(),
+        cm_params(&cm, 0x07, Some(update)),
+    )
+    .unwrap();
     let s3 = state(&mut a);
     assert_ne!(s3, s2, "user entity updated");
     call(
         &mut a,
-        0x0A,
+        Command::CredentialManagement.as_byte(),
         cm_params(&cm, 0x06, Some(cbor::int_map(vec![(2, current)]))),
     )
     .unwrap();
     assert_ne!(state(&mut a), s3, "deleted");
-}
-
-fn types_descriptor(id: &[u8]) -> Value {
-    crate::ctap2::types::credential_descriptor(id)
 }
 
 /// The wire type reads every member fido2d sends, with or without built-in UV and over

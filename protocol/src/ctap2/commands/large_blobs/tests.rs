@@ -2,8 +2,10 @@ use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::origin::Origin;
+use crate::wire::Command;
+use ciborium::Value;
 
-const LB: u8 = 0x0C;
+const LB: u8 = Command::LargeBlobs as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 /// A serialized array: CBOR array of the given byte strings, then the truncated hash.
@@ -147,7 +149,7 @@ fn any_other_command_ends_a_write() {
     let array = serialized(&[&[7; 100], &[8; 200]]);
     let (first, rest) = array.split_at(150);
     set(&mut a, first, 0, Some(array.len()), None).unwrap();
-    call(&mut a, 0x04, vec![]).unwrap();
+    call(&mut a, Command::GetInfo.as_byte(), vec![]).unwrap();
     assert_eq!(
         set(&mut a, rest, 150, None, None),
         Err(StatusCode::InvalidSeq)

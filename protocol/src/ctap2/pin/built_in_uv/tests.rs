@@ -19,14 +19,17 @@ use crate::env::{
     UvOutcome,
 };
 use crate::testing::{ManualClock, MemoryKeystore, SeededRng};
-use crate::wire::{ClientPinRequest, ClientPinSubcommand};
+use crate::wire::{
+    ClientPinRequest, ClientPinSubcommand, GetAssertionRequest, MakeCredentialRequest, Options,
+    PublicKeyCredentialDescriptor, Request as _,
+};
 
+use crate::wire::Command;
 use UvOutcome::{Cancelled, Denied, Failed, TimedOut, Unavailable, Verified};
 
-const MC: u8 = 0x01;
-const GA: u8 = 0x02;
-const GET_INFO: u8 = 0x04;
-const CONFIG: u8 = 0x0D;
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
+const GET_INFO: u8 = Command::GetInfo as u8;
+const CONFIG: u8 = Command::Config as u8;
 const P2: PinProtocol = PinProtocol::Two;
 
 fn script(a: &mut TestAuthenticator, outcomes: &[UvOutcome]) {
@@ -47,40 +50,38 @@ fn asked(operation: Operation, rp: Option<&str>, user: Option<&str>) -> crate::t
     (operation, rp.map(str::to_owned), user.map(str::to_owned))
 }
 
-/// makeCredential for x.org and alice with the given options.
-fn mc_with(opts: &[(&str, bool)]) -> Vec<(i64, Value)> {
-    let mut p = make_credential_params("x.org", b"alice", &[-7]);
-    if !opts.is_empty() {
-        p.push((7, options(opts)));
+/// The options rk, up and uv by name.
+fn options_of(opts: &[(&str, bool)]) -> Options {
+    let mut options = Options::default();
+    for &(name, value) in opts {
+        let slot = match name {
+            "rk" => &mut options.rk,
+            "up" => &mut options.up,
+            "uv" => &mut options.uv,
+            other => panic!("no option {other}"),
+        };
+        *slot = Some(value);
     }
-    p
+    options
+}
+
+/// makeCredential for x.org and alice with the given options.
+fn mc_with(opts: &[(&str, bool)]) -> MakeCredentialRequest {
+    let mut request = mc_request("x.org", b"alice", &[-7]);
+    request.options = options_of(opts);
+    request
 }
 
 /// getAssertion for `rp`, by discovery or with one allowed credential.
-fn ga_with(rp: &str, allow: Option<&[u8]>, opts: &[(&str, bool)]) -> Vec<(i64, Value)> {
-    let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
-    if let Some(id) = allow {
-        p.push((3, Value::Array(vec![descriptor(id)])));
-    }
-    if !opts.is_empty() {
-        p.push((5, options(opts)));
-    }
-    p
+fn ga_with(rp: &str, allow: Option<&[u8]>, opts: &[(&str, bool)]) -> GetAssertionRequest {
+    let mut request = ga_request(rp, allow.as_slice());
+    request.options = options_of(opts);
+    request
 }
 
-fn with_token(
-    mut p: Vec<(i64, Value)>,
-    key: i64,
-    protocol: PinProtocol,
-    token: &[u8],
-) -> Vec<(i64, Value)> {
-    p.push((key, auth_param(protocol, token, &TEST_CLIENT_DATA_HASH)));
-    p.push((key + 1, int(protocol.number().into())));
-    p
-}
-
-fn flags(response: &Value) -> u8 {
-    as_bytes(field(response, 2).unwrap())[32]
+/// The flags byte of authenticator data.
+fn flags(auth_data: &[u8]) -> u8 {
+    auth_data[32]
 }
 
 // --- getInfo and getUVRetries ---------------------------------------------------------------
@@ -140,8 +141,8 @@ fn a_uv_token_is_verified_and_present_under_both_protocols() {
             vec![asked(Operation::Register, Some("x.org"), None)]
         );
         // No PIN is set: the token alone authorizes the credential.
-        let p = with_token(mc_with(&[("rk", true)]), 8, protocol, &token);
-        let reg = parse_registration(&call(&mut a, MC, p).unwrap());
+        let p = mc_with_token(mc_with(&[("rk", true)]), protocol, &token);
+        let reg = registration(&make_credential(&mut a, &p).unwrap());
         assert_eq!(reg.auth_data[32], FLAG_UP | FLAG_UV | FLAG_AT);
         assert!(
             a.presence_mut().asked.is_empty(),
@@ -308,12 +309,12 @@ fn a_uv_token_replaces_every_earlier_token() {
     let uv = uv_token(&mut a, P2, PERM_GA, Some("x.org")).unwrap();
     let ga = || ga_with("x.org", Some(&reg.credential_id), &[]);
     assert_eq!(
-        call(&mut a, GA, with_token(ga(), 6, P2, &pin)),
+        get_assertion(&mut a, &ga_with_token(ga(), P2, &pin)),
         Err(StatusCode::PinAuthInvalid)
     );
     a.presence_mut().asked.clear();
-    let r = call(&mut a, GA, with_token(ga(), 6, P2, &uv)).unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
+    let r = get_assertion(&mut a, &ga_with_token(ga(), P2, &uv)).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV);
     assert!(
         a.presence_mut().asked.is_empty(),
         "the token carries presence"
@@ -325,15 +326,14 @@ fn a_uv_token_is_bound_to_its_permissions_and_rp() {
     let (mut a, _) = uv_authenticator();
     let token = uv_token(&mut a, P2, PERM_GA, Some("x.org")).unwrap();
     assert_eq!(
-        call(&mut a, MC, with_token(mc_with(&[]), 8, P2, &token)),
+        make_credential(&mut a, &mc_with_token(mc_with(&[]), P2, &token)),
         Err(StatusCode::PinAuthInvalid),
         "no mc permission"
     );
     assert_eq!(
-        call(
+        get_assertion(
             &mut a,
-            GA,
-            with_token(ga_with("y.org", None, &[]), 6, P2, &token)
+            &ga_with_token(ga_with("y.org", None, &[]), P2, &token)
         ),
         Err(StatusCode::PinAuthInvalid),
         "another RP"
@@ -451,11 +451,7 @@ fn power_lost_mid_verification_has_already_spent_the_attempt() {
         ManualClock::default(),
         SeededRng::new(3),
     );
-    let request = [
-        vec![MC],
-        cbor::encode(&cbor::int_map(mc_with(&[("uv", true)]))),
-    ]
-    .concat();
+    let request = mc_with(&[("uv", true)]).encode();
     let crashed = panic::catch_unwind(AssertUnwindSafe(|| a.process_cbor(TEST_ORIGIN, &request)));
     assert!(crashed.is_err());
     let mut keystore = a.into_keystore();
@@ -483,14 +479,14 @@ fn reset_restores_uv_retries() {
 #[test]
 fn make_credential_with_uv_verifies_once_for_the_site_and_account() {
     let (mut a, _) = uv_authenticator();
-    let r = call(&mut a, MC, mc_with(&[("rk", true), ("uv", true)])).unwrap();
-    let reg = parse_registration(&r);
+    let r = make_credential(&mut a, &mc_with(&[("rk", true), ("uv", true)])).unwrap();
+    let reg = registration(&r);
     // 11.2.4.1 "uv", 13. "up" from the same interaction.
     assert_eq!(reg.auth_data[32], FLAG_UP | FLAG_UV | FLAG_AT);
     assert!(verify(
         &reg.cose_key,
         &[&reg.auth_data[..], &TEST_CLIENT_DATA_HASH].concat(),
-        as_bytes(text_field(field(&r, 3).unwrap(), "sig").unwrap())
+        as_bytes(text_field(&r.att_stmt, "sig").unwrap())
     ));
     assert_eq!(
         a.presence_mut().uv_asked,
@@ -507,12 +503,12 @@ fn make_credential_with_uv_verifies_once_for_the_site_and_account() {
 #[test]
 fn get_assertion_with_uv_names_the_account_and_returns_the_whole_user() {
     let (mut a, _) = uv_authenticator();
-    call(&mut a, MC, mc_with(&[("rk", true), ("uv", true)])).unwrap();
+    make_credential(&mut a, &mc_with(&[("rk", true), ("uv", true)])).unwrap();
     a.presence_mut().uv_asked.clear();
-    let r = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)])).unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
-    let user = field(&r, 4).unwrap();
-    assert_eq!(text_field(user, "name"), Some(&text("alice@example.com")));
+    let r = get_assertion(&mut a, &ga_with("x.org", None, &[("uv", true)])).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV);
+    let user = r.user.expect("the user entity");
+    assert_eq!(user.name.as_deref(), Some("alice@example.com"));
     assert_eq!(
         a.presence_mut().uv_asked,
         vec![asked(
@@ -533,22 +529,25 @@ fn a_silent_assertion_with_uv_is_verified_but_not_present() {
         Some(&reg.credential_id),
         &[("up", false), ("uv", true)],
     );
-    assert_eq!(flags(&call(&mut a, GA, p).unwrap()), FLAG_UV);
+    assert_eq!(
+        flags(&get_assertion(&mut a, &p).unwrap().auth_data),
+        FLAG_UV
+    );
 }
 
 #[test]
 fn the_uv_option_retries_internally_up_to_three_times() {
     let (mut a, _) = uv_authenticator();
     script(&mut a, &[Failed, Failed, Verified]);
-    let r = call(&mut a, MC, mc_with(&[("uv", true)])).unwrap();
-    assert_eq!(flags(&r) & FLAG_UV, FLAG_UV);
+    let r = make_credential(&mut a, &mc_with(&[("uv", true)])).unwrap();
+    assert_eq!(flags(&r.auth_data) & FLAG_UV, FLAG_UV);
     assert_eq!(a.presence_mut().uv_asked.len(), 3);
     assert_eq!(stored_uv_retries(&mut a), 8);
 
     // 11.2.3.4. Three wrong, no PIN to fall back to: OPERATION_DENIED.
     script(&mut a, &[Failed, Failed, Failed, Verified]);
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("rk", true), ("uv", true)])),
+        make_credential(&mut a, &mc_with(&[("rk", true), ("uv", true)])),
         Err(StatusCode::OperationDenied)
     );
     assert_eq!(a.presence_mut().uv_asked.len(), 6, "stops after three");
@@ -564,13 +563,13 @@ fn with_a_pin_a_failed_uv_option_is_puat_required_so_the_platform_uses_the_pin()
     // 11.2.3.2 / 6.2.3.2. clientPin is true (and mc/ga tokens come from it).
     script(&mut a, &[Failed, Failed, Failed]);
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("uv", true)])),
+        make_credential(&mut a, &mc_with(&[("uv", true)])),
         Err(StatusCode::PuatRequired)
     );
     assert_eq!(stored_uv_retries(&mut a), 5);
     script(&mut a, &[Unavailable]);
     let ga = ga_with("x.org", Some(&reg.credential_id), &[("uv", true)]);
-    assert_eq!(call(&mut a, GA, ga.clone()), Err(StatusCode::PuatRequired));
+    assert_eq!(get_assertion(&mut a, &ga), Err(StatusCode::PuatRequired));
     assert_eq!(
         stored_uv_retries(&mut a),
         5,
@@ -578,7 +577,7 @@ fn with_a_pin_a_failed_uv_option_is_puat_required_so_the_platform_uses_the_pin()
     );
     a.update_state(|s| s.uv_retries = 0).unwrap();
     assert_eq!(
-        call(&mut a, GA, ga),
+        get_assertion(&mut a, &ga),
         Err(StatusCode::PuatRequired),
         "blocked: the PIN too"
     );
@@ -591,7 +590,7 @@ fn without_a_pin_running_out_of_uv_retries_is_pin_blocked() {
     script(&mut a, &[Failed, Failed, Verified]);
     // 11.2.3.3. The uvRetries counter is 0.
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("uv", true)])),
+        make_credential(&mut a, &mc_with(&[("uv", true)])),
         Err(StatusCode::PinBlocked)
     );
     assert_eq!(
@@ -601,7 +600,7 @@ fn without_a_pin_running_out_of_uv_retries_is_pin_blocked() {
     );
     assert_eq!(stored_uv_retries(&mut a), 0);
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("uv", true)])),
+        make_credential(&mut a, &mc_with(&[("uv", true)])),
         Err(StatusCode::PinBlocked)
     );
     assert_eq!(
@@ -626,14 +625,14 @@ fn a_refusal_timeout_or_cancel_in_a_ceremony_spends_nothing_and_creates_nothing(
             let reg = register(&mut a, "x.org", b"bob", -7, false);
             script(&mut a, &[outcome]);
             assert_eq!(
-                call(&mut a, MC, mc_with(&[("rk", true), ("uv", true)])),
+                make_credential(&mut a, &mc_with(&[("rk", true), ("uv", true)])),
                 Err(status),
                 "{outcome:?}, PIN {with_pin}"
             );
             assert_eq!(a.keystore().discoverable_count(), 0);
             script(&mut a, &[outcome]);
             let ga = ga_with("x.org", Some(&reg.credential_id), &[("uv", true)]);
-            assert_eq!(call(&mut a, GA, ga), Err(status), "{outcome:?}");
+            assert_eq!(get_assertion(&mut a, &ga), Err(status), "{outcome:?}");
             assert_eq!(stored_uv_retries(&mut a), 8);
         }
     }
@@ -644,9 +643,9 @@ fn a_pin_uv_auth_param_takes_precedence_over_the_uv_option() {
     let (mut a, _) = uv_authenticator();
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
-    let p = with_token(mc_with(&[("uv", true)]), 8, P2, &token);
-    let r = call(&mut a, MC, p).unwrap();
-    assert_eq!(flags(&r) & (FLAG_UP | FLAG_UV), FLAG_UP | FLAG_UV);
+    let p = mc_with_token(mc_with(&[("uv", true)]), P2, &token);
+    let r = make_credential(&mut a, &p).unwrap();
+    assert_eq!(flags(&r.auth_data) & (FLAG_UP | FLAG_UV), FLAG_UP | FLAG_UV);
     assert!(a.presence_mut().uv_asked.is_empty(), "no built-in UV");
     assert_eq!(
         a.presence_mut().asked.last().unwrap().0,
@@ -662,17 +661,24 @@ fn always_uv_with_built_in_uv_verifies_platforms_that_do_not_ask_for_it() {
     a.update_state(|s| s.always_uv = true).unwrap();
     a.presence_mut().asked.clear();
     // 6.3. No pinUvAuthParam, built-in UV configured: "uv" counts as true.
-    let r = call(&mut a, MC, mc_with(&[])).unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV | FLAG_AT);
+    let r = make_credential(&mut a, &mc_with(&[])).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV | FLAG_AT);
     // 5. The same for an assertion with presence...
     let ga = |opts: &[(&str, bool)]| ga_with("x.org", Some(&reg.credential_id), opts);
     assert_eq!(
-        flags(&call(&mut a, GA, ga(&[])).unwrap()),
+        flags(&get_assertion(&mut a, &ga(&[])).unwrap().auth_data),
         FLAG_UP | FLAG_UV
     );
     assert_eq!(a.presence_mut().uv_asked.len(), 2);
     // ...but not for a silent one.
-    assert_eq!(flags(&call(&mut a, GA, ga(&[("up", false)])).unwrap()), 0);
+    assert_eq!(
+        flags(
+            &get_assertion(&mut a, &ga(&[("up", false)]))
+                .unwrap()
+                .auth_data
+        ),
+        0
+    );
     assert_eq!(a.presence_mut().uv_asked.len(), 2);
     assert!(a.presence_mut().asked.is_empty());
 }
@@ -682,20 +688,20 @@ fn make_cred_uv_not_rqd_with_built_in_uv() {
     let (mut a, _) = uv_authenticator();
     // 7. Protected (by built-in UV), "rk" without "uv": no PIN to ask for, OPERATION_DENIED.
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("rk", true)])),
+        make_credential(&mut a, &mc_with(&[("rk", true)])),
         Err(StatusCode::OperationDenied)
     );
     assert!(a.presence_mut().uv_asked.is_empty());
     assert!(a.presence_mut().asked.is_empty());
     // A non-discoverable credential needs no UV.
-    let r = call(&mut a, MC, mc_with(&[])).unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_AT);
+    let r = make_credential(&mut a, &mc_with(&[])).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_AT);
     assert_eq!(a.presence_mut().asked[0].0, Operation::Register);
     assert!(a.presence_mut().uv_asked.is_empty());
     // With a PIN set, the platform is told to get a token.
     set_pin(&mut a, "1234");
     assert_eq!(
-        call(&mut a, MC, mc_with(&[("rk", true)])),
+        make_credential(&mut a, &mc_with(&[("rk", true)])),
         Err(StatusCode::PuatRequired)
     );
 }
@@ -706,9 +712,14 @@ fn an_excluded_credential_after_uv_is_excluded_without_a_second_prompt() {
     let existing = register(&mut a, "x.org", b"alice", -7, false);
     a.presence_mut().asked.clear();
     let mut p = mc_with(&[("uv", true)]);
-    p.push((5, Value::Array(vec![descriptor(&existing.credential_id)])));
+    p.exclude_list = vec![PublicKeyCredentialDescriptor::public_key(
+        existing.credential_id.clone(),
+    )];
     // 12. userPresentFlagValue is true: evidence of user interaction in step 11.
-    assert_eq!(call(&mut a, MC, p), Err(StatusCode::CredentialExcluded));
+    assert_eq!(
+        make_credential(&mut a, &p),
+        Err(StatusCode::CredentialExcluded)
+    );
     assert!(a.presence_mut().asked.is_empty());
     assert_eq!(a.presence_mut().uv_asked.len(), 1);
 }
@@ -717,38 +728,38 @@ fn an_excluded_credential_after_uv_is_excluded_without_a_second_prompt() {
 fn credentials_whose_uv_secrets_are_bound_to_a_pin_not_yet_verified_send_the_platform_to_the_pin() {
     let (mut a, _) = uv_authenticator();
     let mut p = mc_with(&[("rk", true), ("uv", true)]);
-    p.push((6, cbor::text_map(vec![("credProtect", int(3))])));
-    call(&mut a, MC, p).unwrap();
+    p.extensions.cred_protect = Some(3);
+    make_credential(&mut a, &p).unwrap();
     a.keystore_mut().uv_secrets_locked = true;
 
-    let locked = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)]));
+    let locked = get_assertion(&mut a, &ga_with("x.org", None, &[("uv", true)]));
     a.keystore_mut().uv_secrets_locked = false;
-    let opened = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)]));
+    let opened = get_assertion(&mut a, &ga_with("x.org", None, &[("uv", true)]));
 
     assert_eq!(
         locked,
         Err(StatusCode::PuatRequired),
         "CTAP2_ERR_PUAT_REQUIRED"
     );
-    assert_eq!(flags(&opened.unwrap()), FLAG_UP | FLAG_UV);
+    assert_eq!(flags(&opened.unwrap().auth_data), FLAG_UP | FLAG_UV);
 }
 
 #[test]
 fn cred_protect_3_credentials_need_the_built_in_uv_and_their_absence_asks_the_same() {
     let (mut a, _) = uv_authenticator();
     let mut p = mc_with(&[("rk", true), ("uv", true)]);
-    p.push((6, cbor::text_map(vec![("credProtect", int(3))])));
-    call(&mut a, MC, p).unwrap();
+    p.extensions.cred_protect = Some(3);
+    make_credential(&mut a, &p).unwrap();
     assert_eq!(
-        call(&mut a, GA, ga_with("x.org", None, &[])),
+        get_assertion(&mut a, &ga_with("x.org", None, &[])),
         Err(StatusCode::NoCredentials)
     );
-    let r = call(&mut a, GA, ga_with("x.org", None, &[("uv", true)])).unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
+    let r = get_assertion(&mut a, &ga_with("x.org", None, &[("uv", true)])).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV);
     // An RP without credentials: the person is asked all the same, then NO_CREDENTIALS.
     a.presence_mut().uv_asked.clear();
     assert_eq!(
-        call(&mut a, GA, ga_with("y.org", None, &[("uv", true)])),
+        get_assertion(&mut a, &ga_with("y.org", None, &[("uv", true)])),
         Err(StatusCode::NoCredentials)
     );
     assert_eq!(

@@ -8,8 +8,10 @@ use crate::cbor;
 use crate::ctap2::state::persistent::PersistentState;
 use crate::ctap2::test_support::*;
 use crate::env::{Keystore as _, PinCheck, StateSlot};
+use crate::wire::Command;
 use crate::wire::{ClientPinRequest, ClientPinResponse, ClientPinSubcommand};
 
+const CLIENT_PIN: u8 = Command::ClientPin as u8;
 const PROTOCOLS: [PinProtocol; 2] = [PinProtocol::One, PinProtocol::Two];
 
 fn retries(a: &mut TestAuthenticator) -> (i64, bool) {
@@ -321,7 +323,10 @@ fn change_pin_replaces_the_pin_and_invalidates_tokens() {
             (3, int(protocol.number().into())),
             (4, auth_param(protocol, &token, &sub)),
         ];
-        assert_eq!(call(&mut a, 0x0A, p), Err(StatusCode::PinAuthInvalid));
+        assert_eq!(
+            call(&mut a, Command::CredentialManagement.as_byte(), p),
+            Err(StatusCode::PinAuthInvalid)
+        );
     }
 }
 

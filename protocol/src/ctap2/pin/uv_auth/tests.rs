@@ -3,37 +3,28 @@
 
 use crate::status::StatusCode;
 
-use ciborium::Value;
-
 use crate::ctap2::authenticator_data::{FLAG_UP, FLAG_UV};
 use crate::ctap2::pin::token::INITIAL_USAGE_TIME_LIMIT_MS;
 use crate::ctap2::test_support::*;
+use crate::wire::GetAssertionRequest;
 
-const MC: u8 = 0x01;
-const GA: u8 = 0x02;
 const P2: PinProtocol = PinProtocol::Two;
 
-fn with_token(
-    mut p: Vec<(i64, Value)>,
-    key: i64,
-    protocol: PinProtocol,
-    token: &[u8],
-) -> Vec<(i64, Value)> {
-    p.push((key, auth_param(protocol, token, &TEST_CLIENT_DATA_HASH)));
-    p.push((key + 1, int(protocol.number().into())));
-    p
+/// A getAssertion naming the credential `id`.
+fn ga_for(rp: &str, id: &[u8]) -> GetAssertionRequest {
+    ga_request(rp, &[id])
 }
 
-fn ga_params(rp: &str, allow: Option<&[u8]>) -> Vec<(i64, Value)> {
-    let mut p = vec![(1, text(rp)), (2, bytes(&TEST_CLIENT_DATA_HASH))];
-    if let Some(id) = allow {
-        p.push((3, Value::Array(vec![descriptor(id)])));
-    }
-    p
+/// A getAssertion without presence (`up` false): a pre-flight.
+fn silent_ga_for(rp: &str, id: &[u8]) -> GetAssertionRequest {
+    let mut request = ga_for(rp, id);
+    request.options.up = Some(false);
+    request
 }
 
-fn flags(response: &Value) -> u8 {
-    as_bytes(field(response, 2).unwrap())[32]
+/// The flags byte of authenticator data.
+fn flags(auth_data: &[u8]) -> u8 {
+    auth_data[32]
 }
 
 #[test]
@@ -42,15 +33,15 @@ fn make_credential_with_a_token_is_user_verified_under_both_protocols() {
         let (mut a, _) = authenticator();
         set_pin(&mut a, "1234");
         let token = pin_token(&mut a, protocol, "1234", PERM_MC, Some("x.org")).unwrap();
-        let mut p = make_credential_params("x.org", b"u", &[-7]);
-        p.push((7, options(&[("rk", true)])));
-        let r = call(&mut a, MC, with_token(p, 8, protocol, &token)).unwrap();
-        let reg = parse_registration(&r);
+        let mut request = mc_request("x.org", b"u", &[-7]);
+        request.options.rk = Some(true);
+        let r = make_credential(&mut a, &mc_with_token(request, protocol, &token)).unwrap();
+        let reg = registration(&r);
         assert_eq!(reg.auth_data[32] & (FLAG_UP | FLAG_UV), FLAG_UP | FLAG_UV);
         assert!(verify(
             &reg.cose_key,
             &[&reg.auth_data[..], &TEST_CLIENT_DATA_HASH].concat(),
-            as_bytes(text_field(field(&r, 3).unwrap(), "sig").unwrap())
+            as_bytes(text_field(&r.att_stmt, "sig").unwrap())
         ));
         assert_eq!(
             a.presence_mut().asked.last().unwrap().0,
@@ -65,10 +56,10 @@ fn a_token_authorizes_one_ceremony() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_MC | PERM_GA, Some("x.org")).unwrap();
-    let p = make_credential_params("x.org", b"u", &[-7]);
-    call(&mut a, MC, with_token(p.clone(), 8, P2, &token)).unwrap();
+    let request = mc_with_token(mc_request("x.org", b"u", &[-7]), P2, &token);
+    make_credential(&mut a, &request).unwrap();
     assert_eq!(
-        call(&mut a, MC, with_token(p, 8, P2, &token)),
+        make_credential(&mut a, &request).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "permissions spent"
     );
@@ -80,23 +71,14 @@ fn a_silent_assertion_keeps_the_token() {
     set_pin(&mut a, "1234");
     let reg = register(&mut a, "x.org", b"u", -7, false);
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    let mut p = ga_params("x.org", Some(&reg.credential_id));
-    p.push((5, options(&[("up", false)])));
-    let r = call(&mut a, GA, with_token(p, 6, P2, &token)).unwrap();
-    assert_eq!(flags(&r), FLAG_UV, "verified, not present");
-    let r = call(
-        &mut a,
-        GA,
-        with_token(ga_params("x.org", Some(&reg.credential_id)), 6, P2, &token),
-    )
-    .unwrap();
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
+    let silent = ga_with_token(silent_ga_for("x.org", &reg.credential_id), P2, &token);
+    let r = get_assertion(&mut a, &silent).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UV, "verified, not present");
+    let present = ga_with_token(ga_for("x.org", &reg.credential_id), P2, &token);
+    let r = get_assertion(&mut a, &present).unwrap();
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV);
     assert_eq!(
-        call(
-            &mut a,
-            GA,
-            with_token(ga_params("x.org", Some(&reg.credential_id)), 6, P2, &token)
-        ),
+        get_assertion(&mut a, &present).map(drop),
         Err(StatusCode::PinAuthInvalid)
     );
 }
@@ -105,30 +87,30 @@ fn a_silent_assertion_keeps_the_token() {
 fn the_token_must_be_for_this_rp_with_this_permission_and_right() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let p = || make_credential_params("x.org", b"u", &[-7]);
+    let p = || mc_request("x.org", b"u", &[-7]);
     let other = pin_token(&mut a, P2, "1234", PERM_MC, Some("other.org")).unwrap();
     assert_eq!(
-        call(&mut a, MC, with_token(p(), 8, P2, &other)),
+        make_credential(&mut a, &mc_with_token(p(), P2, &other)).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "another RP"
     );
     let ga_only = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     assert_eq!(
-        call(&mut a, MC, with_token(p(), 8, P2, &ga_only)),
+        make_credential(&mut a, &mc_with_token(p(), P2, &ga_only)).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "no mc"
     );
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
     assert_eq!(
-        call(&mut a, MC, with_token(p(), 8, PinProtocol::One, &token)),
+        make_credential(&mut a, &mc_with_token(p(), PinProtocol::One, &token)).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "another protocol's token"
     );
     let mut q = p();
-    q.push((8, bytes(&[0; 32])));
-    q.push((9, int(2)));
+    q.pin_uv_auth_param = Some(vec![0; 32]);
+    q.pin_uv_auth_protocol = Some(2);
     assert_eq!(
-        call(&mut a, MC, q),
+        make_credential(&mut a, &q).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "a wrong MAC"
     );
@@ -151,27 +133,22 @@ fn an_unused_token_expires_and_none_lives_past_ten_minutes() {
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
     clock.advance(INITIAL_USAGE_TIME_LIMIT_MS + 1);
     assert_eq!(
-        call(
+        get_assertion(
             &mut a,
-            GA,
-            with_token(ga_params("x.org", Some(&reg.credential_id)), 6, P2, &token)
-        ),
+            &ga_with_token(ga_for("x.org", &reg.credential_id), P2, &token)
+        )
+        .map(drop),
         Err(StatusCode::PinAuthInvalid)
     );
 
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    let silent = || {
-        let mut p = ga_params("x.org", Some(&reg.credential_id));
-        p.push((5, options(&[("up", false)])));
-        p
-    };
-    call(&mut a, GA, with_token(silent(), 6, P2, &token)).unwrap();
+    let silent = ga_with_token(silent_ga_for("x.org", &reg.credential_id), P2, &token);
+    get_assertion(&mut a, &silent).unwrap();
     clock.advance(9 * 60_000);
-    call(&mut a, GA, with_token(silent(), 6, P2, &token))
-        .expect("used once: still valid at 9 minutes");
+    get_assertion(&mut a, &silent).expect("used once: still valid at 9 minutes");
     clock.advance(60_001);
     assert_eq!(
-        call(&mut a, GA, with_token(silent(), 6, P2, &token)),
+        get_assertion(&mut a, &silent).map(drop),
         Err(StatusCode::PinAuthInvalid),
         "past 10 minutes"
     );
@@ -181,11 +158,14 @@ fn an_unused_token_expires_and_none_lives_past_ten_minutes() {
 fn make_cred_uv_not_rqd_discoverable_needs_uv_non_discoverable_does_not() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let mut p = make_credential_params("x.org", b"u", &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    assert_eq!(call(&mut a, MC, p), Err(StatusCode::PuatRequired));
-    let r = call(&mut a, MC, make_credential_params("x.org", b"u", &[-7])).unwrap();
-    assert_eq!(flags(&r) & FLAG_UV, 0);
+    let mut discoverable = mc_request("x.org", b"u", &[-7]);
+    discoverable.options.rk = Some(true);
+    assert_eq!(
+        make_credential(&mut a, &discoverable).map(drop),
+        Err(StatusCode::PuatRequired)
+    );
+    let r = make_credential(&mut a, &mc_request("x.org", b"u", &[-7])).unwrap();
+    assert_eq!(flags(&r.auth_data) & FLAG_UV, 0);
 }
 
 #[test]
@@ -194,31 +174,35 @@ fn always_uv_needs_a_token_except_for_silent_assertions() {
     let reg = register(&mut a, "x.org", b"u", -7, false);
     a.update_state(|s| s.always_uv = true).unwrap();
     assert_eq!(
-        call(&mut a, MC, make_credential_params("x.org", b"u", &[-7])),
+        make_credential(&mut a, &mc_request("x.org", b"u", &[-7])).map(drop),
         Err(StatusCode::PuatRequired)
     );
     assert_eq!(
-        call(&mut a, GA, ga_params("x.org", Some(&reg.credential_id))),
+        get_assertion(&mut a, &ga_for("x.org", &reg.credential_id)).map(drop),
         Err(StatusCode::PuatRequired)
     );
-    let mut p = ga_params("x.org", Some(&reg.credential_id));
-    p.push((5, options(&[("up", false)])));
-    assert!(call(&mut a, GA, p).is_ok(), "a pre-flight without presence");
+    assert!(
+        get_assertion(&mut a, &silent_ga_for("x.org", &reg.credential_id)).is_ok(),
+        "a pre-flight without presence"
+    );
 }
 
 #[test]
 fn an_empty_pin_uv_auth_param_on_a_key_with_a_pin_is_pin_invalid() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
-    let mut p = make_credential_params("x.org", b"u", &[-7]);
-    p.push((8, bytes(&[])));
-    p.push((9, int(2)));
-    assert_eq!(call(&mut a, MC, p), Err(StatusCode::PinInvalid));
-    a.presence_mut().default = crate::env::PresenceOutcome::TimedOut;
-    let mut p = ga_params("x.org", None);
-    p.push((6, bytes(&[])));
+    let mut request = mc_request("x.org", b"u", &[-7]);
+    request.pin_uv_auth_param = Some(Vec::new());
+    request.pin_uv_auth_protocol = Some(2);
     assert_eq!(
-        call(&mut a, GA, p),
+        make_credential(&mut a, &request).map(drop),
+        Err(StatusCode::PinInvalid)
+    );
+    a.presence_mut().default = crate::env::PresenceOutcome::TimedOut;
+    let mut request = ga_request("x.org", &[]);
+    request.pin_uv_auth_param = Some(Vec::new());
+    assert_eq!(
+        get_assertion(&mut a, &request).map(drop),
         Err(StatusCode::OperationDenied),
         "no touch: OPERATION_DENIED"
     );
@@ -229,21 +213,14 @@ fn a_verified_assertion_returns_the_whole_user_entity() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
-    let mut p = make_credential_params("x.org", b"alice", &[-7]);
-    p.push((7, options(&[("rk", true)])));
-    call(&mut a, MC, with_token(p, 8, P2, &token)).unwrap();
+    let mut request = mc_request("x.org", b"alice", &[-7]);
+    request.options.rk = Some(true);
+    make_credential(&mut a, &mc_with_token(request, P2, &token)).unwrap();
     let token = pin_token(&mut a, P2, "1234", PERM_GA, Some("x.org")).unwrap();
-    let r = call(
-        &mut a,
-        GA,
-        with_token(ga_params("x.org", None), 6, P2, &token),
-    )
-    .unwrap();
-    let user = field(&r, 4).unwrap();
-    assert_eq!(text_field(user, "id"), Some(&bytes(b"alice")));
-    assert_eq!(text_field(user, "name"), Some(&text("alice@example.com")));
-    assert_eq!(text_field(user, "displayName"), Some(&text("Display")));
-    assert_eq!(flags(&r), FLAG_UP | FLAG_UV);
+    let discovery = ga_with_token(ga_request("x.org", &[]), P2, &token);
+    let r = get_assertion(&mut a, &discovery).unwrap();
+    assert_eq!(r.user, Some(user_entity(b"alice", "alice@example.com")));
+    assert_eq!(flags(&r.auth_data), FLAG_UP | FLAG_UV);
 }
 
 #[test]
@@ -251,8 +228,11 @@ fn uv_option_without_built_in_uv_is_invalid_but_ignored_next_to_a_token() {
     let (mut a, _) = authenticator();
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_MC, Some("x.org")).unwrap();
-    let mut p = make_credential_params("x.org", b"u", &[-7]);
-    p.push((7, options(&[("uv", true)])));
-    assert_eq!(call(&mut a, MC, p.clone()), Err(StatusCode::InvalidOption));
-    assert!(call(&mut a, MC, with_token(p, 8, P2, &token)).is_ok());
+    let mut request = mc_request("x.org", b"u", &[-7]);
+    request.options.uv = Some(true);
+    assert_eq!(
+        make_credential(&mut a, &request).map(drop),
+        Err(StatusCode::InvalidOption)
+    );
+    assert!(make_credential(&mut a, &mc_with_token(request, P2, &token)).is_ok());
 }
