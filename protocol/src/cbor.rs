@@ -13,9 +13,48 @@ use crate::status::StatusCode;
 /// Encodes a value in CTAP2 canonical form (maps sorted recursively).
 pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    // Writing into a Vec cannot fail, and every value we build is encodable.
-    ciborium::into_writer(&canonicalize(value), &mut out).expect("CBOR encoding into a Vec");
+    // Writing into a Vec cannot fail, and every value we build is encodable. The typed
+    // responses of `wire` build their maps in canonical order already: those are written as
+    // they are, without the copy and the key encodings that sorting needs.
+    if is_canonical(value) {
+        ciborium::into_writer(value, &mut out).expect("CBOR encoding into a Vec");
+    } else {
+        ciborium::into_writer(&canonicalize(value), &mut out).expect("CBOR encoding into a Vec");
+    }
     out
+}
+
+/// Where a map key falls in canonical order, for the key types CTAP uses, without encoding
+/// it: an integer by its major type (unsigned before negative), then its argument (a larger
+/// argument never has a shorter encoding); a text string after every integer, by its length,
+/// then its bytes. `None` for any other key: those maps take the sorting path.
+fn canonical_rank(key: &Value) -> Option<(u8, u128, &[u8])> {
+    match key {
+        Value::Integer(integer) => {
+            let n = i128::from(*integer);
+            Some(if n >= 0 {
+                (0, n.unsigned_abs(), &[])
+            } else {
+                (1, (-1 - n).unsigned_abs(), &[])
+            })
+        }
+        Value::Text(text) => Some((3, text.len() as u128, text.as_bytes())),
+        _ => None,
+    }
+}
+
+/// Whether every map in `value` has its keys in strictly increasing canonical order.
+fn is_canonical(value: &Value) -> bool {
+    match value {
+        Value::Map(entries) => {
+            let ranks: Option<Vec<_>> = entries.iter().map(|(k, _)| canonical_rank(k)).collect();
+            ranks.is_some_and(|ranks| ranks.windows(2).all(|pair| pair[0] < pair[1]))
+                && entries.iter().all(|(_, v)| is_canonical(v))
+        }
+        Value::Array(items) => items.iter().all(is_canonical),
+        Value::Tag(_, inner) => is_canonical(inner),
+        _ => true,
+    }
 }
 
 fn canonicalize(value: &Value) -> Value {
@@ -200,6 +239,58 @@ mod tests {
             bytes,
             hex::decode("a603f61818f620f66161f56162f5627570f5").unwrap()
         );
+    }
+
+    #[test]
+    fn the_order_read_without_encoding_is_the_order_of_the_encoded_keys() {
+        // Keys at every boundary of the encoded length, both signs, texts of 23 and 24 bytes.
+        let int = |n: i128| Value::Integer(ciborium::value::Integer::try_from(n).unwrap());
+        let text = |s: &str| Value::Text(s.into());
+        let keys = vec![
+            int(0),
+            int(23),
+            int(24),
+            int(255),
+            int(256),
+            int(65_536),
+            int(u64::MAX.into()),
+            int(-1),
+            int(-24),
+            int(-25),
+            int(-256),
+            int(-257),
+            int(-(1 << 64)),
+            text(""),
+            text("a"),
+            text("b"),
+            text("aa"),
+            text("z"),
+            text(&"x".repeat(23)),
+            text(&"a".repeat(24)),
+        ];
+        let map = Value::Map(
+            keys.iter()
+                .rev()
+                .map(|k| (k.clone(), Value::Null))
+                .collect(),
+        );
+        assert!(!is_canonical(&map));
+        let sorted = canonicalize(&map);
+        assert!(
+            is_canonical(&sorted),
+            "the sorting path's order: {sorted:?}"
+        );
+        let Value::Map(entries) = &sorted else {
+            unreachable!()
+        };
+        let mut by_rank = keys.clone();
+        by_rank.sort_by(|a, b| canonical_rank(a).cmp(&canonical_rank(b)));
+        let sorted_keys: Vec<Value> = entries.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(sorted_keys, by_rank);
+        assert_eq!(encode(&sorted), encode(&map));
+        // A repeated key is not canonical: the sorting path writes what it was given.
+        let twice = Value::Map(vec![(int(1), Value::Null), (int(1), Value::Null)]);
+        assert!(!is_canonical(&twice));
     }
 
     #[test]
