@@ -21,14 +21,15 @@
 //! - setPIN, changePIN and reset end the current token; reset forgets the PIN.
 
 use ciborium::Value;
-use protocol::cbor;
 use protocol::ctap2::pin::protocol::{KeyAgreementKey, PinProtocol, PlatformKey, SharedSecret};
 use protocol::env::PresenceOutcome;
 use protocol::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 use protocol::wire::{
     permission, ClientPinRequest, ClientPinResponse, ClientPinSubcommand, Command,
-    CredentialManagementRequest, CredentialManagementSubcommand, KeyAgreementPublicKey, Request,
-    ResetRequest, Response, StatusCode,
+    CredentialManagementRequest, CredentialManagementSubcommand, GetAssertionRequest,
+    GetAssertionResponse, KeyAgreementPublicKey, MakeCredentialRequest, MakeCredentialResponse,
+    PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
+    Request, ResetRequest, Response, StatusCode,
 };
 use protocol::{Authenticator, AuthenticatorConfig};
 use sha2::{Digest, Sha256};
@@ -151,10 +152,6 @@ fn padded(pin: &str) -> Vec<u8> {
     let mut out = pin.as_bytes().to_vec();
     out.resize(64, 0);
     out
-}
-
-fn int(i: i64) -> Value {
-    Value::Integer(i.into())
 }
 
 impl Harness {
@@ -551,37 +548,31 @@ impl Harness {
     fn make_credential(&mut self, rp: &str, protocol: PinProtocol, choice: TokenChoice, rk: bool) {
         let cdh = [0xcd; 32];
         let (param, genuine) = self.mac(protocol, choice, &cdh);
-        let mut params = vec![
-            (1, Value::Bytes(cdh.to_vec())),
-            (2, cbor::text_map(vec![("id", Value::Text(rp.into()))])),
-            (3, cbor::text_map(vec![("id", Value::Bytes(vec![1, 2]))])),
-            (
-                4,
-                Value::Array(vec![cbor::text_map(vec![
-                    ("alg", int(-7)),
-                    ("type", Value::Text("public-key".into())),
-                ])]),
-            ),
-            (8, Value::Bytes(param)),
-            (9, int(protocol.number().into())),
-        ];
+        let mut request = MakeCredentialRequest::new(
+            cdh.to_vec(),
+            PublicKeyCredentialRpEntity {
+                id: rp.into(),
+                name: None,
+            },
+            PublicKeyCredentialUserEntity {
+                id: vec![1, 2],
+                name: None,
+                display_name: None,
+            },
+            vec![PublicKeyCredentialParameters::public_key(-7)],
+        );
+        request.pin_uv_auth_param = Some(param);
+        request.pin_uv_auth_protocol = Some(protocol.number().into());
         if rk {
-            params.push((7, cbor::text_map(vec![("rk", Value::Bool(true))])));
+            request.options.rk = Some(true);
         }
-        let request = [
-            vec![Command::MakeCredential.as_byte()],
-            cbor::encode(&cbor::int_map(params)),
-        ]
-        .concat();
-        let response = self.authenticator.process_cbor(ORIGIN, &request);
+        let response = self.authenticator.process_cbor(ORIGIN, &request.encode());
         if response[0] != SUCCESS {
             return;
         }
-        let body = cbor::decode(&response[1..]).expect("CBOR");
-        let auth_data = int_field(&body, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
-        if auth_data[32] & FLAG_UV != 0 {
+        let answer =
+            MakeCredentialResponse::decode(&response[1..]).expect("a makeCredential answer");
+        if answer.auth_data[32] & FLAG_UV != 0 {
             self.check_token_use(genuine, PERMISSION_MC, Some(rp));
         }
         self.consume_token();
@@ -590,33 +581,23 @@ impl Harness {
     fn get_assertion(&mut self, rp: &str, protocol: PinProtocol, choice: TokenChoice) {
         let cdh = [0xab; 32];
         let (param, genuine) = self.mac(protocol, choice, &cdh);
-        let params = vec![
-            (1, Value::Text(rp.into())),
-            (2, Value::Bytes(cdh.to_vec())),
-            (6, Value::Bytes(param)),
-            (7, int(protocol.number().into())),
-        ];
-        let request = [
-            vec![Command::GetAssertion.as_byte()],
-            cbor::encode(&cbor::int_map(params)),
-        ]
-        .concat();
-        let response = self.authenticator.process_cbor(ORIGIN, &request);
+        let mut request = GetAssertionRequest::new(rp, cdh.to_vec());
+        request.pin_uv_auth_param = Some(param);
+        request.pin_uv_auth_protocol = Some(protocol.number().into());
+        let response = self.authenticator.process_cbor(ORIGIN, &request.encode());
         if response[0] != SUCCESS {
             return;
         }
-        let body = cbor::decode(&response[1..]).expect("CBOR");
-        let auth_data = int_field(&body, 2)
-            .and_then(Value::as_bytes)
-            .expect("authData");
-        if auth_data[32] & FLAG_UV != 0 {
+        let answer = GetAssertionResponse::decode(&response[1..]).expect("a getAssertion answer");
+        let uv = answer.auth_data[32] & FLAG_UV != 0;
+        if uv {
             self.check_token_use(genuine, PERMISSION_GA, Some(rp));
         }
         self.consume_token();
         // The user entity's names are shown only with user verification (§6.2.2 step 12).
-        if let Some(user) = int_field(&body, 4) {
-            if auth_data[32] & FLAG_UV == 0 {
-                assert!(text_field(user, "name").is_none(), "a user name without UV");
+        if let Some(user) = answer.user {
+            if !uv {
+                assert!(user.name.is_none(), "a user name without UV");
             }
         }
     }
