@@ -8,7 +8,7 @@ use ciborium::Value;
 use zeroize::Zeroizing;
 
 use super::command::Command;
-use super::fields::{int_key_map, integer, into_count};
+use super::fields::{byte_enum, int_key_map, integer, into_count};
 use super::key_agreement::KeyAgreementPublicKey;
 use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
@@ -29,42 +29,18 @@ const RESPONSE_PIN_RETRIES: i128 = 0x03;
 const RESPONSE_POWER_CYCLE_STATE: i128 = 0x04;
 const RESPONSE_UV_RETRIES: i128 = 0x05;
 
-/// The clientPIN subcommands (CTAP 2.1 §6.5.5, table "subCommand").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ClientPinSubcommand {
-    GetPinRetries = 0x01,
-    GetKeyAgreement = 0x02,
-    SetPin = 0x03,
-    ChangePin = 0x04,
-    /// The CTAP 2.0 way: a token with the default mc and ga permissions, for any RP.
-    GetPinToken = 0x05,
-    GetPinUvAuthTokenUsingUvWithPermissions = 0x06,
-    GetUvRetries = 0x07,
-    GetPinUvAuthTokenUsingPinWithPermissions = 0x09,
-}
-
-impl ClientPinSubcommand {
-    const ALL: [ClientPinSubcommand; 8] = [
-        ClientPinSubcommand::GetPinRetries,
-        ClientPinSubcommand::GetKeyAgreement,
-        ClientPinSubcommand::SetPin,
-        ClientPinSubcommand::ChangePin,
-        ClientPinSubcommand::GetPinToken,
-        ClientPinSubcommand::GetPinUvAuthTokenUsingUvWithPermissions,
-        ClientPinSubcommand::GetUvRetries,
-        ClientPinSubcommand::GetPinUvAuthTokenUsingPinWithPermissions,
-    ];
-
-    pub fn as_byte(self) -> u8 {
-        self as u8
-    }
-
-    /// The subcommand a number stands for; `None` for one CTAP does not define.
-    pub fn from_number(number: i128) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| i128::from(s.as_byte()) == number)
+byte_enum! {
+    /// The clientPIN subcommands (CTAP 2.1 §6.5.5, table "subCommand").
+    pub enum ClientPinSubcommand {
+        GetPinRetries = 0x01,
+        GetKeyAgreement = 0x02,
+        SetPin = 0x03,
+        ChangePin = 0x04,
+        /// The CTAP 2.0 way: a token with the default mc and ga permissions, for any RP.
+        GetPinToken = 0x05,
+        GetPinUvAuthTokenUsingUvWithPermissions = 0x06,
+        GetUvRetries = 0x07,
+        GetPinUvAuthTokenUsingPinWithPermissions = 0x09,
     }
 }
 

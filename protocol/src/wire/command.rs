@@ -1,46 +1,30 @@
 //! The CTAP2 command bytes (CTAP 2.1 §6: "Authenticator API").
 
-/// A CTAP2 command, as the first byte of a CTAPHID_CBOR message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Command {
-    MakeCredential = 0x01,
-    GetAssertion = 0x02,
-    GetInfo = 0x04,
-    ClientPin = 0x06,
-    Reset = 0x07,
-    GetNextAssertion = 0x08,
-    CredentialManagement = 0x0A,
-    Selection = 0x0B,
-    LargeBlobs = 0x0C,
-    Config = 0x0D,
-    /// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
-    CredentialManagementPreview = 0x41,
+use super::fields::byte_enum;
+
+byte_enum! {
+    /// A CTAP2 command, as the first byte of a CTAPHID_CBOR message.
+    pub enum Command {
+        MakeCredential = 0x01,
+        GetAssertion = 0x02,
+        GetInfo = 0x04,
+        ClientPin = 0x06,
+        Reset = 0x07,
+        GetNextAssertion = 0x08,
+        CredentialManagement = 0x0A,
+        Selection = 0x0B,
+        LargeBlobs = 0x0C,
+        Config = 0x0D,
+        /// authenticatorCredentialManagement under its FIDO_2_1_PRE number.
+        CredentialManagementPreview = 0x41,
+    }
 }
 
 impl Command {
-    const ALL: [Command; 11] = [
-        Command::MakeCredential,
-        Command::GetAssertion,
-        Command::GetInfo,
-        Command::ClientPin,
-        Command::Reset,
-        Command::GetNextAssertion,
-        Command::CredentialManagement,
-        Command::Selection,
-        Command::LargeBlobs,
-        Command::Config,
-        Command::CredentialManagementPreview,
-    ];
-
-    pub fn as_byte(self) -> u8 {
-        self as u8
-    }
-
     /// The command a byte stands for; `None` for a byte CTAP does not define (answered
     /// CTAP1_ERR_INVALID_COMMAND).
     pub fn from_byte(byte: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_byte() == byte)
+        Self::from_number(byte.into())
     }
 
     /// The command's name in the spec, for logs and prompts.

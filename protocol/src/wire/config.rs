@@ -7,7 +7,7 @@
 use ciborium::Value;
 
 use super::command::Command;
-use super::fields::{int_key_map, integer};
+use super::fields::{byte_enum, int_key_map, integer};
 use super::message::Request;
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -22,32 +22,13 @@ const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
 const FORCE_CHANGE_PIN: i128 = 0x03;
 const PIN_COMPLEXITY_POLICY: i128 = 0x04;
 
-/// The authenticatorConfig subcommands (CTAP 2.1 §6.11, table "subCommand").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ConfigSubcommand {
-    EnableEnterpriseAttestation = 0x01,
-    ToggleAlwaysUv = 0x02,
-    SetMinPinLength = 0x03,
-    VendorPrototype = 0xFF,
-}
-
-impl ConfigSubcommand {
-    const ALL: [ConfigSubcommand; 4] = [
-        ConfigSubcommand::EnableEnterpriseAttestation,
-        ConfigSubcommand::ToggleAlwaysUv,
-        ConfigSubcommand::SetMinPinLength,
-        ConfigSubcommand::VendorPrototype,
-    ];
-
-    pub fn as_byte(self) -> u8 {
-        self as u8
-    }
-
-    pub fn from_number(number: i128) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| i128::from(s.as_byte()) == number)
+byte_enum! {
+    /// The authenticatorConfig subcommands (CTAP 2.1 §6.11, table "subCommand").
+    pub enum ConfigSubcommand {
+        EnableEnterpriseAttestation = 0x01,
+        ToggleAlwaysUv = 0x02,
+        SetMinPinLength = 0x03,
+        VendorPrototype = 0xFF,
     }
 }
 

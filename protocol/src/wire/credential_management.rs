@@ -14,7 +14,7 @@ use super::command::Command;
 use super::entities::{
     PublicKeyCredentialDescriptor, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
 };
-use super::fields::{int_key_map, integer, into_count};
+use super::fields::{byte_enum, int_key_map, integer, into_count};
 use super::message::{Request, Response};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
@@ -41,38 +41,16 @@ const RESPONSE_CRED_PROTECT: i128 = 0x0A;
 const RESPONSE_LARGE_BLOB_KEY: i128 = 0x0B;
 const RESPONSE_THIRD_PARTY_PAYMENT: i128 = 0x0C;
 
-/// The credential management subcommands (CTAP 2.1 §6.8, table "subCommand").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum CredentialManagementSubcommand {
-    GetCredsMetadata = 0x01,
-    EnumerateRpsBegin = 0x02,
-    EnumerateRpsGetNextRp = 0x03,
-    EnumerateCredentialsBegin = 0x04,
-    EnumerateCredentialsGetNextCredential = 0x05,
-    DeleteCredential = 0x06,
-    UpdateUserInformation = 0x07,
-}
-
-impl CredentialManagementSubcommand {
-    const ALL: [CredentialManagementSubcommand; 7] = [
-        CredentialManagementSubcommand::GetCredsMetadata,
-        CredentialManagementSubcommand::EnumerateRpsBegin,
-        CredentialManagementSubcommand::EnumerateRpsGetNextRp,
-        CredentialManagementSubcommand::EnumerateCredentialsBegin,
-        CredentialManagementSubcommand::EnumerateCredentialsGetNextCredential,
-        CredentialManagementSubcommand::DeleteCredential,
-        CredentialManagementSubcommand::UpdateUserInformation,
-    ];
-
-    pub fn as_byte(self) -> u8 {
-        self as u8
-    }
-
-    pub fn from_number(number: i128) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| i128::from(s.as_byte()) == number)
+byte_enum! {
+    /// The credential management subcommands (CTAP 2.1 §6.8, table "subCommand").
+    pub enum CredentialManagementSubcommand {
+        GetCredsMetadata = 0x01,
+        EnumerateRpsBegin = 0x02,
+        EnumerateRpsGetNextRp = 0x03,
+        EnumerateCredentialsBegin = 0x04,
+        EnumerateCredentialsGetNextCredential = 0x05,
+        DeleteCredential = 0x06,
+        UpdateUserInformation = 0x07,
     }
 }
 

@@ -25,6 +25,43 @@ pub(crate) fn int_key_map(entries: Vec<(i128, Value)>) -> Value {
     Value::Map(entries.into_iter().map(|(k, v)| (integer(k), v)).collect())
 }
 
+/// An enum of the numbers one field of a message takes (a command, a subcommand): each
+/// variant is its byte, `as_byte` gives it, `from_number` reads a decoded number back (`None`
+/// for one the spec does not define).
+macro_rules! byte_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $value:expr,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant = $value,)+
+        }
+
+        impl $name {
+            /// Every value, in the spec's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_byte(self) -> u8 {
+                self as u8
+            }
+
+            /// The value a decoded number stands for; `None` for one the spec does not define.
+            pub fn from_number(number: i128) -> Option<Self> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| i128::from(value.as_byte()) == number)
+            }
+        }
+    };
+}
+pub(crate) use byte_enum;
+
 #[cfg(test)]
 mod tests {
     use super::*;
