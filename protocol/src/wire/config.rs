@@ -8,14 +8,9 @@ use ciborium::Value;
 
 use super::command::Command;
 use super::fields::{byte_enum, int_key_map, integer};
-use super::message::Request;
+use super::subcommand::{Subcommand, SubcommandRequest};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
-
-const SUB_COMMAND: i128 = 0x01;
-const SUB_COMMAND_PARAMS: i128 = 0x02;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
-const PIN_UV_AUTH_PARAM: i128 = 0x04;
 
 const NEW_MIN_PIN_LENGTH: i128 = 0x01;
 const MIN_PIN_LENGTH_RP_IDS: i128 = 0x02;
@@ -32,106 +27,40 @@ byte_enum! {
     }
 }
 
-/// An authenticatorConfig request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigRequest {
-    /// 0x01 subCommand.
-    pub sub_command: ConfigSubcommand,
-    /// 0x02 subCommandParams, as sent (a map).
-    pub sub_command_params: Option<Value>,
-    /// 0x03 pinUvAuthProtocol, as sent (the authenticator judges it).
-    pub pin_uv_auth_protocol: Option<i128>,
-    /// 0x04 pinUvAuthParam.
-    pub pin_uv_auth_param: Option<Vec<u8>>,
-}
+impl Subcommand for ConfigSubcommand {
+    const COMMAND: Command = Command::Config;
+    /// §6.11 step 2: a subCommand the authenticator does not support is
+    /// CTAP1_ERR_INVALID_PARAMETER.
+    const UNKNOWN: StatusCode = StatusCode::InvalidParameter;
+    /// §6.11 step 4.4: the MAC covers 32×0xff || 0x0d || subCommand || subCommandParams.
+    const AUTHENTICATED_PREFIX: &'static [u8] = &AUTHENTICATED_PREFIX;
 
-impl ConfigRequest {
-    pub fn new(sub_command: ConfigSubcommand) -> Self {
-        ConfigRequest {
-            sub_command,
-            sub_command_params: None,
-            pin_uv_auth_protocol: None,
-            pin_uv_auth_param: None,
-        }
+    fn as_byte(self) -> u8 {
+        self.as_byte()
     }
 
+    fn from_number(number: i128) -> Option<Self> {
+        Self::from_number(number)
+    }
+}
+
+/// 32×0xff || authenticatorConfig's command byte.
+const AUTHENTICATED_PREFIX: [u8; 33] = {
+    let mut prefix = [0xff; 33];
+    prefix[32] = Command::Config as u8;
+    prefix
+};
+
+/// An authenticatorConfig request.
+pub type ConfigRequest = SubcommandRequest<ConfigSubcommand>;
+
+impl ConfigRequest {
     /// §6.11.4 setMinPINLength with its parameters.
     pub fn set_min_pin_length(params: &SetMinPinLengthParams) -> Self {
-        ConfigRequest {
+        SubcommandRequest {
             sub_command_params: Some(params.to_cbor()),
             ..Self::new(ConfigSubcommand::SetMinPinLength)
         }
-    }
-
-    /// What the token authenticates (§6.11 step 4.4): 32×0xff || 0x0d || subCommand ||
-    /// subCommandParams.
-    pub fn message_to_authenticate(&self) -> Vec<u8> {
-        let mut message = vec![0xff; 32];
-        message.push(Command::Config.as_byte());
-        message.push(self.sub_command.as_byte());
-        if let Some(params) = &self.sub_command_params {
-            message.extend(cbor::encode(params));
-        }
-        message
-    }
-
-    /// The request with pinUvAuthProtocol and pinUvAuthParam: `authenticate` is the token's
-    /// MAC, given [`Self::message_to_authenticate`].
-    pub fn authorized(self, protocol: u8, authenticate: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
-        let param = authenticate(&self.message_to_authenticate());
-        ConfigRequest {
-            pin_uv_auth_protocol: Some(protocol.into()),
-            pin_uv_auth_param: Some(param),
-            ..self
-        }
-    }
-}
-
-impl Request for ConfigRequest {
-    const COMMAND: Command = Command::Config;
-
-    /// subCommand first (absent: MISSING_PARAMETER, not an integer: CBOR_UNEXPECTED_TYPE),
-    /// the other fields' types, then a subCommand CTAP does not define: INVALID_PARAMETER
-    /// (§6.11 step 2, as for one the authenticator does not support).
-    fn decode(params: &[u8]) -> Result<Self, StatusCode> {
-        let mut map = RequestMap::parse(params)?;
-        let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
-        let sub_command_params = map.take(SUB_COMMAND_PARAMS);
-        if !matches!(sub_command_params, None | Some(Value::Map(_))) {
-            return Err(StatusCode::CborUnexpectedType);
-        }
-        let pin_uv_auth_protocol = map
-            .take(PIN_UV_AUTH_PROTOCOL)
-            .map(cbor::into_int)
-            .transpose()?;
-        let pin_uv_auth_param = map
-            .take(PIN_UV_AUTH_PARAM)
-            .map(cbor::into_bytes)
-            .transpose()?;
-        Ok(ConfigRequest {
-            sub_command: ConfigSubcommand::from_number(sub_command)
-                .ok_or(StatusCode::InvalidParameter)?,
-            sub_command_params,
-            pin_uv_auth_protocol,
-            pin_uv_auth_param,
-        })
-    }
-
-    fn to_cbor(&self) -> Option<Value> {
-        let mut entries = vec![(
-            SUB_COMMAND,
-            Value::Integer(self.sub_command.as_byte().into()),
-        )];
-        if let Some(params) = &self.sub_command_params {
-            entries.push((SUB_COMMAND_PARAMS, params.clone()));
-        }
-        if let Some(protocol) = self.pin_uv_auth_protocol {
-            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
-        }
-        if let Some(param) = &self.pin_uv_auth_param {
-            entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));
-        }
-        Some(int_key_map(entries))
     }
 }
 
@@ -204,6 +133,7 @@ impl SetMinPinLengthParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::message::Request;
 
     #[test]
     fn requests_round_trip_with_their_mac() {

@@ -14,15 +14,11 @@ use super::command::Command;
 use super::entities::{
     PublicKeyCredentialDescriptor, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
 };
-use super::fields::{byte_enum, int_key_map, integer, into_count};
-use super::message::{Request, Response};
+use super::fields::{byte_enum, int_key_map, into_count};
+use super::message::Response;
+use super::subcommand::{Subcommand, SubcommandRequest};
 use crate::cbor::{self, RequestMap};
 use crate::status::StatusCode;
-
-const SUB_COMMAND: i128 = 0x01;
-const SUB_COMMAND_PARAMS: i128 = 0x02;
-const PIN_UV_AUTH_PROTOCOL: i128 = 0x03;
-const PIN_UV_AUTH_PARAM: i128 = 0x04;
 
 const PARAM_RP_ID_HASH: i128 = 0x01;
 const PARAM_CREDENTIAL_ID: i128 = 0x02;
@@ -54,106 +50,35 @@ byte_enum! {
     }
 }
 
-/// An authenticatorCredentialManagement request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CredentialManagementRequest {
-    /// 0x01 subCommand.
-    pub sub_command: CredentialManagementSubcommand,
-    /// 0x02 subCommandParams, as sent (a map).
-    pub sub_command_params: Option<Value>,
-    /// 0x03 pinUvAuthProtocol, as sent (the authenticator judges it).
-    pub pin_uv_auth_protocol: Option<i128>,
-    /// 0x04 pinUvAuthParam.
-    pub pin_uv_auth_param: Option<Vec<u8>>,
-}
+impl Subcommand for CredentialManagementSubcommand {
+    const COMMAND: Command = Command::CredentialManagement;
+    /// §6.8 step 2: "If subCommand is not supported, return CTAP2_ERR_INVALID_SUBCOMMAND".
+    const UNKNOWN: StatusCode = StatusCode::InvalidSubcommand;
+    /// §6.8.2 step 4: the MAC covers subCommand || subCommandParams alone.
+    const AUTHENTICATED_PREFIX: &'static [u8] = &[];
 
-impl CredentialManagementRequest {
-    /// A request without parameters nor token: the GetNext subcommands.
-    pub fn new(sub_command: CredentialManagementSubcommand) -> Self {
-        CredentialManagementRequest {
-            sub_command,
-            sub_command_params: None,
-            pin_uv_auth_protocol: None,
-            pin_uv_auth_param: None,
-        }
+    fn as_byte(self) -> u8 {
+        self.as_byte()
     }
 
+    fn from_number(number: i128) -> Option<Self> {
+        Self::from_number(number)
+    }
+}
+
+/// An authenticatorCredentialManagement request.
+pub type CredentialManagementRequest = SubcommandRequest<CredentialManagementSubcommand>;
+
+impl CredentialManagementRequest {
     /// A subcommand with its parameters, to be authorized with [`Self::authorized`].
     pub fn with_params(
         sub_command: CredentialManagementSubcommand,
         params: &CredentialManagementParams,
     ) -> Self {
-        CredentialManagementRequest {
+        SubcommandRequest {
             sub_command_params: Some(params.to_cbor()),
             ..Self::new(sub_command)
         }
-    }
-
-    /// What the token authenticates (§6.8.2 step 4): subCommand || subCommandParams.
-    pub fn message_to_authenticate(&self) -> Vec<u8> {
-        let mut message = vec![self.sub_command.as_byte()];
-        if let Some(params) = &self.sub_command_params {
-            message.extend(cbor::encode(params));
-        }
-        message
-    }
-
-    /// The request with pinUvAuthProtocol and pinUvAuthParam: `authenticate` is the token's
-    /// MAC, given [`Self::message_to_authenticate`].
-    pub fn authorized(self, protocol: u8, authenticate: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
-        let param = authenticate(&self.message_to_authenticate());
-        CredentialManagementRequest {
-            pin_uv_auth_protocol: Some(protocol.into()),
-            pin_uv_auth_param: Some(param),
-            ..self
-        }
-    }
-}
-
-impl Request for CredentialManagementRequest {
-    const COMMAND: Command = Command::CredentialManagement;
-
-    /// subCommand first (absent: MISSING_PARAMETER, not an integer: CBOR_UNEXPECTED_TYPE),
-    /// the other fields' types, then an unknown subCommand: INVALID_SUBCOMMAND.
-    fn decode(params: &[u8]) -> Result<Self, StatusCode> {
-        let mut map = RequestMap::parse(params)?;
-        let sub_command = cbor::into_int(map.required(SUB_COMMAND)?)?;
-        let sub_command_params = map.take(SUB_COMMAND_PARAMS);
-        if !matches!(sub_command_params, None | Some(Value::Map(_))) {
-            return Err(StatusCode::CborUnexpectedType);
-        }
-        let pin_uv_auth_protocol = map
-            .take(PIN_UV_AUTH_PROTOCOL)
-            .map(cbor::into_int)
-            .transpose()?;
-        let pin_uv_auth_param = map
-            .take(PIN_UV_AUTH_PARAM)
-            .map(cbor::into_bytes)
-            .transpose()?;
-        Ok(CredentialManagementRequest {
-            sub_command: CredentialManagementSubcommand::from_number(sub_command)
-                .ok_or(StatusCode::InvalidSubcommand)?,
-            sub_command_params,
-            pin_uv_auth_protocol,
-            pin_uv_auth_param,
-        })
-    }
-
-    fn to_cbor(&self) -> Option<Value> {
-        let mut entries = vec![(
-            SUB_COMMAND,
-            Value::Integer(self.sub_command.as_byte().into()),
-        )];
-        if let Some(params) = &self.sub_command_params {
-            entries.push((SUB_COMMAND_PARAMS, params.clone()));
-        }
-        if let Some(protocol) = self.pin_uv_auth_protocol {
-            entries.push((PIN_UV_AUTH_PROTOCOL, integer(protocol)));
-        }
-        if let Some(param) = &self.pin_uv_auth_param {
-            entries.push((PIN_UV_AUTH_PARAM, Value::Bytes(param.clone())));
-        }
-        Some(int_key_map(entries))
     }
 }
 
@@ -364,6 +289,7 @@ impl Response for CredentialManagementResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::message::Request;
 
     #[test]
     fn requests_round_trip_with_their_mac() {

@@ -25,6 +25,7 @@ mod message;
 pub mod permission;
 mod reset;
 mod selection;
+mod subcommand;
 
 pub use crate::status::StatusCode;
 pub use client_pin::{ClientPinRequest, ClientPinResponse, ClientPinSubcommand};
@@ -47,3 +48,4 @@ pub use make_credential::{MakeCredentialRequest, MakeCredentialResponse};
 pub use message::{NoBody, Request, Response};
 pub use reset::ResetRequest;
 pub use selection::SelectionRequest;
+pub use subcommand::{Subcommand, SubcommandRequest};
