@@ -14,9 +14,10 @@ use crate::testing::{ManualClock, MemoryKeystore, ScriptedPresence, SeededRng};
 // The tests call the keystore of `Authenticator<E>` through its trait.
 pub use crate::env::Keystore;
 use crate::wire::{
-    GetAssertionRequest, GetAssertionResponse, MakeCredentialRequest, MakeCredentialResponse,
-    PublicKeyCredentialDescriptor, PublicKeyCredentialParameters, PublicKeyCredentialRpEntity,
-    PublicKeyCredentialUserEntity, Request, Response,
+    CredentialManagementParams, GetAssertionRequest, GetAssertionResponse, MakeCredentialRequest,
+    MakeCredentialResponse, PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+    PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, Request, Response,
+    SetMinPinLengthParams,
 };
 
 pub type TestAuthenticator =
@@ -550,4 +551,31 @@ pub fn authenticator_config(
         });
     }
     send_value(a, &request)
+}
+
+/// credentialManagement's subCommandParams naming an RP (enumerateCredentialsBegin).
+pub fn rp_hash_params(rp: &str) -> Value {
+    CredentialManagementParams {
+        rp_id_hash: Some(rp_id_hash(rp).to_vec()),
+        ..Default::default()
+    }
+    .to_cbor()
+}
+
+/// setMinPINLength's subCommandParams turning the PIN complexity policy on or off.
+pub fn complexity_policy(on: bool) -> Value {
+    SetMinPinLengthParams {
+        pin_complexity_policy: Some(on),
+        ..Default::default()
+    }
+    .to_cbor()
+}
+
+/// setMinPINLength's subCommandParams with forceChangePin.
+pub fn force_change_pin() -> Value {
+    SetMinPinLengthParams {
+        force_change_pin: Some(true),
+        ..Default::default()
+    }
+    .to_cbor()
 }

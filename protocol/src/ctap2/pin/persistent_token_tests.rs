@@ -20,10 +20,6 @@ const P2: PinProtocol = PinProtocol::Two;
 /// CTAP2_ERR_PIN_AUTH_INVALID.
 const PIN_AUTH_INVALID: StatusCode = StatusCode::PinAuthInvalid;
 
-fn rp_hash_params(rp: &str) -> Value {
-    cbor::int_map(vec![(1, bytes(&rp_id_hash(rp)))])
-}
-
 /// A key with PIN "1234" and one discoverable credential at a.org.
 fn key_with_a_credential() -> (TestAuthenticator, ManualClock) {
     let (mut a, clock) = authenticator();
@@ -200,7 +196,7 @@ fn force_pin_change_ends_it_and_refuses_a_new_one_until_the_change() {
     let (mut a, _) = key_with_a_credential();
     let old = pin_token(&mut a, P2, "1234", PERM_PCMR, None).unwrap();
     let acfg = pin_token(&mut a, P2, "1234", PERM_ACFG, None).unwrap();
-    let force = cbor::int_map(vec![(3, Value::Bool(true))]);
+    let force = force_change_pin();
     assert_eq!(
         authenticator_config(&mut a, Some(&acfg), 0x03, Some(force)),
         Ok(Value::Null)

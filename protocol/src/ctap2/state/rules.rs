@@ -5,7 +5,6 @@ use crate::status::StatusCode;
 
 use ciborium::Value;
 
-use crate::cbor;
 use crate::ctap2::test_support::*;
 use crate::hybrid::qr::RequestType;
 use crate::origin::{udp_link, Origin};
@@ -141,7 +140,7 @@ fn a_u2f_message_in_between_ends_get_next_assertion() {
 fn credential_and_rp_enumeration_from_another_channel_is_not_allowed() {
     let mut a = key_with_two_accounts();
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let rp = cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))]);
+    let rp = rp_hash_params("x.org");
     let first = call(&mut a, CM, cm_params(&token, 0x04, Some(rp.clone()))).unwrap();
     assert_eq!(field(&first, 9), Some(&int(2)));
     let next = vec![(1, int(0x05))];
@@ -181,7 +180,7 @@ fn an_enumeration_expires_after_30_seconds_without_a_step() {
     }
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_CM, None).unwrap();
-    let rp = cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))]);
+    let rp = rp_hash_params("x.org");
     call(&mut a, CM, cm_params(&token, 0x04, Some(rp))).unwrap();
     clock.advance(crate::ctap2::state::CONTINUATION_WINDOW_MS + 1);
     assert_eq!(

@@ -1,7 +1,7 @@
 use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::*;
-use crate::wire::Command;
+use crate::wire::{Command, SetMinPinLengthParams};
 use ciborium::Value;
 
 const CLIENT_PIN: u8 = Command::ClientPin as u8;
@@ -27,7 +27,11 @@ fn config(
 }
 
 fn min_length(len: i64) -> Value {
-    cbor::int_map(vec![(1, int(len))])
+    SetMinPinLengthParams {
+        new_min_pin_length: Some(len.into()),
+        ..Default::default()
+    }
+    .to_cbor()
 }
 
 #[test]
@@ -108,8 +112,12 @@ fn set_min_pin_length_rules() {
         config(&mut a, Some(&token), 3, Some(min_length(64))),
         Err(StatusCode::PinPolicyViolation)
     );
-    let ids = |n: usize| Value::Array((0..n).map(|i| text(&format!("rp{i}.org"))).collect());
-    let p = cbor::int_map(vec![(2, ids(9))]);
+    let ids = |n: usize| Some((0..n).map(|i| format!("rp{i}.org")).collect());
+    let p = SetMinPinLengthParams {
+        min_pin_length_rp_ids: ids(9),
+        ..Default::default()
+    }
+    .to_cbor();
     assert_eq!(
         config(&mut a, Some(&token), 3, Some(p)),
         Err(StatusCode::InvalidParameter),
@@ -133,7 +141,12 @@ fn set_min_pin_length_rules() {
         !a.state().unwrap().force_pin_change,
         "the 6-digit PIN still fits"
     );
-    let p = cbor::int_map(vec![(1, int(8)), (2, ids(2))]);
+    let p = SetMinPinLengthParams {
+        new_min_pin_length: Some(8),
+        min_pin_length_rp_ids: ids(2),
+        ..Default::default()
+    }
+    .to_cbor();
     assert_eq!(config(&mut a, Some(&token), 3, Some(p)), Ok(Value::Null));
     let state = a.state().unwrap().clone();
     assert_eq!(state.min_pin_length, 8);
@@ -145,18 +158,13 @@ fn set_min_pin_length_rules() {
 fn force_change_pin_blocks_tokens_until_the_pin_is_changed() {
     let (mut a, _) = authenticator();
     assert_eq!(
-        config(
-            &mut a,
-            None,
-            3,
-            Some(cbor::int_map(vec![(3, Value::Bool(true))]))
-        ),
+        config(&mut a, None, 3, Some(force_change_pin())),
         Err(StatusCode::PinNotSet),
         "no PIN to expire"
     );
     set_pin(&mut a, "1234");
     let token = pin_token(&mut a, P2, "1234", PERM_ACFG, None).unwrap();
-    let p = cbor::int_map(vec![(3, Value::Bool(true))]);
+    let p = force_change_pin();
     assert_eq!(config(&mut a, Some(&token), 3, Some(p)), Ok(Value::Null));
     assert!(a.state().unwrap().force_pin_change);
     assert_eq!(
@@ -230,10 +238,12 @@ fn unsupported_and_malformed_subcommands() {
 #[test]
 fn the_min_pin_length_extension_tells_only_listed_rps() {
     let (mut a, _) = authenticator();
-    let p = cbor::int_map(vec![
-        (1, int(6)),
-        (2, Value::Array(vec![text("listed.org")])),
-    ]);
+    let p = SetMinPinLengthParams {
+        new_min_pin_length: Some(6),
+        min_pin_length_rp_ids: Some(vec!["listed.org".into()]),
+        ..Default::default()
+    }
+    .to_cbor();
     config(&mut a, None, 3, Some(p)).unwrap();
     for (rp, expected) in [("listed.org", Some(int(6))), ("other.org", None)] {
         let mut request = mc_request(rp, b"u", &[-7]);
@@ -252,7 +262,11 @@ fn the_min_pin_length_extension_tells_only_listed_rps() {
 #[test]
 fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
     let (mut a, _) = authenticator();
-    let listed = cbor::int_map(vec![(2, Value::Array(vec![text("listed.org")]))]);
+    let listed = SetMinPinLengthParams {
+        min_pin_length_rp_ids: Some(vec!["listed.org".into()]),
+        ..Default::default()
+    }
+    .to_cbor();
     config(&mut a, None, 3, Some(listed)).unwrap();
     let ask = |a: &mut TestAuthenticator, rp: &str| {
         let mut request = mc_request(rp, b"u", &[-7]);
@@ -264,7 +278,11 @@ fn the_pin_complexity_policy_extension_tells_only_listed_rps() {
     };
     assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(false)));
     assert_eq!(ask(&mut a, "other.org"), None);
-    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    let on = SetMinPinLengthParams {
+        pin_complexity_policy: Some(true),
+        ..Default::default()
+    }
+    .to_cbor();
     config(&mut a, None, 3, Some(on)).unwrap();
     assert_eq!(ask(&mut a, "listed.org"), Some(Value::Bool(true)));
     assert_eq!(ask(&mut a, "other.org"), None);

@@ -2,7 +2,7 @@ use super::*;
 use crate::cbor;
 use crate::ctap2::test_support::{field as int_field, *};
 use crate::wire::get_info::key;
-use crate::wire::{Command, Request as _, Response};
+use crate::wire::{Command, Request as _, Response, SetMinPinLengthParams};
 use ciborium::Value;
 
 /// A getInfo member by its key.
@@ -263,7 +263,7 @@ fn pin_complexity_policy_and_max_pin_length() {
     assert_eq!(field(&info0, key::MAX_PIN_LENGTH), Some(&int(63)));
     set_pin(&mut a, "1111");
     let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
-    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    let on = complexity_policy(true);
     assert_eq!(
         authenticator_config(&mut a, Some(&acfg), 0x03, Some(on)),
         Ok(Value::Null)
@@ -272,7 +272,7 @@ fn pin_complexity_policy_and_max_pin_length() {
         field(&info(&mut a), key::PIN_COMPLEXITY_POLICY),
         Some(&Value::Bool(true))
     );
-    let off = cbor::int_map(vec![(4, Value::Bool(false))]);
+    let off = complexity_policy(false);
     let acfg = pin_token(&mut a, PinProtocol::Two, "1111", PERM_ACFG, None).unwrap();
     authenticator_config(&mut a, Some(&acfg), 0x03, Some(off)).unwrap();
     assert_eq!(
@@ -297,7 +297,18 @@ fn authenticator_config_commands_are_those_served() {
         Some(&Value::Array(vec![int(2), int(3)]))
     );
     assert_eq!(
-        authenticator_config(&mut a, None, 0x03, Some(cbor::int_map(vec![(1, int(5))]))),
+        authenticator_config(
+            &mut a,
+            None,
+            0x03,
+            Some(
+                SetMinPinLengthParams {
+                    new_min_pin_length: Some(5),
+                    ..Default::default()
+                }
+                .to_cbor()
+            )
+        ),
         Ok(Value::Null)
     );
     assert_eq!(
@@ -533,11 +544,7 @@ fn enc_cred_store_state_changes_with_the_discoverable_credentials() {
         let r = call(
             &mut a,
             Command::CredentialManagement.as_byte(),
-            cm_params(
-                &cm,
-                0x04,
-                Some(cbor::int_map(vec![(1, bytes(&rp_id_hash("x.org")))])),
-            ),
+            cm_params(&cm, 0x04, Some(rp_hash_params("x.org"))),
         )
         .unwrap();
         field(&r, 7).unwrap().clone()

@@ -774,7 +774,7 @@ fn set_pin_and_change_pin_enforce_the_complexity_policy_once_on() {
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"1234"));
     assert_eq!(call(&mut a, CLIENT_PIN, p), Ok(Value::Null), "policy off");
     let acfg = pin_token(&mut a, PinProtocol::Two, "1234", PERM_ACFG, None).unwrap();
-    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    let on = complexity_policy(true);
     authenticator_config(&mut a, Some(&acfg), 0x03, Some(on)).unwrap();
     for weak in ["0000", "4321", "56789"] {
         let p = change_pin_params(&mut a, PinProtocol::Two, "1234", weak.as_bytes());
@@ -797,7 +797,7 @@ fn set_pin_and_change_pin_enforce_the_complexity_policy_once_on() {
 #[test]
 fn set_pin_enforces_the_complexity_policy() {
     let (mut a, _) = authenticator();
-    let on = cbor::int_map(vec![(4, Value::Bool(true))]);
+    let on = complexity_policy(true);
     authenticator_config(&mut a, None, 0x03, Some(on)).unwrap();
     let p = set_pin_params(&mut a, PinProtocol::Two, &padded(b"9999"));
     assert_eq!(
