@@ -2,6 +2,7 @@
 //! request parameters (§6.2.1) and the assertion both commands answer with (§6.2.2).
 
 use ciborium::Value;
+use zeroize::Zeroizing;
 
 use super::command::Command;
 use super::entities::{Options, PublicKeyCredentialDescriptor, PublicKeyCredentialUserEntity};
@@ -156,7 +157,7 @@ pub struct GetAssertionResponse {
     pub number_of_credentials: Option<u64>,
     pub user_selected: Option<bool>,
     /// A secret: it decrypts the credential's large blob.
-    pub large_blob_key: Option<Vec<u8>>,
+    pub large_blob_key: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for GetAssertionResponse {
@@ -193,7 +194,7 @@ impl Response for GetAssertionResponse {
             entries.push((USER_SELECTED, Value::Bool(selected)));
         }
         if let Some(key) = &self.large_blob_key {
-            entries.push((LARGE_BLOB_KEY, Value::Bytes(key.clone())));
+            entries.push((LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
         }
         Some(int_key_map(entries))
     }
@@ -212,7 +213,11 @@ impl Response for GetAssertionResponse {
             .map(|n| u64::try_from(cbor::into_int(n)?).map_err(|_| StatusCode::InvalidCbor))
             .transpose()?;
         let user_selected = map.take(USER_SELECTED).map(cbor::into_bool).transpose()?;
-        let large_blob_key = map.take(LARGE_BLOB_KEY).map(cbor::into_bytes).transpose()?;
+        let large_blob_key = map
+            .take(LARGE_BLOB_KEY)
+            .map(cbor::into_bytes)
+            .transpose()?
+            .map(Zeroizing::new);
         Ok(GetAssertionResponse {
             credential,
             auth_data,
@@ -320,7 +325,7 @@ mod tests {
             }),
             number_of_credentials: Some(2),
             user_selected: None,
-            large_blob_key: Some(vec![5; 32]),
+            large_blob_key: Some(Zeroizing::new(vec![5; 32])),
         };
         let encoded = response.encode();
         assert_eq!(GetAssertionResponse::decode(&encoded[1..]), Ok(response));

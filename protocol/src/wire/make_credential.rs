@@ -2,6 +2,7 @@
 //! attestation object the authenticator answers with (§6.1.2).
 
 use ciborium::Value;
+use zeroize::Zeroizing;
 
 use super::command::Command;
 use super::entities::{
@@ -192,7 +193,7 @@ pub struct MakeCredentialResponse {
     /// The statement, a map whose shape `fmt` defines (`packed`: alg and sig; `none`: empty).
     pub att_stmt: Value,
     /// A secret: it decrypts the credential's large blob.
-    pub large_blob_key: Option<Vec<u8>>,
+    pub large_blob_key: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for MakeCredentialResponse {
@@ -227,7 +228,7 @@ impl Response for MakeCredentialResponse {
             (ATT_STMT, self.att_stmt.clone()),
         ];
         if let Some(key) = &self.large_blob_key {
-            entries.push((LARGE_BLOB_KEY, Value::Bytes(key.clone())));
+            entries.push((LARGE_BLOB_KEY, Value::Bytes(key.to_vec())));
         }
         Some(int_key_map(entries))
     }
@@ -240,7 +241,11 @@ impl Response for MakeCredentialResponse {
         if !matches!(att_stmt, Value::Map(_)) {
             return Err(StatusCode::CborUnexpectedType);
         }
-        let large_blob_key = map.take(LARGE_BLOB_KEY).map(cbor::into_bytes).transpose()?;
+        let large_blob_key = map
+            .take(LARGE_BLOB_KEY)
+            .map(cbor::into_bytes)
+            .transpose()?
+            .map(Zeroizing::new);
         Ok(MakeCredentialResponse {
             fmt,
             auth_data,
@@ -370,7 +375,7 @@ mod tests {
             fmt: "packed".into(),
             auth_data,
             att_stmt: cbor::text_map(vec![("alg", Value::Integer((-7).into()))]),
-            large_blob_key: Some(vec![4; 32]),
+            large_blob_key: Some(Zeroizing::new(vec![4; 32])),
         };
         let encoded = response.encode();
         assert_eq!(encoded[0], 0x00);

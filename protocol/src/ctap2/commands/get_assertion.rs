@@ -25,6 +25,7 @@
 
 use ciborium::Value;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::cbor;
 use crate::ctap2::authenticator::Authenticator;
@@ -296,7 +297,7 @@ impl<E: Env> Authenticator<E> {
                 .extras
                 .large_blob_key
                 .as_ref()
-                .map(|key| key.to_vec())
+                .map(|key| Zeroizing::new(key.to_vec()))
         } else {
             None
         };

@@ -236,7 +236,7 @@ impl<E: Env> Authenticator<E> {
                 .extras
                 .large_blob_key
                 .as_ref()
-                .map(|key| key.to_vec()),
+                .map(|key| Zeroizing::new(key.to_vec())),
         })
     }
 
