@@ -426,4 +426,15 @@ mod tests {
         );
         assert_eq!(CredentialManagementResponse::default().encode(), vec![0x00]);
     }
+
+    #[test]
+    fn the_large_blob_key_stays_out_of_debug_output() {
+        let response = CredentialManagementResponse {
+            large_blob_key: Some(Zeroizing::new(vec![0xE7; 32])),
+            ..Default::default()
+        };
+        let printed = format!("{response:?}");
+        assert!(!printed.contains("231"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
 }

@@ -334,4 +334,20 @@ mod tests {
             Some(StatusCode::MissingParameter)
         );
     }
+
+    #[test]
+    fn the_large_blob_key_stays_out_of_debug_output() {
+        let response = GetAssertionResponse {
+            credential: PublicKeyCredentialDescriptor::public_key(vec![1; 16]),
+            auth_data: vec![2; 37],
+            signature: vec![3; 70],
+            user: None,
+            number_of_credentials: None,
+            user_selected: None,
+            large_blob_key: Some(Zeroizing::new(vec![0xE7; 32])),
+        };
+        let printed = format!("{response:?}");
+        assert!(!printed.contains("231"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
 }

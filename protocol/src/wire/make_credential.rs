@@ -387,4 +387,17 @@ mod tests {
             "the largeBlobKey is not printed"
         );
     }
+
+    #[test]
+    fn the_large_blob_key_stays_out_of_debug_output() {
+        let response = MakeCredentialResponse {
+            fmt: "none".into(),
+            auth_data: vec![2; 37],
+            att_stmt: Value::Map(vec![]),
+            large_blob_key: Some(Zeroizing::new(vec![0xE7; 32])),
+        };
+        let printed = format!("{response:?}");
+        assert!(!printed.contains("231"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
 }
