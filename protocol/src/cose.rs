@@ -67,14 +67,16 @@ impl PublicKey {
     }
 }
 
-const KTY: i64 = 1;
-const ALG: i64 = 3;
-const CRV: i64 = -1;
-const X: i64 = -2;
-const Y: i64 = -3;
+/// COSE_Key labels (RFC 9052 §7.1, RFC 9053 §7.1.1) and the values fido2d uses, shared with
+/// the PIN protocols' key agreement key (`wire::key_agreement`).
+pub(crate) const KTY: i64 = 1;
+pub(crate) const ALG: i64 = 3;
+pub(crate) const CRV: i64 = -1;
+pub(crate) const X: i64 = -2;
+pub(crate) const Y: i64 = -3;
 const KTY_OKP: i64 = 1;
-const KTY_EC2: i64 = 2;
-const CRV_P256: i64 = 1;
+pub(crate) const KTY_EC2: i64 = 2;
+pub(crate) const CRV_P256: i64 = 1;
 const CRV_ED25519: i64 = 6;
 
 /// Encodes a public key as a canonical COSE_Key map.

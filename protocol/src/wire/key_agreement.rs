@@ -6,16 +6,9 @@
 use ciborium::Value;
 
 use crate::cbor;
+use crate::cose::{ALG, CRV, CRV_P256, KTY, KTY_EC2, X, Y};
 use crate::status::StatusCode;
 
-/// COSE_Key labels (RFC 9052 §7.1, RFC 9053 §7.1.1).
-const LABEL_KTY: i128 = 1;
-const LABEL_ALG: i128 = 3;
-const LABEL_CRV: i128 = -1;
-const LABEL_X: i128 = -2;
-const LABEL_Y: i128 = -3;
-const KTY_EC2: i64 = 2;
-const CRV_P256: i64 = 1;
 /// ECDH-ES + HKDF-256: the algorithm CTAP names for the key agreement key of both protocols.
 const ALG_ECDH_ES_HKDF_256: i64 = -25;
 
@@ -43,14 +36,15 @@ impl KeyAgreementPublicKey {
             let Value::Integer(label) = label else {
                 return Err(StatusCode::CborUnexpectedType);
             };
-            match i128::from(label) {
-                LABEL_KTY => kty = Some(cbor::into_int(value)?),
-                LABEL_ALG => {
+            // A label beyond i64 is none of COSE's: ignored, as any unknown label.
+            match i64::try_from(label) {
+                Ok(KTY) => kty = Some(cbor::into_int(value)?),
+                Ok(ALG) => {
                     cbor::into_int(value)?;
                 }
-                LABEL_CRV => crv = Some(cbor::into_int(value)?),
-                LABEL_X => x = Some(cbor::into_bytes(value)?),
-                LABEL_Y => y = Some(cbor::into_bytes(value)?),
+                Ok(CRV) => crv = Some(cbor::into_int(value)?),
+                Ok(X) => x = Some(cbor::into_bytes(value)?),
+                Ok(Y) => y = Some(cbor::into_bytes(value)?),
                 _ => {}
             }
         }
@@ -70,11 +64,11 @@ impl KeyAgreementPublicKey {
     pub fn to_cbor(&self) -> Value {
         let int = |i: i64| Value::Integer(i.into());
         Value::Map(vec![
-            (int(1), int(KTY_EC2)),
-            (int(3), int(ALG_ECDH_ES_HKDF_256)),
-            (int(-1), int(CRV_P256)),
-            (int(-2), Value::Bytes(self.x.to_vec())),
-            (int(-3), Value::Bytes(self.y.to_vec())),
+            (int(KTY), int(KTY_EC2)),
+            (int(ALG), int(ALG_ECDH_ES_HKDF_256)),
+            (int(CRV), int(CRV_P256)),
+            (int(X), Value::Bytes(self.x.to_vec())),
+            (int(Y), Value::Bytes(self.y.to_vec())),
         ])
     }
 }
