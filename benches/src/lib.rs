@@ -78,10 +78,7 @@ pub fn tpm_authenticator(dir: &std::path::Path, tcti: &str) -> TpmAuthenticator 
 pub fn make_credential_request(rp: &str, user_id: &[u8], alg: i64, rk: bool) -> Vec<u8> {
     let mut request = MakeCredentialRequest::new(
         vec![0xcd; 32],
-        PublicKeyCredentialRpEntity {
-            id: rp.into(),
-            name: None,
-        },
+        PublicKeyCredentialRpEntity::with_id(rp),
         PublicKeyCredentialUserEntity {
             id: user_id.to_vec(),
             name: Some("bench".into()),

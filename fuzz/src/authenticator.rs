@@ -386,10 +386,7 @@ impl<K: Keystore> Harness<K> {
         let option = |bit: u8| (flags & (1 << bit) != 0).then_some(flags & (2 << bit) != 0);
         let mut request = MakeCredentialRequest::new(
             cdh.to_vec(),
-            PublicKeyCredentialRpEntity {
-                id: rp.into(),
-                name: None,
-            },
+            PublicKeyCredentialRpEntity::with_id(rp),
             PublicKeyCredentialUserEntity {
                 id: vec![user; 8],
                 name: Some(format!("user{user}")),

@@ -550,15 +550,8 @@ impl Harness {
         let (param, genuine) = self.mac(protocol, choice, &cdh);
         let mut request = MakeCredentialRequest::new(
             cdh.to_vec(),
-            PublicKeyCredentialRpEntity {
-                id: rp.into(),
-                name: None,
-            },
-            PublicKeyCredentialUserEntity {
-                id: vec![1, 2],
-                name: None,
-                display_name: None,
-            },
+            PublicKeyCredentialRpEntity::with_id(rp),
+            PublicKeyCredentialUserEntity::with_handle(vec![1, 2]),
             vec![PublicKeyCredentialParameters::public_key(-7)],
         );
         request.pin_uv_auth_param = Some(param);

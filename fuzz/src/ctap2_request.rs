@@ -71,14 +71,8 @@ fn populated<K: Keystore>(keystore: K) -> Fixture<K> {
 pub fn make_credential(rp: &str, user: &[u8], alg: i64, rk: bool) -> Vec<u8> {
     let mut request = MakeCredentialRequest::new(
         vec![0xcd; 32],
-        PublicKeyCredentialRpEntity {
-            id: rp.into(),
-            name: None,
-        },
-        PublicKeyCredentialUserEntity {
-            id: user.to_vec(),
-            ..Default::default()
-        },
+        PublicKeyCredentialRpEntity::with_id(rp),
+        PublicKeyCredentialUserEntity::with_handle(user.to_vec()),
         vec![PublicKeyCredentialParameters::public_key(alg)],
     );
     if rk {

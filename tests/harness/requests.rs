@@ -15,14 +15,8 @@ const CLIENT_DATA_HASH: [u8; 32] = [0xcd; 32];
 pub fn make_credential_es256(rp: &str, user: &[u8], rk: bool) -> Vec<u8> {
     let mut request = MakeCredentialRequest::new(
         CLIENT_DATA_HASH.to_vec(),
-        PublicKeyCredentialRpEntity {
-            id: rp.into(),
-            name: None,
-        },
-        PublicKeyCredentialUserEntity {
-            id: user.to_vec(),
-            ..Default::default()
-        },
+        PublicKeyCredentialRpEntity::with_id(rp),
+        PublicKeyCredentialUserEntity::with_handle(user.to_vec()),
         vec![PublicKeyCredentialParameters::public_key(
             protocol::cose::ALG_ES256,
         )],

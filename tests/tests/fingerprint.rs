@@ -186,14 +186,8 @@ fn the_owners_finger_is_the_touch_and_an_eager_agent_approves_nothing() {
 fn make_credential_with_uv(rp: &str) -> Vec<u8> {
     let mut request = MakeCredentialRequest::new(
         vec![0xcd; 32],
-        PublicKeyCredentialRpEntity {
-            id: rp.into(),
-            name: None,
-        },
-        PublicKeyCredentialUserEntity {
-            id: b"uv".to_vec(),
-            ..Default::default()
-        },
+        PublicKeyCredentialRpEntity::with_id(rp),
+        PublicKeyCredentialUserEntity::with_handle(b"uv".to_vec()),
         vec![PublicKeyCredentialParameters::public_key(
             protocol::cose::ALG_ES256,
         )],

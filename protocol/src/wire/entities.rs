@@ -25,6 +25,14 @@ pub struct PublicKeyCredentialRpEntity {
 }
 
 impl PublicKeyCredentialRpEntity {
+    /// An RP named by its ID alone.
+    pub fn with_id(id: &str) -> Self {
+        PublicKeyCredentialRpEntity {
+            id: id.into(),
+            name: None,
+        }
+    }
+
     pub fn decode(value: Value) -> Result<Self, StatusCode> {
         let mut map = into_text_map(value)?;
         let id = into_text(take_field(&mut map, "id").ok_or(StatusCode::MissingParameter)?)?;
@@ -51,6 +59,14 @@ pub struct PublicKeyCredentialUserEntity {
 }
 
 impl PublicKeyCredentialUserEntity {
+    /// A user named by the handle alone.
+    pub fn with_handle(id: Vec<u8>) -> Self {
+        PublicKeyCredentialUserEntity {
+            id,
+            ..Default::default()
+        }
+    }
+
     pub fn decode(value: Value) -> Result<Self, StatusCode> {
         let mut map = into_text_map(value)?;
         let id = into_bytes(take_field(&mut map, "id").ok_or(StatusCode::MissingParameter)?)?;
